@@ -1,0 +1,5 @@
+import sys
+
+from wonderq.cli import main
+
+sys.exit(main())

@@ -1,0 +1,96 @@
+"""Errors shared by the broker, its storage backends and (later) its clients.
+
+Every error a client can cause maps to one HTTP status and one stable code, sent
+as ``{"error": {"code": ..., "message": ...}}``::
+
+    WonderQError                      500  internal_error
+     ├── BadRequest                   400  bad_request
+     │    └── InvalidParameter        400  invalid_parameter
+     ├── NotFound                     404  not_found
+     │    ├── QueueNotFound           404  queue_not_found
+     │    └── MessageNotFound         404  message_not_found
+     ├── MethodNotAllowed             405  method_not_allowed
+     ├── Conflict                     409  conflict
+     │    ├── QueueExists             409  queue_exists
+     │    └── StaleToken              409  stale_token
+     ├── PayloadTooLarge              413  payload_too_large
+     └── Unavailable                  503  unavailable
+
+Backends raise these (they know whether a queue exists); the HTTP edge raises
+the 400s while validating input. Anything else escaping a handler is a bug and
+is answered with a bare 500 and logged, never with its traceback.
+"""
+
+from __future__ import annotations
+
+
+class WonderQError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str = "internal error") -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, dict[str, str]]:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+class BadRequest(WonderQError):
+    status = 400
+    code = "bad_request"
+
+
+class InvalidParameter(BadRequest):
+    code = "invalid_parameter"
+
+
+class NotFound(WonderQError):
+    status = 404
+    code = "not_found"
+
+
+class QueueNotFound(NotFound):
+    code = "queue_not_found"
+
+
+class MessageNotFound(NotFound):
+    code = "message_not_found"
+
+
+class MethodNotAllowed(WonderQError):
+    status = 405
+    code = "method_not_allowed"
+
+
+class Conflict(WonderQError):
+    status = 409
+    code = "conflict"
+
+
+class QueueExists(Conflict):
+    code = "queue_exists"
+
+
+class StaleToken(Conflict):
+    code = "stale_token"
+
+
+class PayloadTooLarge(WonderQError):
+    status = 413
+    code = "payload_too_large"
+
+
+class Unavailable(WonderQError):
+    status = 503
+    code = "unavailable"
+
+
+BY_CODE: dict[str, type[WonderQError]] = {
+    cls.code: cls
+    for cls in (
+        WonderQError, BadRequest, InvalidParameter, NotFound, QueueNotFound,
+        MessageNotFound, MethodNotAllowed, Conflict, QueueExists, StaleToken,
+        PayloadTooLarge, Unavailable,
+    )
+}

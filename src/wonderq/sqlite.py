@@ -1,0 +1,291 @@
+"""The SQLite backend: one file, one writer thread, group commit.
+
+Every write (send, claim, delete, visibility change, purge) becomes an *op*
+queued on the event loop. One flusher hands all ops queued so far to the writer
+thread, which runs them in a single ``BEGIN IMMEDIATE … COMMIT``; then each
+caller gets its result. While one batch is being committed (and fsynced, with
+durability ``full``), the next one gathers, so many concurrent requests share
+one fsync. Reads (peeks, stats) run on a second connection and thread and never
+wait for the writer (WAL mode).
+
+Several processes may share the file (``--cluster``): SQLite's write lock
+serialises their transactions, each claim is a single ``UPDATE … RETURNING``
+inside one, and :class:`~wonderq.siblings.Siblings` carries wake-ups between them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from wonderq import sqlite_ops as ops
+from wonderq.backend import (
+    Backend,
+    Claim,
+    Message,
+    NewMessage,
+    Queue,
+    QueueAttributes,
+    QueueRef,
+    QueueStats,
+    now_ms,
+)
+from wonderq.errors import Unavailable, WonderQError
+from wonderq.settings import Settings
+from wonderq.siblings import Siblings
+
+log = logging.getLogger("wonderq.sqlite")
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS queues (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    visibility_timeout INTEGER NOT NULL,
+    delay_seconds INTEGER NOT NULL,
+    retention_seconds INTEGER NOT NULL,
+    max_message_size INTEGER NOT NULL,
+    redrive_target TEXT,
+    max_receive_count INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    uuid TEXT NOT NULL,
+    queue_id INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    visible_at INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    first_received_at INTEGER,
+    token TEXT,
+    attributes TEXT,
+    group_id TEXT,
+    dedup_id TEXT
+);
+CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue_id, visible_at);
+CREATE INDEX IF NOT EXISTS messages_age ON messages (queue_id, created_at);
+"""
+RETRY_BUSY = 600  # BEGIN attempts (each waits busy_timeout) before giving up
+EXPIRE_CHUNK = 5000
+
+
+@dataclass(slots=True)
+class _Op:
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    future: asyncio.Future[Any]
+
+
+@dataclass(slots=True)
+class Txn:
+    """What an op sees: the writer connection, the batch's clock, and a list
+    of ``(queue_id, n)`` wake-ups to deliver after the commit."""
+
+    conn: sqlite3.Connection
+    now: int
+    woken: list[tuple[int, int]] = field(default_factory=list)
+
+
+class SqliteBackend(Backend):
+    def __init__(self, path: str, settings: Settings) -> None:
+        super().__init__()
+        self.path = path
+        self.settings = settings
+        self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="wonderq-writer")
+        self._reader_thread = ThreadPoolExecutor(1, thread_name_prefix="wonderq-reader")
+        self._writer: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._pending: list[_Op] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._siblings = Siblings(path, self.waiters.notify)
+
+    # -- life cycle ---------------------------------------------------------
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._writer = await loop.run_in_executor(self._writer_thread, self._connect, True)
+        self._reader = await loop.run_in_executor(self._reader_thread, self._connect, False)
+        self._siblings.start()
+        self._sweeper = loop.create_task(self._sweep())
+
+    def _connect(self, writer: bool) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 100")
+        if writer:
+            conn.execute("PRAGMA journal_mode = WAL")
+            self._begin(conn)
+            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        sync = "FULL" if self.settings.durability == "full" else "NORMAL"
+        conn.execute(f"PRAGMA synchronous = {sync}")
+        conn.execute("PRAGMA cache_size = -16000")
+        return conn
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        while self._flusher is not None:
+            await asyncio.sleep(0.001)
+        self._siblings.close()
+        for thread, conn in ((self._writer_thread, self._writer), (self._reader_thread, self._reader)):
+            if conn is not None:
+                thread.submit(conn.close).result()
+            thread.shutdown()
+
+    async def ping(self) -> None:
+        await self._read(lambda c: c.execute("SELECT 1").fetchone())
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.retention_interval)
+            try:
+                removed = await self.expire()
+                if removed:
+                    log.info("retention removed %d messages", removed)
+            except Exception:
+                log.exception("retention sweep failed")
+
+    # -- the writer: group commit ---------------------------------------------
+
+    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._pending.append(_Op(fn, args, future))
+        if self._flusher is None:
+            self._flusher = loop.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    results, woken = await loop.run_in_executor(
+                        self._writer_thread, self._run_batch, batch
+                    )
+                except Exception as exc:  # the database itself failed
+                    log.exception("write batch failed")
+                    error = Unavailable(f"database unavailable: {exc}")
+                    results, woken = [(False, error)] * len(batch), []
+                for op, (ok, value) in zip(batch, results, strict=True):
+                    if not op.future.done():
+                        if ok:
+                            op.future.set_result(value)
+                        else:
+                            op.future.set_exception(value)
+                for queue_id, n in woken:
+                    self.waiters.notify(queue_id, n)
+                self._siblings.send(woken)
+        finally:
+            self._flusher = None
+
+    def _run_batch(self, batch: list[_Op]) -> tuple[list[tuple[bool, Any]], list[tuple[int, int]]]:
+        """Writer thread: run every op of the batch in one transaction."""
+        assert self._writer is not None
+        conn = self._writer
+        self._begin(conn)
+        txn = Txn(conn, now_ms())
+        results: list[tuple[bool, Any]] = []
+        try:
+            for op in batch:
+                try:
+                    results.append((True, op.fn(txn, *op.args)))
+                except WonderQError as exc:
+                    results.append((False, exc))
+            conn.execute("COMMIT")
+        except Exception:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if len(batch) == 1:
+                raise
+            # Isolate the op that broke the transaction: run each alone.
+            results, woken = [], []
+            for op in batch:
+                try:
+                    result, op_woken = self._run_batch([op])
+                except Exception:
+                    log.exception("write failed")
+                    result, op_woken = [(False, WonderQError())], []
+                results += result
+                woken += op_woken
+            return results, woken
+        return results, txn.woken
+
+    @staticmethod
+    def _begin(conn: sqlite3.Connection) -> None:
+        """BEGIN IMMEDIATE, waiting out other processes' write locks."""
+        for attempt in range(RETRY_BUSY):
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                time.sleep(0.0005 * min(attempt + 1, 10))
+        raise Unavailable("database is busy, try again")
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        assert self._reader is not None
+        reader = self._reader
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._reader_thread, fn, reader)
+        except sqlite3.OperationalError as exc:
+            raise Unavailable(f"database unavailable: {exc}") from exc
+
+    # -- the verbs --------------------------------------------------------------
+
+    async def create_queue(self, name: str, attributes: QueueAttributes) -> Queue:
+        return await self._write(ops.create_queue, name, attributes)
+
+    async def get_queue(self, ref: QueueRef) -> Queue:
+        return await self._read(lambda conn: ops.resolve(conn, ref))
+
+    async def list_queues(self) -> list[Queue]:
+        return await self._read(ops.list_queues)
+
+    async def delete_queue(self, ref: QueueRef) -> None:
+        await self._write(ops.delete_queue, ref)
+
+    async def purge(self, ref: QueueRef) -> int:
+        return await self._write(ops.purge, ref)
+
+    async def send_batch(self, ref: QueueRef, messages: Sequence[NewMessage]) -> list[Message]:
+        return await self._write(ops.send_batch, ref, messages)
+
+    async def claim(self, ref: QueueRef, size: int, visibility_timeout: int) -> Claim:
+        return await self._write(ops.claim, ref, size, visibility_timeout)
+
+    async def delete(self, message_id: int, token: str | None = None) -> None:
+        await self._write(ops.delete, message_id, token)
+
+    async def change_visibility(self, message_id: int, token: str, visibility_timeout: int) -> Message:
+        return await self._write(ops.change_visibility, message_id, token, visibility_timeout)
+
+    async def peek(self, ref: QueueRef, size: int, after_id: int = 0) -> list[Message]:
+        return await self._read(lambda conn: ops.peek(conn, ref, size, after_id))
+
+    async def stats(self) -> list[QueueStats]:
+        return await self._read(lambda conn: ops.stats(conn, now_ms()))
+
+    async def expire(self) -> int:
+        total = 0
+        while True:
+            removed = await self._write(ops.expire, EXPIRE_CHUNK)
+            total += removed
+            if removed < EXPIRE_CHUNK:
+                return total
