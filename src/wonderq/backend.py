@@ -20,6 +20,7 @@ A queue argument (``ref``) is a queue id (``int``) or name (``str``).
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,17 @@ SAFETY_POLL = 1.0
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def uuid4s(n: int) -> list[str]:
+    """``n`` random (version 4) UUIDs, from one read of the OS's randomness."""
+    raw = bytearray(os.urandom(16 * n))
+    for i in range(6, 16 * n, 16):
+        raw[i] = (raw[i] & 0x0F) | 0x40  # version 4
+        raw[i + 2] = (raw[i + 2] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return [f"{h[j:j + 8]}-{h[j + 8:j + 12]}-{h[j + 12:j + 16]}-{h[j + 16:j + 20]}-{h[j + 20:j + 32]}"
+            for j in range(0, 32 * n, 32)]
 
 
 @dataclass(frozen=True, slots=True)

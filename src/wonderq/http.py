@@ -96,13 +96,16 @@ class Route:
     method: str
     path: str  # literal segments and {name} placeholders
     handler: Handler
+    parts: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "parts", tuple(self.path.strip("/").split("/")))
 
     def match(self, parts: list[str]) -> dict[str, str] | None:
-        pattern = self.path.strip("/").split("/")
-        if len(pattern) != len(parts):
+        if len(self.parts) != len(parts):
             return None
         args = {}
-        for want, got in zip(pattern, parts, strict=True):
+        for want, got in zip(self.parts, parts, strict=True):
             if want.startswith("{"):
                 args[want[1:-1]] = got
             elif want != got:

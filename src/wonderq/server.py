@@ -39,7 +39,7 @@ def uvicorn_config(app: Any, settings: Settings, port: int) -> uvicorn.Config:
         lifespan="on", log_level=settings.log_level,
         access_log=settings.log_level in ("info", "debug"),
         backlog=BACKLOG, timeout_keep_alive=75, timeout_graceful_shutdown=3,
-        server_header=False, date_header=False,
+        server_header=False, date_header=False, proxy_headers=False,
     )
 
 

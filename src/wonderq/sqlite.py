@@ -56,8 +56,10 @@ CREATE TABLE IF NOT EXISTS queues (
     redrive_target TEXT,
     max_receive_count INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sequence (next_id INTEGER NOT NULL);
+INSERT INTO sequence SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM sequence);
 CREATE TABLE IF NOT EXISTS messages (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     uuid TEXT NOT NULL,
     queue_id INTEGER NOT NULL,
     body TEXT NOT NULL,
@@ -73,6 +75,8 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue_id, visible_at);
 CREATE INDEX IF NOT EXISTS messages_age ON messages (queue_id, created_at);
 """
+CHECKPOINT_INTERVAL = 0.25  # seconds
+WAL_LIMIT_PAGES = 16_384  # past this (64 MiB) a checkpoint also truncates the WAL
 RETRY_BUSY = 600  # BEGIN attempts (each waits busy_timeout) before giving up
 EXPIRE_CHUNK = 5000
 
@@ -86,12 +90,28 @@ class _Op:
 
 @dataclass(slots=True)
 class Txn:
-    """What an op sees: the writer connection, the batch's clock, and a list
-    of ``(queue_id, n)`` wake-ups to deliver after the commit."""
+    """What an op sees: the writer connection, the batch's clock, a list of
+    ``(queue_id, n)`` wake-ups to deliver after the commit, and message ids.
+
+    Message ids come from the one-row ``sequence`` table, read at most once
+    and written back once per transaction: monotonic and never reused, like
+    AUTOINCREMENT, without its bookkeeping on every insert.
+    """
 
     conn: sqlite3.Connection
     now: int
     woken: list[tuple[int, int]] = field(default_factory=list)
+    next_id: int = 0  # 0: not read yet in this transaction
+
+    def take_ids(self, n: int) -> range:
+        if not self.next_id:
+            self.next_id = self.conn.execute("SELECT next_id FROM sequence").fetchone()[0]
+        start, self.next_id = self.next_id, self.next_id + n
+        return range(start, self.next_id)
+
+    def finish(self) -> None:
+        if self.next_id:
+            self.conn.execute("UPDATE sequence SET next_id = ?", (self.next_id,))
 
 
 class SqliteBackend(Backend):
@@ -101,11 +121,15 @@ class SqliteBackend(Backend):
         self.settings = settings
         self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="wonderq-writer")
         self._reader_thread = ThreadPoolExecutor(1, thread_name_prefix="wonderq-reader")
+        self._checkpoint_thread = ThreadPoolExecutor(1, thread_name_prefix="wonderq-checkpoint")
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
+        self._checkpointer: sqlite3.Connection | None = None
+        self._commits = 0
         self._pending: list[_Op] = []
         self._flusher: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._checkpoints: asyncio.Task[None] | None = None
         self._siblings = Siblings(path, self.waiters.notify)
 
     # -- life cycle ---------------------------------------------------------
@@ -114,8 +138,10 @@ class SqliteBackend(Backend):
         loop = asyncio.get_running_loop()
         self._writer = await loop.run_in_executor(self._writer_thread, self._connect, True)
         self._reader = await loop.run_in_executor(self._reader_thread, self._connect, False)
+        self._checkpointer = await loop.run_in_executor(self._checkpoint_thread, self._connect, False)
         self._siblings.start()
         self._sweeper = loop.create_task(self._sweep())
+        self._checkpoints = loop.create_task(self._checkpoint())
 
     def _connect(self, writer: bool) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -129,18 +155,24 @@ class SqliteBackend(Backend):
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
+            conn.execute("PRAGMA wal_autocheckpoint = 0")  # see _checkpoint
         sync = "FULL" if self.settings.durability == "full" else "NORMAL"
         conn.execute(f"PRAGMA synchronous = {sync}")
         conn.execute("PRAGMA cache_size = -16000")
         return conn
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        for task in (self._sweeper, self._checkpoints):
+            if task is not None:
+                task.cancel()
         while self._flusher is not None:
             await asyncio.sleep(0.001)
         self._siblings.close()
-        for thread, conn in ((self._writer_thread, self._writer), (self._reader_thread, self._reader)):
+        for thread, conn in (
+            (self._writer_thread, self._writer),
+            (self._reader_thread, self._reader),
+            (self._checkpoint_thread, self._checkpointer),
+        ):
             if conn is not None:
                 thread.submit(conn.close).result()
             thread.shutdown()
@@ -157,6 +189,31 @@ class SqliteBackend(Backend):
                     log.info("retention removed %d messages", removed)
             except Exception:
                 log.exception("retention sweep failed")
+
+    async def _checkpoint(self) -> None:
+        """Copy committed WAL pages into the database on a thread of its own.
+
+        The writer's automatic checkpoint is off, so no commit ever waits for
+        the database file to be written and fsynced; commits and checkpoints
+        overlap instead. A WAL grown past WAL_LIMIT_PAGES is truncated.
+        """
+        loop = asyncio.get_running_loop()
+        seen = 0
+        while True:
+            await asyncio.sleep(CHECKPOINT_INTERVAL)
+            if self._commits == seen:
+                continue
+            seen = self._commits
+            try:
+                await loop.run_in_executor(self._checkpoint_thread, self._run_checkpoint)
+            except sqlite3.Error:
+                log.exception("checkpoint failed")
+
+    def _run_checkpoint(self) -> None:
+        assert self._checkpointer is not None
+        _, wal_pages, _ = self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if wal_pages > WAL_LIMIT_PAGES:
+            self._checkpointer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # -- the writer: group commit ---------------------------------------------
 
@@ -187,6 +244,7 @@ class SqliteBackend(Backend):
                             op.future.set_result(value)
                         else:
                             op.future.set_exception(value)
+                self._commits += 1
                 for queue_id, n in woken:
                     self.waiters.notify(queue_id, n)
                 self._siblings.send(woken)
@@ -206,6 +264,7 @@ class SqliteBackend(Backend):
                     results.append((True, op.fn(txn, *op.args)))
                 except WonderQError as exc:
                     results.append((False, exc))
+            txn.finish()
             conn.execute("COMMIT")
         except Exception:
             if conn.in_transaction:

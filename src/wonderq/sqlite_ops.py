@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
-import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,7 @@ from wonderq.backend import (
     QueueAttributes,
     QueueRef,
     QueueStats,
+    uuid4s,
 )
 from wonderq.errors import MessageNotFound, PayloadTooLarge, QueueExists, QueueNotFound, StaleToken
 
@@ -92,32 +92,31 @@ def purge(txn: Txn, ref: QueueRef) -> int:
 
 
 INSERT_MESSAGE = (
-    "INSERT INTO messages (uuid, queue_id, body, created_at, visible_at,"
-    " attributes, group_id, dedup_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO messages (id, uuid, queue_id, body, created_at, visible_at,"
+    " attributes, group_id, dedup_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
 def send_batch(txn: Txn, ref: QueueRef, messages: Sequence[NewMessage]) -> list[Message]:
     queue = resolve(txn.conn, ref)
-    limit = queue.attributes.max_message_size
+    limit, default_delay = queue.attributes.max_message_size, queue.attributes.delay_seconds
     for m in messages:
         if len(m.body) * 4 > limit and len(m.body.encode()) > limit:
             raise PayloadTooLarge(f"message body is over the queue's limit of {limit} bytes")
-    cursor = txn.conn.cursor()
-    sent, visible_now = [], 0
-    for m in messages:
-        delay = queue.attributes.delay_seconds if m.delay_seconds is None else m.delay_seconds
-        visible_at = txn.now + delay * 1000
-        message_id = str(uuid.uuid4())
-        cursor.execute(INSERT_MESSAGE, (
-            message_id, queue.id, m.body, txn.now, visible_at, m.attributes, m.group_id, m.dedup_id,
-        ))
-        assert cursor.lastrowid is not None
-        sent.append(Message(
-            cursor.lastrowid, message_id, queue.id, m.body, txn.now, visible_at,
+    now = txn.now
+    sent = [
+        Message(
+            id, uuid, queue.id, m.body, now,
+            now + 1000 * (default_delay if m.delay_seconds is None else m.delay_seconds),
             attributes=m.attributes, group_id=m.group_id, dedup_id=m.dedup_id,
-        ))
-        visible_now += delay == 0
+        )
+        for id, uuid, m in zip(txn.take_ids(len(messages)), uuid4s(len(messages)), messages, strict=True)
+    ]
+    txn.conn.executemany(INSERT_MESSAGE, [
+        (m.id, m.message_id, m.queue_id, m.body, now, m.visible_at, m.attributes, m.group_id, m.dedup_id)
+        for m in sent
+    ])
+    visible_now = sum(m.visible_at == now for m in sent)
     txn.woken.append((queue.id, visible_now or 1))  # 1: wake someone to re-time
     return sent
 
