@@ -45,7 +45,8 @@ async def drain(urls: list[str], queue: str, consumers: int, expected: int) -> C
             assert r.status_code == 200, r.text
             for m in r.json():
                 seen[m["id"]] += 1
-                d = await client.delete(f"/messages/{m['id']}", params={"reservation_token": m["reservation_token"]})
+                token = {"reservation_token": m["reservation_token"]}
+                d = await client.delete(f"/messages/{m['id']}", params=token)
                 assert d.status_code == 200, d.text
             if not r.json() and sum(seen.values()) >= expected:
                 return
@@ -197,7 +198,9 @@ async def test_long_poll_wakes_across_processes(broker_factory: type[BrokerProce
     assert float(box["at"]) - sent_at < 0.5  # type: ignore[arg-type]
 
 
-async def test_cluster_once_only_and_no_lock_errors(broker_factory: type[BrokerProcess], tmp_path: Path) -> None:
+async def test_cluster_once_only_and_no_lock_errors(
+    broker_factory: type[BrokerProcess], tmp_path: Path
+) -> None:
     broker = broker_factory(tmp_path / "cluster.db", "--cluster", "2").start()
     assert len(broker.children()) == 2
     async with async_client(broker.url, 600) as client:

@@ -147,7 +147,8 @@ class Backend:
         raise NotImplementedError
 
     async def create_queue(self, name: str, attributes: QueueAttributes) -> Queue:
-        """Create a queue. Raise QueueExists if the name is taken."""
+        """Create a queue. Raise QueueExists if the name is taken, or
+        InvalidParameter if its ``redrive_target`` names no queue."""
         raise NotImplementedError
 
     async def get_queue(self, ref: QueueRef) -> Queue:
@@ -179,10 +180,11 @@ class Backend:
         """Store one message: :meth:`send_batch` of one."""
         return (await self.send_batch(ref, [message]))[0]
 
-    async def claim(self, ref: QueueRef, size: int, visibility_timeout: int) -> Claim:
+    async def claim(self, ref: QueueRef, size: int, visibility_timeout: int | None) -> Claim:
         """Hand out up to ``size`` visible messages, oldest visible first.
 
-        Atomically, for each: ``visible_at`` = now + visibility_timeout, a new
+        Atomically, for each: ``visible_at`` = now + visibility_timeout (the
+        queue's own when None), a new
         unique ``token``, ``receive_count`` + 1, ``first_received_at`` set on the
         first receive. No message is handed out twice while its ``visible_at``
         is in the future, whatever the number of concurrent claimers,
@@ -224,7 +226,7 @@ class Backend:
         self,
         ref: QueueRef,
         size: int,
-        visibility_timeout: int,
+        visibility_timeout: int | None,
         wait_seconds: float,
         watch: Callable[[], asyncio.Future[None]] | None = None,
     ) -> list[Message]:

@@ -22,16 +22,27 @@ from wonderq.backend import (
     open_backend,
 )
 from wonderq.errors import InvalidParameter
-from wonderq.http import Request, Route, integer, path_id, path_queue, queue_name, queue_ref, string
+from wonderq.http import (
+    Request,
+    Route,
+    integer,
+    optional_integer,
+    path_id,
+    path_queue,
+    queue_name,
+    queue_ref,
+    string,
+)
 from wonderq.settings import Settings
 
 MAX_BATCH = 10
 MAX_WAIT = 20
 MAX_VISIBILITY = 43_200
+MAX_DELAY = 900
 # (attribute, low, high) for POST /queues, as in SQS.
 QUEUE_BOUNDS = (
     ("visibility_timeout", 0, MAX_VISIBILITY),
-    ("delay_seconds", 0, 900),
+    ("delay_seconds", 0, MAX_DELAY),
     ("retention_seconds", 60, 1_209_600),
     ("max_message_size", 1024, 1_048_576),
     ("max_receive_count", 0, 1000),
@@ -109,6 +120,8 @@ class Broker(http.App):
     async def create_queue(self, req: Request) -> tuple[int, Any]:
         p = req.params
         name = queue_name(p.get("name"))
+        if name.isdigit():
+            raise InvalidParameter("a queue name cannot be all digits: in paths it would read as an id")
         values: dict[str, Any] = {
             key: integer(p, key, getattr(DEFAULTS, key), low, high)
             for key, low, high in QUEUE_BOUNDS
@@ -116,6 +129,8 @@ class Broker(http.App):
         target = p.get("redrive_target")
         if target not in (None, ""):
             values["redrive_target"] = queue_name(target, "redrive_target")
+            if target == name:
+                raise InvalidParameter("a queue cannot be its own redrive_target")
         elif values["max_receive_count"]:
             raise InvalidParameter("max_receive_count needs a redrive_target")
         queue = await self.db.create_queue(name, QueueAttributes(**values))
@@ -155,7 +170,7 @@ class Broker(http.App):
     async def send(self, req: Request) -> tuple[int, Any]:
         p = req.params
         ref = queue_ref(p)
-        delay = integer(p, "delay_seconds", -1, 0, 900) if "delay_seconds" in p else None
+        delay = optional_integer(p, "delay_seconds", 0, MAX_DELAY)
         if "messages" in p:
             batch = p["messages"]
             if not isinstance(batch, list) or not 1 <= len(batch) <= MAX_BATCH:
@@ -172,7 +187,7 @@ class Broker(http.App):
         ref = queue_ref(p)
         size = integer(p, "size", 1, 1, MAX_BATCH)
         wait = integer(p, "wait_time", MAX_WAIT, 0, MAX_WAIT)
-        visibility = integer(p, "visibility_timeout", 30, 0, MAX_VISIBILITY)
+        visibility = optional_integer(p, "visibility_timeout", 0, MAX_VISIBILITY)  # None: the queue's
         messages = await self.db.receive(ref, size, visibility, wait, req.watch)
         return 200, [message_json(m) for m in messages]
 
@@ -202,9 +217,8 @@ class Broker(http.App):
 def new_message(item: Any, delay: int | None) -> NewMessage:
     if not isinstance(item, dict):
         raise InvalidParameter("each of messages must be an object with a body")
-    if "delay_seconds" in item:
-        delay = integer(item, "delay_seconds", 0, 0, 900)
-    return NewMessage(body(item), delay)
+    own = optional_integer(item, "delay_seconds", 0, MAX_DELAY)
+    return NewMessage(body(item), delay if own is None else own)
 
 
 def body(params: Any) -> str:

@@ -206,11 +206,20 @@ async def respond(send: Send, status: int, payload: Any) -> None:
 
 
 def integer(params: Mapping[str, Any], name: str, default: int | None, low: int, high: int) -> int:
+    """A required integer (``default`` None) or one with a default."""
+    value = optional_integer(params, name, low, high)
+    if value is not None:
+        return value
+    if default is None:
+        raise InvalidParameter(f"{name} is required")
+    return default
+
+
+def optional_integer(params: Mapping[str, Any], name: str, low: int, high: int) -> int | None:
+    """An integer within bounds, or None when absent, null or blank."""
     value = params.get(name)
     if value is None or value == "":
-        if default is None:
-            raise InvalidParameter(f"{name} is required")
-        return default
+        return None
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise InvalidParameter(f"{name} must be an integer")
     if isinstance(value, str):

@@ -86,6 +86,7 @@ class _Op:
     fn: Callable[..., Any]
     args: tuple[Any, ...]
     future: asyncio.Future[Any]
+    durable: bool  # must be fsynced before it is acknowledged (durability full)
 
 
 @dataclass(slots=True)
@@ -126,6 +127,7 @@ class SqliteBackend(Backend):
         self._reader: sqlite3.Connection | None = None
         self._checkpointer: sqlite3.Connection | None = None
         self._commits = 0
+        self._sync = ""  # the writer's current PRAGMA synchronous
         self._pending: list[_Op] = []
         self._flusher: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -217,10 +219,10 @@ class SqliteBackend(Backend):
 
     # -- the writer: group commit ---------------------------------------------
 
-    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _write(self, fn: Callable[..., T], *args: Any, durable: bool = False) -> T:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._pending.append(_Op(fn, args, future))
+        self._pending.append(_Op(fn, args, future, durable))
         if self._flusher is None:
             self._flusher = loop.create_task(self._flush())
         return await future
@@ -255,6 +257,7 @@ class SqliteBackend(Backend):
         """Writer thread: run every op of the batch in one transaction."""
         assert self._writer is not None
         conn = self._writer
+        self._set_sync(any(op.durable for op in batch))
         self._begin(conn)
         txn = Txn(conn, now_ms())
         results: list[tuple[bool, Any]] = []
@@ -284,6 +287,18 @@ class SqliteBackend(Backend):
             return results, woken
         return results, txn.woken
 
+    def _set_sync(self, durable: bool) -> None:
+        """fsync at commit only for batches holding a durable op (sends, queue
+        changes). Receipts and deletes commit without one: the next fsync (any
+        send's, or a checkpoint's) covers them, since the WAL is written in order.
+        A power loss may thus re-deliver a message, never lose one; a killed
+        process loses nothing at all (the OS holds the committed pages)."""
+        sync = "FULL" if durable and self.settings.durability == "full" else "NORMAL"
+        if sync != self._sync:
+            assert self._writer is not None
+            self._writer.execute(f"PRAGMA synchronous = {sync}")
+            self._sync = sync
+
     @staticmethod
     def _begin(conn: sqlite3.Connection) -> None:
         """BEGIN IMMEDIATE, waiting out other processes' write locks."""
@@ -309,7 +324,7 @@ class SqliteBackend(Backend):
     # -- the verbs --------------------------------------------------------------
 
     async def create_queue(self, name: str, attributes: QueueAttributes) -> Queue:
-        return await self._write(ops.create_queue, name, attributes)
+        return await self._write(ops.create_queue, name, attributes, durable=True)
 
     async def get_queue(self, ref: QueueRef) -> Queue:
         return await self._read(lambda conn: ops.resolve(conn, ref))
@@ -318,15 +333,15 @@ class SqliteBackend(Backend):
         return await self._read(ops.list_queues)
 
     async def delete_queue(self, ref: QueueRef) -> None:
-        await self._write(ops.delete_queue, ref)
+        await self._write(ops.delete_queue, ref, durable=True)
 
     async def purge(self, ref: QueueRef) -> int:
-        return await self._write(ops.purge, ref)
+        return await self._write(ops.purge, ref, durable=True)
 
     async def send_batch(self, ref: QueueRef, messages: Sequence[NewMessage]) -> list[Message]:
-        return await self._write(ops.send_batch, ref, messages)
+        return await self._write(ops.send_batch, ref, messages, durable=True)
 
-    async def claim(self, ref: QueueRef, size: int, visibility_timeout: int) -> Claim:
+    async def claim(self, ref: QueueRef, size: int, visibility_timeout: int | None) -> Claim:
         return await self._write(ops.claim, ref, size, visibility_timeout)
 
     async def delete(self, message_id: int, token: str | None = None) -> None:

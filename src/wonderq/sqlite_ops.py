@@ -23,7 +23,14 @@ from wonderq.backend import (
     QueueStats,
     uuid4s,
 )
-from wonderq.errors import MessageNotFound, PayloadTooLarge, QueueExists, QueueNotFound, StaleToken
+from wonderq.errors import (
+    InvalidParameter,
+    MessageNotFound,
+    PayloadTooLarge,
+    QueueExists,
+    QueueNotFound,
+    StaleToken,
+)
 
 if TYPE_CHECKING:
     from wonderq.sqlite import Txn
@@ -69,6 +76,8 @@ INSERT_QUEUE = (
 
 
 def create_queue(txn: Txn, name: str, a: QueueAttributes) -> Queue:
+    if a.redrive_target and not txn.conn.execute(SELECT_QUEUE_BY_NAME, (a.redrive_target,)).fetchone():
+        raise InvalidParameter(f"redrive_target {a.redrive_target!r} is not an existing queue")
     try:
         cursor = txn.conn.execute(INSERT_QUEUE, (
             name, txn.now, a.visibility_timeout, a.delay_seconds, a.retention_seconds,
@@ -136,8 +145,10 @@ NEXT_VISIBLE = "SELECT min(visible_at) FROM messages WHERE queue_id = ?"
 REDRIVE = "UPDATE messages SET queue_id = ?, visible_at = ?, token = NULL WHERE id = ?"
 
 
-def claim(txn: Txn, ref: QueueRef, size: int, visibility_timeout: int) -> Claim:
+def claim(txn: Txn, ref: QueueRef, size: int, visibility_timeout: int | None) -> Claim:
     queue = resolve(txn.conn, ref)
+    if visibility_timeout is None:
+        visibility_timeout = queue.attributes.visibility_timeout
     params = {
         "queue": queue.id, "now": txn.now, "size": size,
         "until": txn.now + visibility_timeout * 1000, "prefix": secrets.token_hex(8) + "-",
