@@ -198,7 +198,8 @@ async def read_body(receive: Receive) -> bytes:
 
 async def respond(send: Send, status: int, payload: Any) -> None:
     body = orjson.dumps(payload)
-    await send({"type": "http.response.start", "status": status, "headers": JSON_HEADERS})
+    headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -75,6 +75,9 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue_id, visible_at);
 CREATE INDEX IF NOT EXISTS messages_age ON messages (queue_id, created_at);
 """
+RESYNC_SEQUENCE = (
+    "UPDATE sequence SET next_id = max(next_id, (SELECT coalesce(max(id), 0) + 1 FROM messages))"
+)
 CHECKPOINT_INTERVAL = 0.25  # seconds
 WAL_LIMIT_PAGES = 16_384  # past this (64 MiB) a checkpoint also truncates the WAL
 RETRY_BUSY = 600  # BEGIN attempts (each waits busy_timeout) before giving up
@@ -156,6 +159,7 @@ class SqliteBackend(Backend):
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute(RESYNC_SEQUENCE)  # rows may have been written by other tools
             conn.execute("COMMIT")
             conn.execute("PRAGMA wal_autocheckpoint = 0")  # see _checkpoint
         sync = "FULL" if self.settings.durability == "full" else "NORMAL"
