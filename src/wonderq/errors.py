@@ -15,7 +15,10 @@ as ``{"error": {"code": ..., "message": ...}}``::
      │    └── StaleToken              409  stale_token
      ├── PayloadTooLarge              413  payload_too_large
      └── Unavailable                  503  unavailable
+          └── BrokerUnreachable       (client side: no answer at all)
 
+Clients raise the same classes, mapped back from the code in the envelope,
+plus :class:`BrokerUnreachable` when the broker cannot be reached at all.
 Backends raise these (they know whether a queue exists); the HTTP edge raises
 the 400s while validating input. Anything else escaping a handler is a bug and
 is answered with a bare 500 and logged, never with its traceback.
@@ -84,6 +87,10 @@ class PayloadTooLarge(WonderQError):
 class Unavailable(WonderQError):
     status = 503
     code = "unavailable"
+
+
+class BrokerUnreachable(Unavailable):
+    code = "broker_unreachable"
 
 
 BY_CODE: dict[str, type[WonderQError]] = {
