@@ -20,6 +20,7 @@ A queue argument (``ref``) is a queue id (``int``) or name (``str``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +32,7 @@ from wonderq.waiters import Waiters
 if TYPE_CHECKING:
     from wonderq.settings import Settings
 
+log = logging.getLogger("wonderq.backend")
 QueueRef = int | str
 
 DEFAULT_VISIBILITY_TIMEOUT = 30
@@ -219,8 +221,18 @@ class Backend:
 
     async def expire(self) -> int:
         """Delete messages older than their queue's retention; return how many.
-        Backends call it periodically themselves; tests call it directly."""
+        Backends call it periodically (:meth:`retention_loop`); tests directly."""
         raise NotImplementedError
+
+    async def retention_loop(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                removed = await self.expire()
+                if removed:
+                    log.info("retention removed %d messages", removed)
+            except Exception:
+                log.exception("retention sweep failed")
 
     async def receive(
         self,

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from wonderq import sqlite_ops as ops
 from wonderq.backend import (
@@ -36,6 +36,7 @@ from wonderq.backend import (
     QueueStats,
     now_ms,
 )
+from wonderq.batching import GroupCommit, Op, Results, Woken
 from wonderq.errors import Unavailable, WonderQError
 from wonderq.settings import Settings
 from wonderq.siblings import Siblings
@@ -85,14 +86,6 @@ EXPIRE_CHUNK = 5000
 
 
 @dataclass(slots=True)
-class _Op:
-    fn: Callable[..., Any]
-    args: tuple[Any, ...]
-    future: asyncio.Future[Any]
-    durable: bool  # must be fsynced before it is acknowledged (durability full)
-
-
-@dataclass(slots=True)
 class Txn:
     """What an op sees: the writer connection, the batch's clock, a list of
     ``(queue_id, n)`` wake-ups to deliver after the commit, and message ids.
@@ -129,10 +122,8 @@ class SqliteBackend(Backend):
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._checkpointer: sqlite3.Connection | None = None
-        self._commits = 0
         self._sync = ""  # the writer's current PRAGMA synchronous
-        self._pending: list[_Op] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._group = GroupCommit(self._run_in_writer, self._committed)
         self._sweeper: asyncio.Task[None] | None = None
         self._checkpoints: asyncio.Task[None] | None = None
         self._siblings = Siblings(path, self.waiters.notify)
@@ -145,7 +136,7 @@ class SqliteBackend(Backend):
         self._reader = await loop.run_in_executor(self._reader_thread, self._connect, False)
         self._checkpointer = await loop.run_in_executor(self._checkpoint_thread, self._connect, False)
         self._siblings.start()
-        self._sweeper = loop.create_task(self._sweep())
+        self._sweeper = loop.create_task(self.retention_loop(self.settings.retention_interval))
         self._checkpoints = loop.create_task(self._checkpoint())
 
     def _connect(self, writer: bool) -> sqlite3.Connection:
@@ -171,7 +162,7 @@ class SqliteBackend(Backend):
         for task in (self._sweeper, self._checkpoints):
             if task is not None:
                 task.cancel()
-        while self._flusher is not None:
+        while self._group.busy:
             await asyncio.sleep(0.001)
         self._siblings.close()
         for thread, conn in (
@@ -186,16 +177,6 @@ class SqliteBackend(Backend):
     async def ping(self) -> None:
         await self._read(lambda c: c.execute("SELECT 1").fetchone())
 
-    async def _sweep(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.retention_interval)
-            try:
-                removed = await self.expire()
-                if removed:
-                    log.info("retention removed %d messages", removed)
-            except Exception:
-                log.exception("retention sweep failed")
-
     async def _checkpoint(self) -> None:
         """Copy committed WAL pages into the database on a thread of its own.
 
@@ -207,9 +188,9 @@ class SqliteBackend(Backend):
         seen = 0
         while True:
             await asyncio.sleep(CHECKPOINT_INTERVAL)
-            if self._commits == seen:
+            if self._group.commits == seen:
                 continue
-            seen = self._commits
+            seen = self._group.commits
             try:
                 await loop.run_in_executor(self._checkpoint_thread, self._run_checkpoint)
             except sqlite3.Error:
@@ -223,48 +204,27 @@ class SqliteBackend(Backend):
 
     # -- the writer: group commit ---------------------------------------------
 
-    async def _write(self, fn: Callable[..., T], *args: Any, durable: bool = False) -> T:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._pending.append(_Op(fn, args, future, durable))
-        if self._flusher is None:
-            self._flusher = loop.create_task(self._flush())
-        return await future
-
-    async def _flush(self) -> None:
+    async def _run_in_writer(self, batch: list[Op]) -> tuple[Results, Woken]:
         loop = asyncio.get_running_loop()
         try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                try:
-                    results, woken = await loop.run_in_executor(
-                        self._writer_thread, self._run_batch, batch
-                    )
-                except Exception as exc:  # the database itself failed
-                    log.exception("write batch failed")
-                    error = Unavailable(f"database unavailable: {exc}")
-                    results, woken = [(False, error)] * len(batch), []
-                for op, (ok, value) in zip(batch, results, strict=True):
-                    if not op.future.done():
-                        if ok:
-                            op.future.set_result(value)
-                        else:
-                            op.future.set_exception(value)
-                self._commits += 1
-                for queue_id, n in woken:
-                    self.waiters.notify(queue_id, n)
-                self._siblings.send(woken)
-        finally:
-            self._flusher = None
+            return await loop.run_in_executor(self._writer_thread, self._run_batch, batch)
+        except sqlite3.OperationalError as exc:  # disk full, I/O error, locked for a minute
+            log.exception("write batch failed")
+            raise Unavailable(f"database unavailable: {exc}") from exc
 
-    def _run_batch(self, batch: list[_Op]) -> tuple[list[tuple[bool, Any]], list[tuple[int, int]]]:
+    def _committed(self, woken: Woken) -> None:
+        for queue_id, n in woken:
+            self.waiters.notify(queue_id, n)
+        self._siblings.send(woken)
+
+    def _run_batch(self, batch: list[Op]) -> tuple[Results, Woken]:
         """Writer thread: run every op of the batch in one transaction."""
         assert self._writer is not None
         conn = self._writer
         self._set_sync(any(op.durable for op in batch))
         self._begin(conn)
         txn = Txn(conn, now_ms())
-        results: list[tuple[bool, Any]] = []
+        results: Results = []
         try:
             for op in batch:
                 try:
@@ -273,22 +233,10 @@ class SqliteBackend(Backend):
                     results.append((False, exc))
             txn.finish()
             conn.execute("COMMIT")
-        except Exception:
+        except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            if len(batch) == 1:
-                raise
-            # Isolate the op that broke the transaction: run each alone.
-            results, woken = [], []
-            for op in batch:
-                try:
-                    result, op_woken = self._run_batch([op])
-                except Exception:
-                    log.exception("write failed")
-                    result, op_woken = [(False, WonderQError())], []
-                results += result
-                woken += op_woken
-            return results, woken
+            raise
         return results, txn.woken
 
     def _set_sync(self, durable: bool) -> None:
@@ -328,7 +276,7 @@ class SqliteBackend(Backend):
     # -- the verbs --------------------------------------------------------------
 
     async def create_queue(self, name: str, attributes: QueueAttributes) -> Queue:
-        return await self._write(ops.create_queue, name, attributes, durable=True)
+        return await self._group.submit(ops.create_queue, name, attributes, durable=True)
 
     async def get_queue(self, ref: QueueRef) -> Queue:
         return await self._read(lambda conn: ops.resolve(conn, ref))
@@ -337,22 +285,22 @@ class SqliteBackend(Backend):
         return await self._read(ops.list_queues)
 
     async def delete_queue(self, ref: QueueRef) -> None:
-        await self._write(ops.delete_queue, ref, durable=True)
+        await self._group.submit(ops.delete_queue, ref, durable=True)
 
     async def purge(self, ref: QueueRef) -> int:
-        return await self._write(ops.purge, ref, durable=True)
+        return await self._group.submit(ops.purge, ref, durable=True)
 
     async def send_batch(self, ref: QueueRef, messages: Sequence[NewMessage]) -> list[Message]:
-        return await self._write(ops.send_batch, ref, messages, durable=True)
+        return await self._group.submit(ops.send_batch, ref, messages, durable=True)
 
     async def claim(self, ref: QueueRef, size: int, visibility_timeout: int | None) -> Claim:
-        return await self._write(ops.claim, ref, size, visibility_timeout)
+        return await self._group.submit(ops.claim, ref, size, visibility_timeout)
 
     async def delete(self, message_id: int, token: str | None = None) -> None:
-        await self._write(ops.delete, message_id, token)
+        await self._group.submit(ops.delete, message_id, token)
 
     async def change_visibility(self, message_id: int, token: str, visibility_timeout: int) -> Message:
-        return await self._write(ops.change_visibility, message_id, token, visibility_timeout)
+        return await self._group.submit(ops.change_visibility, message_id, token, visibility_timeout)
 
     async def peek(self, ref: QueueRef, size: int, after_id: int = 0) -> list[Message]:
         return await self._read(lambda conn: ops.peek(conn, ref, size, after_id))
@@ -363,7 +311,7 @@ class SqliteBackend(Backend):
     async def expire(self) -> int:
         total = 0
         while True:
-            removed = await self._write(ops.expire, EXPIRE_CHUNK)
+            removed = await self._group.submit(ops.expire, EXPIRE_CHUNK)
             total += removed
             if removed < EXPIRE_CHUNK:
                 return total
