@@ -1,18 +1,30 @@
-"""Fixtures: real brokers in subprocesses on free ports, and HTTP clients."""
+"""Fixtures: real brokers in subprocesses on free ports, databases of both
+backends, and HTTP clients.
+
+PostgreSQL comes from ``WONDERQ_TEST_DATABASE_URL`` or a throwaway cluster
+started for the session; if neither works the PostgreSQL tests fail when
+``CI`` is set and are skipped otherwise."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.pgcluster import PostgresCluster
+
+BACKENDS = ["sqlite", "postgresql"]
 
 
 def free_port() -> int:
@@ -24,13 +36,14 @@ def free_port() -> int:
 class BrokerProcess:
     """``wonderq broker`` in a subprocess, on its own port and database."""
 
-    def __init__(self, db: Path, *args: str) -> None:
+    def __init__(self, db: Path | str, *args: str, log_dir: Path | None = None) -> None:
         self.db = db
         self.args = args
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log = db.with_suffix(f".{self.port}.log")
+        folder = log_dir or (db.parent if isinstance(db, Path) else Path(os.environ.get("TMPDIR", "/tmp")))
+        self.log = folder / f"broker.{self.port}.log"
 
     def start(self) -> BrokerProcess:
         cmd = [
@@ -69,6 +82,49 @@ class BrokerProcess:
         return [int(pid) for pid in out.split()]
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """The URL of a PostgreSQL server for this test session."""
+    url = os.environ.get("WONDERQ_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    try:
+        cluster = PostgresCluster().init().start()
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required in CI and could not be started: {exc}")
+        pytest.skip(f"no PostgreSQL: {exc}")
+    yield cluster.url
+    cluster.destroy()
+
+
+def fresh_database(server_url: str) -> str:
+    """Create an empty database on the server; return its URL."""
+    import asyncpg
+
+    name = f"wq_{uuid.uuid4().hex[:12]}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(server_url)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    with ThreadPoolExecutor(1) as pool:  # callable from inside a running event loop too
+        pool.submit(asyncio.run, create()).result()
+    return server_url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database of each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'wonderq.db'}"
+    return fresh_database(request.getfixturevalue("postgres"))
+
+
 @pytest.fixture
 def broker_factory(tmp_path: Path) -> Iterator[type[BrokerProcess]]:
     started: list[BrokerProcess] = []
@@ -84,8 +140,27 @@ def broker_factory(tmp_path: Path) -> Iterator[type[BrokerProcess]]:
 
 
 @pytest.fixture
-def broker(broker_factory: type[BrokerProcess], tmp_path: Path) -> BrokerProcess:
-    return broker_factory(tmp_path / "wonderq.db").start()
+def broker(broker_factory: type[BrokerProcess], db_url: str, tmp_path: Path) -> BrokerProcess:
+    """A broker of its own for one test, on each backend."""
+    return broker_factory(db_url, log_dir=tmp_path).start()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_broker(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BrokerProcess]:
+    """One broker shared by a module's tests, on each backend; the module
+    fails if any request crashed a handler."""
+    folder = tmp_path_factory.mktemp("broker")
+    if request.param == "sqlite":
+        db: Path | str = folder / "wonderq.db"
+    else:
+        db = fresh_database(request.getfixturevalue("postgres"))
+    b = BrokerProcess(db, log_dir=folder).start()
+    yield b
+    b.stop()
+    log = b.log.read_text()
+    assert "Traceback" not in log, log
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -12,13 +11,10 @@ from wonderq.backend import Backend, NewMessage, QueueAttributes, open_backend
 from wonderq.errors import MessageNotFound, PayloadTooLarge, QueueExists, QueueNotFound, StaleToken
 from wonderq.settings import Settings
 
-BACKENDS = ["sqlite"]
 
-
-@pytest.fixture(params=BACKENDS)
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    url = f"sqlite:///{tmp_path / 'contract.db'}"
-    backend = open_backend(url, Settings(db=url, retention_interval=3600))
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Backend]:
+    backend = open_backend(db_url, Settings(db=db_url, retention_interval=3600))
     await backend.open()
     yield backend
     await backend.close()
@@ -197,9 +193,8 @@ async def test_receive_returns_empty_at_deadline_and_when_gone(db: Backend) -> N
     assert len((await db.claim("q", 1, 30)).messages) == 1
 
 
-async def test_retention_sweeps_in_the_background(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'sweep.db'}"
-    backend = open_backend(url, Settings(db=url, retention_interval=0.05))
+async def test_retention_sweeps_in_the_background(db_url: str) -> None:
+    backend = open_backend(db_url, Settings(db=db_url, retention_interval=0.05))
     await backend.open()
     try:
         await backend.create_queue("q", QueueAttributes(retention_seconds=0))

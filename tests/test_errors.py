@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,14 +20,9 @@ UNKNOWN_ID = 999_999_999
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
-    """Overrides conftest's per-test broker with one per module."""
-    db: Path = tmp_path_factory.mktemp("errors") / "wonderq.db"
-    b = BrokerProcess(db).start()
-    yield b
-    b.stop()
-    log = b.log.read_text()
-    assert "Traceback" not in log, log  # no request may have crashed a handler
+def broker(module_broker: BrokerProcess) -> BrokerProcess:
+    """One broker per module and backend (conftest's is one per test)."""
+    return module_broker
 
 
 def unique(prefix: str = "q") -> str:

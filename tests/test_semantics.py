@@ -131,10 +131,10 @@ async def test_consumer_that_went_away_claims_nothing(broker: BrokerProcess, cli
 
 
 async def test_sigkill_under_load_loses_no_acknowledged_message(
-    broker_factory: type[BrokerProcess], tmp_path: Path
+    broker_factory: type[BrokerProcess], db_url: str, tmp_path: Path
 ) -> None:
-    db = tmp_path / "crash.db"
-    broker = broker_factory(db).start()
+    db = db_url
+    broker = broker_factory(db, log_dir=tmp_path).start()
     acked: list[int] = []
     async with async_client(broker.url) as client:
         await client.post("/queues", json={"name": "safe"})
@@ -158,7 +158,7 @@ async def test_sigkill_under_load_loses_no_acknowledged_message(
         await asyncio.wait_for(asyncio.gather(*producers), 10)
     assert len(acked) > 100
 
-    restarted = broker_factory(db)
+    restarted = broker_factory(db, log_dir=tmp_path)
     restarted.port = broker.port
     restarted.url = broker.url
     restarted.start()
@@ -181,10 +181,13 @@ async def test_sigkill_under_load_loses_no_acknowledged_message(
         assert redelivered and redelivered[0]["receive_count"] == 2
 
 
-async def test_long_poll_wakes_across_processes(broker_factory: type[BrokerProcess], tmp_path: Path) -> None:
-    db = tmp_path / "shared.db"
-    a = broker_factory(db).start()
-    b = broker_factory(db).start()
+async def test_long_poll_wakes_across_processes(
+    broker_factory: type[BrokerProcess], db_url: str, tmp_path: Path
+) -> None:
+    """Two brokers on one database (SQLite file or PostgreSQL): a consumer
+    waiting on one wakes for a send on the other."""
+    a = broker_factory(db_url, log_dir=tmp_path).start()
+    b = broker_factory(db_url, log_dir=tmp_path).start()
     httpx.post(a.url + "/queues", json={"name": "x"})
     box: dict[str, object] = {}
     waiting = asyncio.create_task(asyncio.to_thread(
@@ -199,9 +202,9 @@ async def test_long_poll_wakes_across_processes(broker_factory: type[BrokerProce
 
 
 async def test_cluster_once_only_and_no_lock_errors(
-    broker_factory: type[BrokerProcess], tmp_path: Path
+    broker_factory: type[BrokerProcess], db_url: str, tmp_path: Path
 ) -> None:
-    broker = broker_factory(tmp_path / "cluster.db", "--cluster", "2").start()
+    broker = broker_factory(db_url, "--cluster", "2", log_dir=tmp_path).start()
     assert len(broker.children()) == 2
     async with async_client(broker.url, 600) as client:
         await client.post("/queues", json={"name": "c"})
@@ -215,8 +218,10 @@ async def test_cluster_once_only_and_no_lock_errors(
     assert [i for i, n in seen.items() if n > 1] == []
 
 
-def test_cluster_replaces_a_crashed_worker(broker_factory: type[BrokerProcess], tmp_path: Path) -> None:
-    broker = broker_factory(tmp_path / "cluster.db", "--cluster", "2").start()
+def test_cluster_replaces_a_crashed_worker(
+    broker_factory: type[BrokerProcess], db_url: str, tmp_path: Path
+) -> None:
+    broker = broker_factory(db_url, "--cluster", "2", log_dir=tmp_path).start()
     victim = broker.children()[0]
     os.kill(victim, signal.SIGKILL)
     deadline = time.monotonic() + 10

@@ -283,8 +283,10 @@ def open_backend(url: str, settings: Settings) -> Backend:
 
         return SqliteBackend(sqlite_path(url), settings)
     if url.startswith(("postgresql://", "postgres://")):
-        raise ValueError("the PostgreSQL backend is not available yet")
-    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path")
+        from wonderq.postgres import PostgresBackend
+
+        return PostgresBackend(url, settings)
+    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path or postgresql://…")
 
 
 def sqlite_path(url: str) -> str:

@@ -15,12 +15,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from wonderq.errors import WonderQError
 
 log = logging.getLogger("wonderq.batching")
-T = TypeVar("T")
 Woken = list[tuple[int, int]]  # (queue_id, messages made visible)
 Results = list[tuple[bool, Any]]  # per op: (True, value) or (False, WonderQError)
 
@@ -52,9 +51,10 @@ class GroupCommit:
     def busy(self) -> bool:
         return bool(self._flushers or self._pending)
 
-    async def submit(self, fn: Callable[..., T], *args: Any, durable: bool = False) -> T:
+    async def submit(self, fn: Callable[..., Any], *args: Any, durable: bool = False) -> Any:
+        """Queue ``fn(txn, *args)`` for the next batch; its result, or its error."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
+        future: asyncio.Future[Any] = loop.create_future()
         self._pending.append(Op(fn, args, future, durable))
         if self._flushers < self._parallel:
             self._flushers += 1

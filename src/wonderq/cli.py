@@ -26,6 +26,9 @@ def parser() -> argparse.ArgumentParser:
         "--durability", choices=DURABILITY, help="full (fsync each commit; default) or normal"
     )
     broker.add_argument("--log-level", choices=LOG_LEVELS, help="default info")
+    broker.add_argument(
+        "--pool-size", type=int, help="PostgreSQL connections per process (WONDERQ_POOL_SIZE, default 10)"
+    )
     return top
 
 

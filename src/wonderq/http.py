@@ -199,6 +199,8 @@ async def read_body(receive: Receive) -> bytes:
 async def respond(send: Send, status: int, payload: Any) -> None:
     body = orjson.dumps(payload)
     headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+    if status == 503:
+        headers.append((b"retry-after", b"1"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -23,6 +23,7 @@ class Settings:
     durability: str = "full"  # full: fsync every commit; normal: on checkpoint
     log_level: str = "info"
     retention_interval: float = 60.0  # seconds between retention sweeps
+    pool_size: int = 10  # PostgreSQL connections per broker process
 
     def __post_init__(self) -> None:
         if self.durability not in DURABILITY:

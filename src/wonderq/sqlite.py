@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from wonderq import sqlite_ops as ops
 from wonderq.backend import (
@@ -204,6 +204,9 @@ class SqliteBackend(Backend):
 
     # -- the writer: group commit ---------------------------------------------
 
+    async def _write(self, fn: Callable[..., T], *args: Any, durable: bool = False) -> T:
+        return cast(T, await self._group.submit(fn, *args, durable=durable))
+
     async def _run_in_writer(self, batch: list[Op]) -> tuple[Results, Woken]:
         loop = asyncio.get_running_loop()
         try:
@@ -276,7 +279,7 @@ class SqliteBackend(Backend):
     # -- the verbs --------------------------------------------------------------
 
     async def create_queue(self, name: str, attributes: QueueAttributes) -> Queue:
-        return await self._group.submit(ops.create_queue, name, attributes, durable=True)
+        return await self._write(ops.create_queue, name, attributes, durable=True)
 
     async def get_queue(self, ref: QueueRef) -> Queue:
         return await self._read(lambda conn: ops.resolve(conn, ref))
@@ -285,22 +288,22 @@ class SqliteBackend(Backend):
         return await self._read(ops.list_queues)
 
     async def delete_queue(self, ref: QueueRef) -> None:
-        await self._group.submit(ops.delete_queue, ref, durable=True)
+        await self._write(ops.delete_queue, ref, durable=True)
 
     async def purge(self, ref: QueueRef) -> int:
-        return await self._group.submit(ops.purge, ref, durable=True)
+        return await self._write(ops.purge, ref, durable=True)
 
     async def send_batch(self, ref: QueueRef, messages: Sequence[NewMessage]) -> list[Message]:
-        return await self._group.submit(ops.send_batch, ref, messages, durable=True)
+        return await self._write(ops.send_batch, ref, messages, durable=True)
 
     async def claim(self, ref: QueueRef, size: int, visibility_timeout: int | None) -> Claim:
-        return await self._group.submit(ops.claim, ref, size, visibility_timeout)
+        return await self._write(ops.claim, ref, size, visibility_timeout)
 
     async def delete(self, message_id: int, token: str | None = None) -> None:
-        await self._group.submit(ops.delete, message_id, token)
+        await self._write(ops.delete, message_id, token)
 
     async def change_visibility(self, message_id: int, token: str, visibility_timeout: int) -> Message:
-        return await self._group.submit(ops.change_visibility, message_id, token, visibility_timeout)
+        return await self._write(ops.change_visibility, message_id, token, visibility_timeout)
 
     async def peek(self, ref: QueueRef, size: int, after_id: int = 0) -> list[Message]:
         return await self._read(lambda conn: ops.peek(conn, ref, size, after_id))
@@ -311,7 +314,7 @@ class SqliteBackend(Backend):
     async def expire(self) -> int:
         total = 0
         while True:
-            removed = await self._group.submit(ops.expire, EXPIRE_CHUNK)
+            removed = await self._write(ops.expire, EXPIRE_CHUNK)
             total += removed
             if removed < EXPIRE_CHUNK:
                 return total

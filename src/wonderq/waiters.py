@@ -38,6 +38,11 @@ class Waiters:
         if not parked:
             del self._parked[queue_id]
 
+    def wake_all(self) -> None:
+        """Wake every parked consumer (after notifications may have been lost)."""
+        for queue_id in list(self._parked):
+            self.notify(queue_id, len(self._parked.get(queue_id, ())))
+
     async def wait(
         self, queue_id: int, version: int, timeout: float, gone: asyncio.Future[None] | None
     ) -> bool:

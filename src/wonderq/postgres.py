@@ -1,0 +1,219 @@
+"""The PostgreSQL backend: any number of stateless brokers on one database.
+
+Writes go through :class:`~wonderq.batching.GroupCommit` with several batches
+in flight, each one transaction on a pooled asyncpg connection; claims are
+``UPDATE … FROM (SELECT … FOR UPDATE SKIP LOCKED LIMIT n) RETURNING`` so
+concurrent batches and brokers never hand out the same message. A batch that
+made messages visible ends with ``pg_notify`` in the same transaction; every
+broker LISTENs on one connection of its own and wakes its parked consumers.
+
+Losing the database is not fatal: requests meanwhile fail with Unavailable
+(503, Retry-After), the pool reconnects on its own, and the listener
+reconnects and then wakes every parked consumer to re-check what it missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar, cast
+
+import asyncpg
+
+from wonderq import postgres_ops as ops
+from wonderq.backend import Backend, Claim, Message, NewMessage, Queue, QueueAttributes, QueueRef, QueueStats
+from wonderq.batching import GroupCommit, Op, Results, Woken
+from wonderq.errors import Unavailable, WonderQError
+from wonderq.settings import Settings
+
+log = logging.getLogger("wonderq.postgres")
+T = TypeVar("T")
+
+CHANNEL = "wonderq"
+SCHEMA_LOCK = 0x57_6F_6E_64  # advisory lock id held while migrating
+PARALLEL_BATCHES = 4
+EXPIRE_CHUNK = 5000
+CONNECTION_ERRORS = (
+    OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,  # 57P0x: shutting down, starting up
+)
+
+
+class PostgresBackend(Backend):
+    def __init__(self, url: str, settings: Settings) -> None:
+        super().__init__()
+        self.url = url
+        self.settings = settings
+        self.instance = secrets.token_hex(6)  # tells our own notifications apart
+        self._pool: asyncpg.Pool | None = None
+        self._listener: asyncpg.Connection | None = None
+        self._group = GroupCommit(self._run_batch, self._committed, PARALLEL_BATCHES)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- life cycle ---------------------------------------------------------
+
+    async def open(self) -> None:
+        self._pool = await asyncpg.create_pool(
+            self.url, min_size=1, max_size=self.settings.pool_size, timeout=5, command_timeout=60,
+            server_settings={"application_name": f"wonderq-{self.instance}"},
+        )
+        async with self._pool.acquire() as conn:
+            await migrate(conn)
+        await self._listen()
+        self._tasks = [asyncio.create_task(self.retention_loop(self.settings.retention_interval))]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        while self._group.busy:
+            await asyncio.sleep(0.001)
+        if self._listener is not None:
+            self._listener.remove_termination_listener(self._on_listener_lost)
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                await self._listener.close(timeout=2)
+        if self._pool is not None:
+            await self._pool.close()
+
+    async def ping(self) -> None:
+        await self._read(lambda conn: conn.fetchval("SELECT 1"))
+
+    # -- notifications --------------------------------------------------------
+
+    async def _listen(self) -> None:
+        conn = await asyncpg.connect(self.url, timeout=5)
+        await conn.add_listener(CHANNEL, self._on_notify)
+        conn.add_termination_listener(self._on_listener_lost)
+        self._listener = conn
+
+    def _on_listener_lost(self, conn: asyncpg.Connection) -> None:
+        log.warning("lost the LISTEN connection; reconnecting")
+        self._tasks.append(asyncio.get_running_loop().create_task(self._relisten()))
+
+    async def _relisten(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await self._listen()
+                break
+            except CONNECTION_ERRORS:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        log.warning("LISTEN connection restored")
+        self.waiters.wake_all()  # notifications may have been missed meanwhile
+
+    def _on_notify(self, conn: object, pid: int, channel: str, payload: str) -> None:
+        sender, _, pairs = payload.partition("|")
+        if sender == self.instance:
+            return  # woken locally at commit
+        if pairs == "*":
+            self.waiters.wake_all()
+            return
+        for pair in pairs.split(","):
+            queue_id, _, n = pair.partition(":")
+            self.waiters.notify(int(queue_id), int(n))
+
+    def _committed(self, woken: Woken) -> None:
+        for queue_id, n in woken:
+            self.waiters.notify(queue_id, n)
+
+    # -- writes: one transaction per batch ------------------------------------
+
+    async def _write(self, fn: Callable[..., Awaitable[T]], *args: Any, durable: bool = False) -> T:
+        return cast(T, await self._group.submit(fn, *args, durable=durable))
+
+    async def _run_batch(self, batch: list[Op]) -> tuple[Results, Woken]:
+        assert self._pool is not None
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                txn = ops.PgTxn(conn)
+                results: Results = []
+                for op in batch:
+                    try:
+                        results.append((True, await op.fn(txn, *op.args)))
+                    except WonderQError as exc:
+                        results.append((False, exc))
+                if txn.woken:
+                    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, self._payload(txn.woken))
+                if not any(op.durable for op in batch):
+                    await conn.execute("SET LOCAL synchronous_commit = off")
+                return results, txn.woken
+        except CONNECTION_ERRORS as exc:
+            raise Unavailable(f"database unavailable: {exc}") from exc
+
+    def _payload(self, woken: Woken) -> str:
+        total: dict[int, int] = {}
+        for queue_id, n in woken:
+            total[queue_id] = total.get(queue_id, 0) + n
+        pairs = ",".join(f"{q}:{n}" for q, n in total.items())
+        return f"{self.instance}|{pairs if len(pairs) < 7000 else '*'}"
+
+    async def _read(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        assert self._pool is not None
+        try:
+            async with self._pool.acquire() as conn:
+                return await fn(conn)
+        except CONNECTION_ERRORS as exc:
+            raise Unavailable(f"database unavailable: {exc}") from exc
+
+    # -- the verbs ------------------------------------------------------------
+
+    async def create_queue(self, name: str, attributes: QueueAttributes) -> Queue:
+        return await self._write(ops.create_queue, name, attributes, durable=True)
+
+    async def get_queue(self, ref: QueueRef) -> Queue:
+        return await self._read(lambda conn: ops.resolve(conn, ref))
+
+    async def list_queues(self) -> list[Queue]:
+        return await self._read(ops.list_queues)
+
+    async def delete_queue(self, ref: QueueRef) -> None:
+        await self._write(ops.delete_queue, ref, durable=True)
+
+    async def purge(self, ref: QueueRef) -> int:
+        return await self._write(ops.purge, ref, durable=True)
+
+    async def send_batch(self, ref: QueueRef, messages: Sequence[NewMessage]) -> list[Message]:
+        return await self._write(ops.send_batch, ref, messages, durable=True)
+
+    async def claim(self, ref: QueueRef, size: int, visibility_timeout: int | None) -> Claim:
+        return await self._write(ops.claim, ref, size, visibility_timeout)
+
+    async def delete(self, message_id: int, token: str | None = None) -> None:
+        await self._write(ops.delete, message_id, token)
+
+    async def change_visibility(self, message_id: int, token: str, visibility_timeout: int) -> Message:
+        return await self._write(ops.change_visibility, message_id, token, visibility_timeout)
+
+    async def peek(self, ref: QueueRef, size: int, after_id: int = 0) -> list[Message]:
+        return await self._read(lambda conn: ops.peek(conn, ref, size, after_id))
+
+    async def stats(self) -> list[QueueStats]:
+        return await self._read(ops.stats)
+
+    async def expire(self) -> int:
+        total = 0
+        while True:
+            removed = await self._write(ops.expire, EXPIRE_CHUNK)
+            total += removed
+            if removed < EXPIRE_CHUNK:
+                return total
+
+
+async def migrate(conn: asyncpg.Connection) -> int:
+    """Bring the schema to the latest version; return it. Brokers starting
+    together take turns on an advisory lock."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
+        await conn.execute(
+            "CREATE SCHEMA IF NOT EXISTS wonderq;"
+            " CREATE TABLE IF NOT EXISTS wonderq.schema_version (version integer NOT NULL)"
+        )
+        version: int = await conn.fetchval("SELECT coalesce(max(version), 0) FROM wonderq.schema_version")
+        for number, sql in enumerate(ops.MIGRATIONS[version:], version + 1):
+            await conn.execute(sql)
+            await conn.execute("INSERT INTO wonderq.schema_version VALUES ($1)", number)
+            log.warning("database schema migrated to version %d", number)
+        return len(ops.MIGRATIONS)
