@@ -83,6 +83,13 @@ def message_json(m: Message) -> dict[str, Any]:
     }
 
 
+def peeked_json(m: Message, now: int) -> dict[str, Any]:
+    """A message seen without receiving it: its state instead of its token,
+    which only the consumer holding it may use."""
+    state = "visible" if m.visible_at <= now else ("in_flight" if m.token else "delayed")
+    return message_json(m) | {"reservation_token": None, "state": state}
+
+
 class Broker(http.App):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -163,7 +170,8 @@ class Broker(http.App):
         size = integer(p, "size", 10, 1, 1000)
         after = integer(p, "after", 0, 0, 2**63 - 1)
         messages = await self.db.peek(path_queue(req.args["queue"]), size, after)
-        return 200, [message_json(m) for m in messages]
+        now = now_ms()
+        return 200, [peeked_json(m, now) for m in messages]
 
     # -- messages --
 
