@@ -5,6 +5,7 @@ The broker runs pinned to CPU 0 (``taskset -c 0``) and the load generator
 exactly one core and the generator's CPU use shows whether it kept up.
 
     .venv/bin/python bench/bench.py [--quick] [--durability full|normal] [--only send,consume]
+    .venv/bin/python bench/bench.py --backend postgresql   # PostgreSQL shares CPU 1 with the generator
 """
 
 from __future__ import annotations
@@ -29,12 +30,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pg import BenchPostgres
+from pg import fill as pg_fill
+
 HERE = Path(__file__).resolve().parent
 LOADGEN = HERE / "loadgen.py"
 WONDERQ = Path(sys.executable).with_name("wonderq")
 BROKER_CPU, LOADGEN_CPU = 0, 1
 QUEUE = "bench"
 MB = 1024 * 1024
+TARGETS = {  # msgs/s, per backend
+    "sqlite": {"send": 10_000, "send_batch": 40_000, "consume": 8_000},
+    "postgresql": {"send": 5_000, "send_batch": 20_000, "consume": 4_000},
+}
 
 
 # -- the broker under test ------------------------------------------------------------
@@ -60,16 +68,18 @@ def http_json(port: int, method: str, path: str, body: Any = None) -> tuple[int,
 class Broker:
     """``wonderq broker`` on its own port, pinned to one CPU, logging to a file."""
 
-    def __init__(self, workdir: Path, durability: str) -> None:
-        self.db = workdir / "wonderq.db"
-        self.log = workdir / "broker.log"
+    def __init__(self, workdir: Path, durability: str, pg: BenchPostgres | None = None, cpu: int = 0) -> None:
+        self.pg = pg
+        self.cpu = cpu
+        self.db: Path | str = pg.fresh_database() if pg else workdir / "wonderq.db"
+        self.log = workdir / f"broker.{cpu}.{id(self)}.log"
         self.durability = durability
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Broker:
         cmd = [
-            "taskset", "-c", str(BROKER_CPU), str(WONDERQ), "broker", "--port", str(self.port),
+            "taskset", "-c", str(self.cpu), str(WONDERQ), "broker", "--port", str(self.port),
             "--db", str(self.db), "--log-level", "warning", "--durability", self.durability,
         ]
         with self.log.open("ab") as log:
@@ -146,6 +156,7 @@ class BrokerSampler(threading.Thread):
         assert broker.proc is not None
         self.pid = broker.proc.pid
         self.t0, self.ticks0, self.cpu0 = time.monotonic(), cpu_ticks(self.pid), cpu_times(BROKER_CPU)
+        self.db_ticks0 = broker.pg.cpu_ticks() if broker.pg else 0
 
     def run(self) -> None:
         while not self.stopped.wait(self.every):
@@ -159,7 +170,9 @@ class BrokerSampler(threading.Thread):
         total = sum(cpu[:8]) or 1
         broker = cpu_ticks(self.pid) - self.ticks0
         busy = sum(cpu[:8]) - cpu[3] - cpu[4]  # all but idle and iowait
+        db = (self.broker.pg.cpu_ticks() - self.db_ticks0) if self.broker.pg else 0
         return {
+            "db_cpu_pct": round(100 * db / wall_ticks, 1),
             "broker_rss_peak": max(self.peak, self.broker.memory().get("VmRSS", 0)),
             "broker_cpu_pct": round(100 * broker / wall_ticks, 1),
             "cpu0_others_pct": round(100 * max(0, busy - broker) / total, 1),
@@ -171,7 +184,7 @@ class BrokerSampler(threading.Thread):
 @contextlib.contextmanager
 def fresh_broker(plan: Plan) -> Iterator[Broker]:
     workdir = Path(tempfile.mkdtemp(prefix="wonderq-bench-"))
-    broker = Broker(workdir, plan.durability)
+    broker = Broker(workdir, plan.durability, plan.pg)
     try:
         yield broker
     finally:
@@ -259,9 +272,12 @@ def clean(result: dict[str, Any]) -> bool:
     return not (result.get("errors") or result.get("send_errors") or result.get("duplicates"))
 
 
-def rate_row(name: str, result: dict[str, Any], target: float, broker: Broker) -> Row:
-    rate = result["rate"]
+def rate_row(name: str, result: dict[str, Any], broker: Broker, backend: str) -> Row:
+    rate, target = result["rate"], TARGETS[backend][name]
     notes = error_notes(result, broker)
+    if broker.pg:
+        db, own = result["db_cpu_pct"], result["broker_cpu_pct"]
+        notes.append(f"CPU: PostgreSQL {db:.0f}% of a core, broker {own:.0f}%")
     if rate < target:
         notes.insert(0, f"{rate / target:.0%} of target ({target - rate:,.0f} msgs/s short)")
     passed = rate >= target and clean(result)
@@ -285,29 +301,32 @@ class Plan:
     burst: int = 5000
     body: int = 1024
     keep: bool = False  # keep each scenario's database and broker log
+    backend: str = "sqlite"
+    pg: BenchPostgres | None = None  # the server, for --backend postgresql
 
     def timing(self) -> list[str]:
         return ["--duration", str(self.duration), "--body-size", str(self.body)]
 
 
-def plan_for(args: argparse.Namespace) -> Plan:
+def plan_for(args: argparse.Namespace, pg: BenchPostgres | None) -> Plan:
+    extra = {"keep": args.keep, "backend": args.backend, "pg": pg}
     if args.quick:
-        return Plan(args.durability, 3, 60_000, 10_000, 100_000, 3, 3000, keep=args.keep)
-    return Plan(args.durability, 10, 150_000, 10_000, 1_000_000, 10, 5000, keep=args.keep)
+        return Plan(args.durability, 3, 60_000, 10_000, 100_000, 3, 3000, **extra)  # type: ignore[arg-type]
+    return Plan(args.durability, 10, 150_000, 10_000, 1_000_000, 10, 5000, **extra)  # type: ignore[arg-type]
 
 
 def scenario_send(plan: Plan) -> list[Row]:
     with fresh_broker(plan) as broker:
         broker.start().create_queue()
         result = loadgen(broker, "send", *plan.timing(), "--connections", "64")
-        return [rate_row("send", result, 10_000, broker)]
+        return [rate_row("send", result, broker, plan.backend)]
 
 
 def scenario_send_batch(plan: Plan) -> list[Row]:
     with fresh_broker(plan) as broker:
         broker.start().create_queue()
         result = loadgen(broker, "send", *plan.timing(), "--connections", "64", "--batch", "10")
-        return [rate_row("send_batch", result, 40_000, broker)]
+        return [rate_row("send_batch", result, broker, plan.backend)]
 
 
 def scenario_consume(plan: Plan) -> list[Row]:
@@ -315,7 +334,7 @@ def scenario_consume(plan: Plan) -> list[Row]:
         broker.start().create_queue()
         result = loadgen(broker, "consume", *plan.timing(), "--consumers", "16", "--size", "10",
                          "--wait", "1", "--prefill", str(plan.prefill))
-        row = rate_row("consume", result, 8_000, broker)
+        row = rate_row("consume", result, broker, plan.backend)
         fill = result["prefill"]
         row.notes.append(f"{result['duplicates']} duplicates")
         row.notes.append(f"prefill {fill['messages']:,} at {fill['rate']:,.0f}/s")
@@ -345,11 +364,14 @@ def deep_run(plan: Plan, depth: int) -> dict[str, Any]:
     with fresh_broker(plan) as broker:
         queue_id = broker.start().create_queue()
         broker.stop()
-        fill_seconds = fill_db(broker.db, queue_id, depth, plan.body)
+        if plan.pg:
+            fill_seconds = pg_fill(str(broker.db), queue_id, depth, plan.body)
+        else:
+            fill_seconds = fill_db(Path(broker.db), queue_id, depth, plan.body)
         broker.start()
         result = loadgen(broker, "deep", "--body-size", str(plan.body), "--consumers", "16", "--size", "10",
                          "--wait", "1", "--rounds", str(plan.deep_rounds), "--chunk", str(plan.deep_chunk))
-        db_bytes = sum(p.stat().st_size for p in broker.db.parent.glob("wonderq.db*"))
+        db_bytes = 0 if plan.pg else sum(p.stat().st_size for p in Path(broker.db).parent.glob("wonderq.db*"))
         extra = {"fill_seconds": fill_seconds, "db_bytes": db_bytes, "notes": error_notes(result, broker)}
         return result | extra
 
@@ -441,6 +463,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="short runs, smaller deep queue (a smoke test)")
     p.add_argument("--durability", choices=("full", "normal"), default="full")
+    p.add_argument("--backend", choices=tuple(TARGETS), default="sqlite")
     p.add_argument("--only", help=f"comma-separated scenarios of: {', '.join(SCENARIOS)}")
     p.add_argument("--json", type=Path, help="also write the rows here as JSON")
     p.add_argument("--keep", action="store_true", help="keep each scenario's database and broker log")
@@ -454,9 +477,18 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser().error(f"unknown scenario(s): {', '.join(unknown)}")
     pin_self()
-    plan, rows = plan_for(args), []
-    print(f"wonderq {broker_version()}, durability={plan.durability}, quick={args.quick}:"
-          f" broker on CPU {BROKER_CPU}, loadgen on CPU {LOADGEN_CPU}")
+    pg = BenchPostgres(LOADGEN_CPU).start() if args.backend == "postgresql" else None
+    try:
+        return run(args, names, plan_for(args, pg))
+    finally:
+        if pg:
+            pg.stop()
+
+
+def run(args: argparse.Namespace, names: list[str], plan: Plan) -> int:
+    rows: list[Row] = []
+    print(f"wonderq {broker_version()}, backend={plan.backend}, durability={plan.durability},"
+          f" quick={args.quick}: broker on CPU {BROKER_CPU}, loadgen on CPU {LOADGEN_CPU}")
     for name in names:
         t0 = time.perf_counter()
         new = SCENARIOS[name](plan)

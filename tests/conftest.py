@@ -7,22 +7,19 @@ started for the session; if neither works the PostgreSQL tests fail when
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.pgcluster import PostgresCluster
+from tests.pgcluster import PostgresCluster, create_database
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -100,21 +97,7 @@ def postgres() -> Iterator[str]:
 
 
 def fresh_database(server_url: str) -> str:
-    """Create an empty database on the server; return its URL."""
-    import asyncpg
-
-    name = f"wq_{uuid.uuid4().hex[:12]}"
-
-    async def create() -> None:
-        conn = await asyncpg.connect(server_url)
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-
-    with ThreadPoolExecutor(1) as pool:  # callable from inside a running event loop too
-        pool.submit(asyncio.run, create()).result()
-    return server_url.rsplit("/", 1)[0] + "/" + name
+    return create_database(server_url)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -7,6 +7,7 @@ loopback port. Nothing outside the directory is touched.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import glob
 import os
@@ -16,6 +17,8 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 
@@ -32,8 +35,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def create_database(server_url: str) -> str:
+    """Create an empty database on the server; return its URL."""
+    import asyncpg
+
+    name = f"wq_{uuid.uuid4().hex[:12]}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(server_url)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    with ThreadPoolExecutor(1) as pool:  # callable from inside a running event loop too
+        pool.submit(asyncio.run, create()).result()
+    return server_url.rsplit("/", 1)[0] + "/" + name
+
+
 class PostgresCluster:
-    def __init__(self, **settings: str) -> None:
+    def __init__(self, cpu: int | None = None, **settings: str) -> None:
+        self.cpu = cpu  # pin the server (and every backend it forks) to this CPU
         self.dir = Path(tempfile.mkdtemp(prefix="wonderq-pg-"))
         self.port = free_port()
         self.settings = {
@@ -64,12 +86,13 @@ class PostgresCluster:
 
     def start(self) -> PostgresCluster:
         options = [f"-c{k}={v}" for k, v in self.settings.items()]
+        command = [*self._pin(), pg_bin("postgres"), "-D", str(self.dir / "data"), "-p", str(self.port)]
         log = open(self.dir / "postgres.log", "ab")  # noqa: SIM115 - postgres keeps it
         if self.as_postgres:
             shutil.chown(self.dir / "postgres.log", "postgres")
         with log:
             self.proc = subprocess.Popen(  # type: ignore[call-overload]
-                [pg_bin("postgres"), "-D", str(self.dir / "data"), "-p", str(self.port), *options],
+                [*command, *options],
                 stdout=log, stderr=subprocess.STDOUT, cwd=self.dir, **self._as(),
             )
         deadline = time.monotonic() + 30
@@ -81,6 +104,9 @@ class PostgresCluster:
                     return self
             time.sleep(0.05)
         raise RuntimeError("postgres did not start: " + (self.dir / "postgres.log").read_text())
+
+    def _pin(self) -> list[str]:
+        return [] if self.cpu is None else ["taskset", "-c", str(self.cpu)]
 
     def _ready(self) -> bool:
         result = subprocess.run(

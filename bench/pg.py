@@ -1,0 +1,76 @@
+"""PostgreSQL for the benchmarks: a throwaway server on the load generator's CPU.
+
+The server (and every backend process it forks) is pinned to CPU 1, beside the
+load generator, so the broker keeps CPU 0 to itself. ``cpu_ticks`` adds up the
+CPU time of all its processes, to say how a run's time split between the
+database and the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.pgcluster import PostgresCluster, create_database  # noqa: E402
+
+FILL = """
+INSERT INTO wonderq.messages (uuid, queue_id, body, created_at, visible_at)
+SELECT gen_random_uuid(), $1, repeat('x', $2), $3, $3 FROM generate_series(1, $4)
+"""
+
+
+class BenchPostgres:
+    def __init__(self, cpu: int) -> None:
+        self.cluster = PostgresCluster(cpu=cpu)
+
+    def start(self) -> BenchPostgres:
+        self.cluster.init().start()
+        return self
+
+    def stop(self) -> None:
+        self.cluster.destroy()
+
+    def fresh_database(self) -> str:
+        return create_database(self.cluster.url)
+
+    def cpu_ticks(self) -> int:
+        """User + system ticks of the server and all its processes so far."""
+        assert self.cluster.proc is not None
+        root, total = self.cluster.proc.pid, 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(entry) == root or int(fields[1]) == root:
+                total += int(fields[11]) + int(fields[12])
+        return total
+
+
+def fill(url: str, queue_id: int, count: int, body_size: int) -> float:
+    """Insert ``count`` visible messages straight into the database; then
+    VACUUM ANALYZE as a long-running database would have. Returns seconds."""
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            past = int(time.time() * 1000) - 60_000
+            for start in range(0, count, 100_000):
+                await conn.execute(FILL, queue_id, body_size, past, min(100_000, count - start))
+            await conn.execute("VACUUM ANALYZE wonderq.messages")
+        finally:
+            await conn.close()
+
+    t0 = time.perf_counter()
+    asyncio.run(run())
+    return time.perf_counter() - t0
