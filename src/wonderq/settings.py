@@ -24,6 +24,9 @@ class Settings:
     log_level: str = "info"
     retention_interval: float = 60.0  # seconds between retention sweeps
     pool_size: int = 10  # PostgreSQL connections per broker process
+    url: str = "http://127.0.0.1:3213"  # where the dev tool, user app and CLI find the broker
+    dev_port: int = 3210
+    user_port: int = 3000
 
     def __post_init__(self) -> None:
         if self.durability not in DURABILITY:
