@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -34,7 +34,6 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Handler = Callable[["Request"], Awaitable[tuple[int, Any]]]
 
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
-JSON_HEADERS = [(b"content-type", b"application/json")]
 INTEGER = re.compile(r"\s*-?[0-9]{1,19}\s*")
 QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,75}\.fifo|[A-Za-z0-9_-]{1,80}")
 
@@ -173,10 +172,11 @@ class App:
         except Exception:
             log.exception("unhandled error in %s %s", scope["method"], scope["path"])
             status, payload = 500, WonderQError().to_dict()
+        try:
+            await respond(send, status, payload)
         finally:
             if request is not None:
                 request.close()
-        await respond(send, status, payload)
 
 
 async def read_body(receive: Receive) -> bytes:
@@ -196,9 +196,36 @@ async def read_body(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
+@dataclass(frozen=True, slots=True)
+class Raw:
+    """A response that is not JSON: a page, a script, a stylesheet."""
+
+    body: bytes
+    content_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """A response sent chunk by chunk as the iterator yields (chunked encoding)."""
+
+    chunks: AsyncIterator[bytes]
+    content_type: str = "text/plain; charset=utf-8"
+
+
 async def respond(send: Send, status: int, payload: Any) -> None:
-    body = orjson.dumps(payload)
-    headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+    """Send a handler's result: JSON by default, or a Raw or Stream body."""
+    if isinstance(payload, Stream):
+        start = [(b"content-type", payload.content_type.encode())]
+        await send({"type": "http.response.start", "status": status, "headers": start})
+        async for chunk in payload.chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    if isinstance(payload, Raw):
+        body, content_type = payload.body, payload.content_type.encode()
+    else:
+        body, content_type = orjson.dumps(payload), b"application/json"
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
     if status == 503:
         headers.append((b"retry-after", b"1"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
