@@ -206,3 +206,24 @@ async def test_retention_sweeps_in_the_background(db_url: str) -> None:
         assert (await backend.stats())[0].messages == 0
     finally:
         await backend.close()
+
+
+async def test_counts_follow_every_change(db: Backend) -> None:
+    async def counts(name: str) -> tuple[int, ...]:
+        s = next(s for s in await db.stats() if s.queue.name == name)
+        return (s.messages, s.visible, s.in_flight, s.delayed, s.sent, s.received, s.deleted, s.expired)
+
+    await db.create_queue("dlq", QueueAttributes())
+    await db.create_queue("q", QueueAttributes(redrive_target="dlq", max_receive_count=1))
+    sent = await db.send_batch("q", [NewMessage(str(i)) for i in range(5)])
+    await db.send("q", NewMessage("later", delay_seconds=60))
+    assert await counts("q") == (6, 5, 0, 1, 6, 0, 0, 0)
+    held = (await db.claim("q", 2, 30)).messages
+    await db.delete(held[0].id, held[0].token)
+    assert await counts("q") == (5, 3, 1, 1, 6, 2, 1, 0)
+    await db.change_visibility(held[1].id, held[1].token or "", 0)
+    assert (await db.claim("q", 1, 30)).messages[0].id == sent[2].id  # oldest visible first
+    await db.claim("q", 10, 0)  # the released one goes over max_receive_count: to the dead letters
+    assert (await counts("dlq"))[0] == 1
+    assert await db.purge("q") == 4
+    assert await counts("q") == (0, 0, 0, 0, 6, 5, 1, 0)  # the one moved was not received

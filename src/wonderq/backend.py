@@ -25,7 +25,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from wonderq.waiters import Waiters
 
@@ -106,12 +106,50 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class QueueStats:
+    """A queue's counts. ``messages`` and the cumulative ``sent`` … ``expired``
+    come from counters kept in the same transactions as the changes they
+    count; in-flight and delayed from the index range of invisible messages;
+    so no count costs a scan of the queue."""
+
     queue: Queue
     messages: int  # all messages in the queue
     visible: int  # visible_at <= now
     in_flight: int  # received, visibility timeout running
     delayed: int  # never received, delay running
     oldest_created_at: int | None
+    sent: int = 0  # since the queue was created
+    received: int = 0
+    deleted: int = 0
+    expired: int = 0
+
+    @classmethod
+    def from_counts(cls, queue: Queue, counts: Sequence[Any]) -> QueueStats:
+        """``counts``: messages, in flight, delayed, oldest created_at, sent,
+        received, deleted, expired (the order the backends select them in)."""
+        messages, in_flight, delayed, oldest, *totals = (None if c is None else int(c) for c in counts)
+        assert messages is not None and in_flight is not None and delayed is not None
+        visible = max(0, messages - in_flight - delayed)
+        return cls(queue, messages, visible, in_flight, delayed, oldest, *totals)  # type: ignore[arg-type]
+
+
+class Tally:
+    """Per-queue counter changes gathered during one transaction, written once
+    at its end: ``(queue_id, messages, sent, received, deleted, expired)``."""
+
+    def __init__(self) -> None:
+        self._deltas: dict[int, list[int]] = {}
+
+    def add(
+        self, queue_id: int, messages: int = 0, sent: int = 0, received: int = 0, deleted: int = 0,
+        expired: int = 0,
+    ) -> None:
+        d = self._deltas.setdefault(queue_id, [0, 0, 0, 0, 0])
+        for i, n in enumerate((messages, sent, received, deleted, expired)):
+            d[i] += n
+
+    def rows(self) -> list[tuple[int, ...]]:
+        """In queue id order, so concurrent transactions lock counters in one order."""
+        return [(q, *d) for q, d in sorted(self._deltas.items()) if any(d)]
 
 
 @dataclass(frozen=True, slots=True)

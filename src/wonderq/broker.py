@@ -71,6 +71,7 @@ def stats_json(s: QueueStats, now: int) -> dict[str, Any]:
     return queue_json(s.queue) | {
         "queue_size": s.messages, "retrievable_size": s.visible,
         "in_flight_size": s.in_flight, "delayed_size": s.delayed, "oldest_message_age": oldest,
+        "sent": s.sent, "received": s.received, "deleted": s.deleted, "expired": s.expired,
     }
 
 

@@ -68,6 +68,10 @@ class QueueStats:
     in_flight: int  # received, visibility timeout running
     delayed: int  # never received, delay running
     oldest_message_age: float | None  # seconds; None when empty
+    sent: int = 0  # cumulative since the queue was created: rates come from differences
+    received: int = 0
+    deleted: int = 0
+    expired: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +113,8 @@ def parse_stats(data: Mapping[str, Any]) -> QueueStats:
         queue=parse_queue(data), messages=data["queue_size"], visible=data["retrievable_size"],
         in_flight=data["in_flight_size"], delayed=data["delayed_size"],
         oldest_message_age=None if age is None else float(age),
+        sent=data.get("sent", 0), received=data.get("received", 0), deleted=data.get("deleted", 0),
+        expired=data.get("expired", 0),
     )
 
 

@@ -135,6 +135,7 @@ class PostgresBackend(Backend):
                         results.append((True, await op.fn(txn, *op.args)))
                     except WonderQError as exc:
                         results.append((False, exc))
+                await txn.finish()
                 if txn.woken:
                     await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, self._payload(txn.woken))
                 if not any(op.durable for op in batch):

@@ -9,11 +9,22 @@ WonderQError leaves nothing behind.
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from wonderq.backend import Claim, Message, NewMessage, Queue, QueueAttributes, QueueRef, QueueStats, uuid4s
+from wonderq.backend import (
+    Claim,
+    Message,
+    NewMessage,
+    Queue,
+    QueueAttributes,
+    QueueRef,
+    QueueStats,
+    Tally,
+    uuid4s,
+)
 from wonderq.errors import (
     InvalidParameter,
     MessageNotFound,
@@ -67,7 +78,31 @@ MIGRATIONS = [
     CREATE INDEX messages_ready ON wonderq.messages (queue_id, visible_at, id);
     CREATE INDEX messages_age ON wonderq.messages (queue_id, created_at);
     """,
+    """
+    CREATE TABLE wonderq.queue_counts (
+        queue_id bigint NOT NULL,
+        shard integer NOT NULL,
+        messages bigint NOT NULL DEFAULT 0,
+        sent bigint NOT NULL DEFAULT 0,
+        received bigint NOT NULL DEFAULT 0,
+        deleted bigint NOT NULL DEFAULT 0,
+        expired bigint NOT NULL DEFAULT 0,
+        PRIMARY KEY (queue_id, shard)
+    );
+    INSERT INTO wonderq.queue_counts (queue_id, shard, messages)
+        SELECT queue_id, 0, count(*) FROM wonderq.messages GROUP BY queue_id;
+    """,
 ]
+SHARDS = 32  # counter rows per queue, so concurrent batches rarely wait on one another
+
+ADD_COUNTS = """
+INSERT INTO wonderq.queue_counts AS c (queue_id, shard, messages, sent, received, deleted, expired)
+VALUES ($1, $7, $2, $3, $4, $5, $6)
+ON CONFLICT (queue_id, shard) DO UPDATE SET
+    messages = c.messages + excluded.messages, sent = c.sent + excluded.sent,
+    received = c.received + excluded.received, deleted = c.deleted + excluded.deleted,
+    expired = c.expired + excluded.expired
+"""
 
 
 @dataclass(slots=True)
@@ -76,6 +111,14 @@ class PgTxn:
 
     conn: asyncpg.Connection
     woken: list[tuple[int, int]] = field(default_factory=list)
+    tally: Tally = field(default_factory=Tally)
+
+    async def finish(self) -> None:
+        """Write the counter changes, to one shard row per queue picked at random."""
+        rows = self.tally.rows()
+        if rows:
+            shard = secrets.randbelow(SHARDS)
+            await self.conn.executemany(ADD_COUNTS, [(*row, shard) for row in rows])
 
 
 def _queue(row: Sequence[Any]) -> Queue:
@@ -127,14 +170,17 @@ async def create_queue(txn: PgTxn, name: str, a: QueueAttributes) -> Queue:
 
 async def delete_queue(txn: PgTxn, ref: QueueRef) -> None:
     queue = await resolve(txn.conn, ref)
-    await txn.conn.execute("DELETE FROM wonderq.messages WHERE queue_id = $1", queue.id)
+    for table in ("messages", "queue_counts"):
+        await txn.conn.execute(f"DELETE FROM wonderq.{table} WHERE queue_id = $1", queue.id)
     await txn.conn.execute("DELETE FROM wonderq.queues WHERE id = $1", queue.id)
 
 
 async def purge(txn: PgTxn, ref: QueueRef) -> int:
     queue = await resolve(txn.conn, ref)
     status = await txn.conn.execute("DELETE FROM wonderq.messages WHERE queue_id = $1", queue.id)
-    return int(status.split()[-1])
+    purged = int(status.split()[-1])
+    txn.tally.add(queue.id, messages=-purged)
+    return purged
 
 
 INSERT_MESSAGES = f"""
@@ -159,6 +205,7 @@ async def send_batch(txn: PgTxn, ref: QueueRef, messages: Sequence[NewMessage]) 
         [m.attributes for m in messages], [m.group_id for m in messages], [m.dedup_id for m in messages],
     )
     txn.woken.append((queue.id, sum(d == 0 for d in delays) or 1))
+    txn.tally.add(queue.id, messages=len(rows), sent=len(rows))
     return sorted((_message(row) for row in rows), key=lambda m: m.id)
 
 
@@ -188,6 +235,7 @@ async def claim(txn: PgTxn, ref: QueueRef, size: int, visibility_timeout: int | 
         rows = await _redrive(txn, queue, rows, (queue.id, size, timeout, prefix))
     if not rows:
         return Claim([], queue.id, await txn.conn.fetchval(NEXT_VISIBLE, queue.id))
+    txn.tally.add(queue.id, received=len(rows))
     return Claim(sorted((_message(row) for row in rows), key=lambda m: m.id), queue.id)
 
 
@@ -206,17 +254,23 @@ async def _redrive(txn: PgTxn, queue: Queue, rows: list[Any], args: tuple[Any, .
             break
         await txn.conn.execute(REDRIVE, dlq[0], [r[0] for r in over])
         txn.woken.append((dlq[0], len(over)))
+        txn.tally.add(queue.id, messages=-len(over))
+        txn.tally.add(dlq[0], messages=len(over))
+        if args[2] == 0:
+            break  # with a zero timeout a new claim would take back what we keep
         rows = await txn.conn.fetch(CLAIM, args[0], len(over), *args[2:])
     return kept
 
 
-DELETE = "DELETE FROM wonderq.messages WHERE id = $1 AND ($2::text IS NULL OR token = $2) RETURNING id"
+DELETE = "DELETE FROM wonderq.messages WHERE id = $1 AND ($2::text IS NULL OR token = $2) RETURNING queue_id"
 EXISTS = "SELECT 1 FROM wonderq.messages WHERE id = $1"
 
 
 async def delete(txn: PgTxn, message_id: int, token: str | None) -> None:
-    if await txn.conn.fetchval(DELETE, message_id, token) is None:
+    queue_id = await txn.conn.fetchval(DELETE, message_id, token)
+    if queue_id is None:
         await _missing(txn.conn, message_id)
+    txn.tally.add(queue_id, messages=-1, deleted=1)
 
 
 async def _missing(conn: asyncpg.Connection, message_id: int) -> None:
@@ -249,20 +303,27 @@ async def peek(conn: asyncpg.Connection, ref: QueueRef, size: int, after_id: int
 
 
 STATS = f"""
-SELECT count(*), count(*) FILTER (WHERE visible_at <= {NOW}),
-       count(*) FILTER (WHERE visible_at > {NOW} AND token IS NOT NULL),
-       count(*) FILTER (WHERE visible_at > {NOW} AND token IS NULL),
-       min(created_at)
-FROM wonderq.messages WHERE queue_id = $1
+SELECT {", ".join("q." + c for c in QUEUE_COLUMNS.split(", "))},
+       coalesce(c.messages, 0), coalesce(i.in_flight, 0), coalesce(i.delayed, 0),
+       (SELECT min(created_at) FROM wonderq.messages m WHERE m.queue_id = q.id),
+       coalesce(c.sent, 0), coalesce(c.received, 0), coalesce(c.deleted, 0), coalesce(c.expired, 0)
+FROM wonderq.queues q
+LEFT JOIN (
+    SELECT queue_id, sum(messages) AS messages, sum(sent) AS sent, sum(received) AS received,
+           sum(deleted) AS deleted, sum(expired) AS expired
+    FROM wonderq.queue_counts GROUP BY queue_id
+) c ON c.queue_id = q.id
+LEFT JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE token IS NOT NULL) AS in_flight,
+           count(*) FILTER (WHERE token IS NULL) AS delayed
+    FROM wonderq.messages m WHERE m.queue_id = q.id AND m.visible_at > {NOW}
+) i ON true
+ORDER BY q.id
 """
 
 
 async def stats(conn: asyncpg.Connection) -> list[QueueStats]:
-    result = []
-    for queue in await list_queues(conn):
-        row = await conn.fetchrow(STATS, queue.id)
-        result.append(QueueStats(queue, *row))
-    return result
+    return [QueueStats.from_counts(_queue(row[:9]), row[9:]) for row in await conn.fetch(STATS)]
 
 
 EXPIRE = f"""
@@ -270,8 +331,12 @@ DELETE FROM wonderq.messages WHERE id IN (
     SELECT m.id FROM wonderq.queues q JOIN wonderq.messages m ON m.queue_id = q.id
     WHERE m.created_at < {NOW} - q.retention_seconds * 1000 LIMIT $1
 )
+RETURNING queue_id
 """
 
 
 async def expire(txn: PgTxn, limit: int) -> int:
-    return int((await txn.conn.execute(EXPIRE, limit)).split()[-1])
+    expired = Counter(row[0] for row in await txn.conn.fetch(EXPIRE, limit))
+    for queue_id, n in expired.items():
+        txn.tally.add(queue_id, messages=-n, expired=n)
+    return sum(expired.values())

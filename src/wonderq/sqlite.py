@@ -34,6 +34,7 @@ from wonderq.backend import (
     QueueAttributes,
     QueueRef,
     QueueStats,
+    Tally,
     now_ms,
 )
 from wonderq.batching import GroupCommit, Op, Results, Woken
@@ -44,38 +45,7 @@ from wonderq.siblings import Siblings
 log = logging.getLogger("wonderq.sqlite")
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS queues (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL UNIQUE,
-    created_at INTEGER NOT NULL,
-    visibility_timeout INTEGER NOT NULL,
-    delay_seconds INTEGER NOT NULL,
-    retention_seconds INTEGER NOT NULL,
-    max_message_size INTEGER NOT NULL,
-    redrive_target TEXT,
-    max_receive_count INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sequence (next_id INTEGER NOT NULL);
-INSERT INTO sequence SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM sequence);
-CREATE TABLE IF NOT EXISTS messages (
-    id INTEGER PRIMARY KEY,
-    uuid TEXT NOT NULL,
-    queue_id INTEGER NOT NULL,
-    body TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    visible_at INTEGER NOT NULL,
-    receive_count INTEGER NOT NULL DEFAULT 0,
-    first_received_at INTEGER,
-    token TEXT,
-    attributes TEXT,
-    group_id TEXT,
-    dedup_id TEXT
-);
-CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue_id, visible_at);
-CREATE INDEX IF NOT EXISTS messages_age ON messages (queue_id, created_at);
-"""
+SCHEMA_VERSION = len(ops.MIGRATIONS)
 RESYNC_SEQUENCE = (
     "UPDATE sequence SET next_id = max(next_id, (SELECT coalesce(max(id), 0) + 1 FROM messages))"
 )
@@ -98,6 +68,7 @@ class Txn:
     conn: sqlite3.Connection
     now: int
     woken: list[tuple[int, int]] = field(default_factory=list)
+    tally: Tally = field(default_factory=Tally)
     next_id: int = 0  # 0: not read yet in this transaction
 
     def take_ids(self, n: int) -> range:
@@ -109,6 +80,7 @@ class Txn:
     def finish(self) -> None:
         if self.next_id:
             self.conn.execute("UPDATE sequence SET next_id = ?", (self.next_id,))
+        self.conn.executemany(ops.ADD_COUNTS, self.tally.rows())
 
 
 class SqliteBackend(Backend):
@@ -145,11 +117,7 @@ class SqliteBackend(Backend):
         if writer:
             conn.execute("PRAGMA journal_mode = WAL")
             self._begin(conn)
-            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            ops.migrate(conn)
             conn.execute(RESYNC_SEQUENCE)  # rows may have been written by other tools
             conn.execute("COMMIT")
             conn.execute("PRAGMA wal_autocheckpoint = 0")  # see _checkpoint

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,74 @@ from wonderq.errors import (
 
 if TYPE_CHECKING:
     from wonderq.sqlite import Txn
+
+MIGRATIONS = [
+    """
+    CREATE TABLE queues (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        visibility_timeout INTEGER NOT NULL,
+        delay_seconds INTEGER NOT NULL,
+        retention_seconds INTEGER NOT NULL,
+        max_message_size INTEGER NOT NULL,
+        redrive_target TEXT,
+        max_receive_count INTEGER NOT NULL
+    );
+    CREATE TABLE sequence (next_id INTEGER NOT NULL);
+    INSERT INTO sequence VALUES (1);
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        uuid TEXT NOT NULL,
+        queue_id INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        visible_at INTEGER NOT NULL,
+        receive_count INTEGER NOT NULL DEFAULT 0,
+        first_received_at INTEGER,
+        token TEXT,
+        attributes TEXT,
+        group_id TEXT,
+        dedup_id TEXT
+    );
+    CREATE INDEX messages_ready ON messages (queue_id, visible_at);
+    CREATE INDEX messages_age ON messages (queue_id, created_at)
+    """,
+    """
+    CREATE TABLE queue_counts (
+        queue_id INTEGER NOT NULL,
+        shard INTEGER NOT NULL,
+        messages INTEGER NOT NULL DEFAULT 0,
+        sent INTEGER NOT NULL DEFAULT 0,
+        received INTEGER NOT NULL DEFAULT 0,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        expired INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (queue_id, shard)
+    );
+    INSERT INTO queue_counts (queue_id, shard, messages)
+        SELECT queue_id, 0, count(*) FROM messages GROUP BY queue_id
+    """,
+]
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring the schema up to date (inside the caller's write transaction);
+    the version lives in ``PRAGMA user_version``."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    for number, script in enumerate(MIGRATIONS[version:], version + 1):
+        for statement in script.split(";"):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {number}")
+
+
+ADD_COUNTS = """
+INSERT INTO queue_counts (queue_id, shard, messages, sent, received, deleted, expired)
+VALUES (?, 0, ?, ?, ?, ?, ?)
+ON CONFLICT (queue_id, shard) DO UPDATE SET
+    messages = messages + excluded.messages, sent = sent + excluded.sent,
+    received = received + excluded.received, deleted = deleted + excluded.deleted,
+    expired = expired + excluded.expired
+"""
 
 QUEUE_COLUMNS = (
     "id, name, created_at, visibility_timeout, delay_seconds, retention_seconds,"
@@ -91,13 +160,16 @@ def create_queue(txn: Txn, name: str, a: QueueAttributes) -> Queue:
 
 def delete_queue(txn: Txn, ref: QueueRef) -> None:
     queue = resolve(txn.conn, ref)
-    txn.conn.execute("DELETE FROM messages WHERE queue_id = ?", (queue.id,))
+    for table in ("messages", "queue_counts"):
+        txn.conn.execute(f"DELETE FROM {table} WHERE queue_id = ?", (queue.id,))
     txn.conn.execute("DELETE FROM queues WHERE id = ?", (queue.id,))
 
 
 def purge(txn: Txn, ref: QueueRef) -> int:
     queue = resolve(txn.conn, ref)
-    return txn.conn.execute("DELETE FROM messages WHERE queue_id = ?", (queue.id,)).rowcount
+    purged: int = txn.conn.execute("DELETE FROM messages WHERE queue_id = ?", (queue.id,)).rowcount
+    txn.tally.add(queue.id, messages=-purged)
+    return purged
 
 
 INSERT_MESSAGE = (
@@ -127,6 +199,7 @@ def send_batch(txn: Txn, ref: QueueRef, messages: Sequence[NewMessage]) -> list[
     ])
     visible_now = sum(m.visible_at == now for m in sent)
     txn.woken.append((queue.id, visible_now or 1))  # 1: wake someone to re-time
+    txn.tally.add(queue.id, messages=len(sent), sent=len(sent))
     return sent
 
 
@@ -159,6 +232,7 @@ def claim(txn: Txn, ref: QueueRef, size: int, visibility_timeout: int | None) ->
     if not rows:
         (next_visible_at,) = txn.conn.execute(NEXT_VISIBLE, (queue.id,)).fetchone()
         return Claim([], queue.id, next_visible_at)
+    txn.tally.add(queue.id, received=len(rows))
     rows.sort(key=lambda row: row[0])
     return Claim([Message(*row) for row in rows], queue.id)
 
@@ -178,18 +252,24 @@ def _redrive(txn: Txn, queue: Queue, rows: list[Any], params: dict[str, Any]) ->
             break
         txn.conn.executemany(REDRIVE, [(row[0], txn.now, r[0]) for r in over])
         txn.woken.append((row[0], len(over)))
+        txn.tally.add(queue.id, messages=-len(over))
+        txn.tally.add(row[0], messages=len(over))
+        if params["until"] == txn.now:
+            break  # with a zero timeout a new claim would take back what we keep
         params["size"] = len(over)
         rows = txn.conn.execute(CLAIM, params).fetchall()
     return kept
 
 
-DELETE = "DELETE FROM messages WHERE id = ? AND (? IS NULL OR token = ?)"
+DELETE = "DELETE FROM messages WHERE id = ? AND (? IS NULL OR token = ?) RETURNING queue_id"
 EXISTS = "SELECT 1 FROM messages WHERE id = ?"
 
 
 def delete(txn: Txn, message_id: int, token: str | None) -> None:
-    if txn.conn.execute(DELETE, (message_id, token, token)).rowcount == 0:
+    row = txn.conn.execute(DELETE, (message_id, token, token)).fetchone()
+    if row is None:
         _missing(txn.conn, message_id)
+    txn.tally.add(row[0], messages=-1, deleted=1)
 
 
 def _missing(conn: sqlite3.Connection, message_id: int) -> None:
@@ -222,21 +302,26 @@ def peek(conn: sqlite3.Connection, ref: QueueRef, size: int, after_id: int) -> l
     return [Message(*row) for row in conn.execute(PEEK, (queue.id, after_id, size))]
 
 
-STATS = """
-SELECT count(*), coalesce(sum(visible_at <= :now), 0),
-       coalesce(sum(visible_at > :now AND token IS NOT NULL), 0),
-       coalesce(sum(visible_at > :now AND token IS NULL), 0),
-       min(created_at)
-FROM messages WHERE queue_id = :queue
+STATS = f"""
+SELECT {", ".join("q." + c for c in QUEUE_COLUMNS.split(", "))},
+       coalesce(c.messages, 0),
+       (SELECT count(*) FROM messages m
+        WHERE m.queue_id = q.id AND m.visible_at > :now AND m.token IS NOT NULL),
+       (SELECT count(*) FROM messages m
+        WHERE m.queue_id = q.id AND m.visible_at > :now AND m.token IS NULL),
+       (SELECT min(created_at) FROM messages m WHERE m.queue_id = q.id),
+       coalesce(c.sent, 0), coalesce(c.received, 0), coalesce(c.deleted, 0), coalesce(c.expired, 0)
+FROM queues q LEFT JOIN (
+    SELECT queue_id, sum(messages) AS messages, sum(sent) AS sent, sum(received) AS received,
+           sum(deleted) AS deleted, sum(expired) AS expired
+    FROM queue_counts GROUP BY queue_id
+) c ON c.queue_id = q.id
+ORDER BY q.id
 """
 
 
 def stats(conn: sqlite3.Connection, now: int) -> list[QueueStats]:
-    result = []
-    for queue in list_queues(conn):
-        row = conn.execute(STATS, {"now": now, "queue": queue.id}).fetchone()
-        result.append(QueueStats(queue, *row))
-    return result
+    return [QueueStats.from_counts(_queue(row[:9]), row[9:]) for row in conn.execute(STATS, {"now": now})]
 
 
 EXPIRE = """
@@ -244,8 +329,12 @@ DELETE FROM messages WHERE id IN (
     SELECT m.id FROM queues q JOIN messages m ON m.queue_id = q.id
     WHERE m.created_at < :now - q.retention_seconds * 1000 LIMIT :limit
 )
+RETURNING queue_id
 """
 
 
 def expire(txn: Txn, limit: int) -> int:
-    return txn.conn.execute(EXPIRE, {"now": txn.now, "limit": limit}).rowcount
+    expired = Counter(queue_id for (queue_id,) in txn.conn.execute(EXPIRE, {"now": txn.now, "limit": limit}))
+    for queue_id, n in expired.items():
+        txn.tally.add(queue_id, messages=-n, expired=n)
+    return sum(expired.values())
