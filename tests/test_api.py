@@ -575,3 +575,24 @@ def test_consume_defaults_to_the_queues_visibility_timeout(client: httpx.Client)
     first = client.get("/messages/consume", params=params).json()
     again = client.get("/messages/consume", params=params).json()
     assert again[0]["id"] == first[0]["id"] and again[0]["receive_count"] == 2
+
+
+def test_metrics_in_prometheus_format(client: httpx.Client) -> None:
+    q = create_queue(client)
+    client.post("/messages", json={"queue_id": q["id"], "body": "x"})
+    got = client.get("/messages/consume", params={"queue_id": q["id"], "wait_time": 0}).json()
+    client.delete(f"/messages/{got[0]['id']}")
+    r = client.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    text = r.text
+    for line in (
+        f'wonderq_queue_messages{{queue="{q["name"]}"}} 0.0',
+        f'wonderq_queue_messages_sent_total{{queue="{q["name"]}"}} 1.0',
+        f'wonderq_queue_messages_received_total{{queue="{q["name"]}"}} 1.0',
+        f'wonderq_queue_messages_deleted_total{{queue="{q["name"]}"}} 1.0',
+    ):
+        assert line in text, line
+    for name in ("visible", "in_flight", "delayed", "oldest_message_age_seconds"):
+        assert f'wonderq_queue_{name}{{queue="{q["name"]}"}}' in text
+    assert 'wonderq_request_duration_seconds_count{endpoint="POST /messages"}' in text
+    assert "wonderq_messages_redelivered_total" in text

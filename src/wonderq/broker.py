@@ -23,6 +23,7 @@ from wonderq.backend import (
 )
 from wonderq.errors import InvalidParameter
 from wonderq.http import (
+    Raw,
     Request,
     Route,
     integer,
@@ -33,6 +34,7 @@ from wonderq.http import (
     queue_ref,
     string,
 )
+from wonderq.metrics import CONTENT_TYPE, Metrics
 from wonderq.settings import Settings
 
 MAX_BATCH = 10
@@ -108,7 +110,12 @@ class Broker(http.App):
             Route("POST", "/messages/{message}/visibility", self.change_visibility),
             Route("GET", "/healthz", self.healthz),
             Route("GET", "/readyz", self.readyz),
+            Route("GET", "/metrics", self.metrics_text),
         ]
+        self.metrics = Metrics(f"{r.method} {r.path}" for r in self.routes)
+
+    def observe(self, endpoint: str, seconds: float) -> None:
+        self.metrics.observe(endpoint, seconds)
 
     async def startup(self) -> None:
         self.backend = open_backend(self.settings.db, self.settings)
@@ -186,9 +193,11 @@ class Broker(http.App):
                 raise InvalidParameter(f"messages must be a list of 1 to {MAX_BATCH} messages")
             news = [new_message(item, delay) for item in batch]
             sent = await self.db.send_batch(ref, news)
+            self.metrics.sent.inc(len(sent))
             ids = [{"id": m.id, "message_id": m.message_id} for m in sent]
             return 200, {"ids": [m.id for m in sent], "messages": ids}
         message = await self.db.send(ref, NewMessage(body(p), delay))
+        self.metrics.sent.inc()
         return 200, {"id": message.id, "message_id": message.message_id}
 
     async def consume(self, req: Request) -> tuple[int, Any]:
@@ -198,12 +207,14 @@ class Broker(http.App):
         wait = integer(p, "wait_time", MAX_WAIT, 0, MAX_WAIT)
         visibility = optional_integer(p, "visibility_timeout", 0, MAX_VISIBILITY)  # None: the queue's
         messages = await self.db.receive(ref, size, visibility, wait, req.watch)
+        self.metrics.delivered(messages)
         return 200, [message_json(m) for m in messages]
 
     async def delete_message(self, req: Request) -> tuple[int, Any]:
         message_id = path_id(req.args["message"], "message")
         token = string(req.params, "reservation_token", required=False) or None
         await self.db.delete(message_id, token)
+        self.metrics.deleted.inc()
         return 200, {"success": True}
 
     async def change_visibility(self, req: Request) -> tuple[int, Any]:
@@ -217,6 +228,9 @@ class Broker(http.App):
 
     async def healthz(self, req: Request) -> tuple[int, Any]:
         return 200, {"status": "ok"}
+
+    async def metrics_text(self, req: Request) -> tuple[int, Any]:
+        return 200, Raw(self.metrics.render(await self.db.stats()), CONTENT_TYPE)
 
     async def readyz(self, req: Request) -> tuple[int, Any]:
         await asyncio.wait_for(self.db.ping(), 5)

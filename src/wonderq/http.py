@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -145,28 +146,34 @@ class App:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    def route(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
+    def observe(self, endpoint: str, seconds: float) -> None:
+        """Called after each response with ``"METHOD /path/{pattern}"`` and
+        the time it took; a hook for metrics."""
+
+    def route(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         parts = path.strip("/").split("/")
         allowed = False
         for route in self.routes:
             args = route.match(parts)
             if args is not None:
                 if route.method == method:
-                    return route.handler, args
+                    return route, args
                 allowed = True
         if allowed:
             raise MethodNotAllowed(f"{method} is not allowed on {path}")
         raise NotFound(f"no such endpoint: {method} {path}")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = None
+        started = time.perf_counter()
+        request, endpoint = None, "other"
         try:
-            handler, args = self.route(scope["method"], scope["path"])
+            route, args = self.route(scope["method"], scope["path"])
+            endpoint = f"{route.method} {route.path}"
             body = await read_body(receive)
             request = Request(
                 scope["method"], scope["path"], args, scope["query_string"], scope["headers"], body, receive
             )
-            status, payload = await handler(request)
+            status, payload = await route.handler(request)
         except WonderQError as exc:
             status, payload = exc.status, exc.to_dict()
         except Exception:
@@ -177,6 +184,7 @@ class App:
         finally:
             if request is not None:
                 request.close()
+            self.observe(endpoint, time.perf_counter() - started)
 
 
 async def read_body(receive: Receive) -> bytes:
