@@ -395,6 +395,35 @@ def scenario_deep(plan: Plan) -> list[Row]:
     ]
 
 
+def scenario_bloat(plan: Plan) -> list[Row]:
+    """PostgreSQL: drain a 1M queue through the broker, then compare the consume
+    rate at 10k on that table (full of dead rows, left to autovacuum) with the
+    rate at 10k on a fresh one."""
+    if not plan.pg:
+        return []
+    fresh = deep_run(plan, plan.deep_small)
+    with fresh_broker(plan) as broker:
+        queue_id = broker.start().create_queue()
+        broker.stop()
+        pg_fill(str(broker.db), queue_id, plan.deep_big, plan.body)
+        broker.start()
+        t0 = time.perf_counter()
+        drained = loadgen(broker, "deep", "--body-size", str(plan.body), "--consumers", "16", "--size", "10",
+                          "--wait", "1", "--rounds", "0", "--chunk", str(plan.deep_big))
+        drain_rate = plan.deep_big / (time.perf_counter() - t0)
+        broker.stop()
+        pg_fill(str(broker.db), queue_id, plan.deep_small, plan.body, vacuum=False)
+        broker.start()
+        after = loadgen(broker, "deep", "--body-size", str(plan.body), "--consumers", "16", "--size", "10",
+                        "--wait", "1", "--rounds", str(plan.deep_rounds), "--chunk", str(plan.deep_chunk))
+    ratio = after["rate"] / fresh["rate"] if fresh["rate"] else 0.0
+    notes = [f"drained {plan.deep_big:,} at {drain_rate:,.0f} msgs/s (with the broker's start)",
+             *error_notes(after, broker)]
+    measured = f"{ratio:.0%} ({after['rate']:,.0f} after vs {fresh['rate']:,.0f} fresh msgs/s)"
+    ok = ratio >= 0.8 and clean(after) and clean(drained)
+    return [Row(f"after draining {plan.deep_big:,}", measured, ">= 80%", ok, after, notes)]
+
+
 def scenario_burst(plan: Plan) -> list[Row]:
     with fresh_broker(plan) as broker:
         broker.start().create_queue()
@@ -417,6 +446,7 @@ SCENARIOS: dict[str, Callable[[Plan], list[Row]]] = {
     "latency": scenario_latency,
     "deep": scenario_deep,
     "burst": scenario_burst,
+    "bloat": scenario_bloat,
 }
 
 

@@ -25,6 +25,12 @@ SELECT gen_random_uuid(), $1, repeat('x', $2), $3, $3 FROM generate_series(1, $4
 """
 
 
+COUNT = """
+INSERT INTO wonderq.queue_counts AS c (queue_id, shard, messages, sent) VALUES ($1, 0, $2, $2)
+ON CONFLICT (queue_id, shard) DO UPDATE SET messages = c.messages + $2, sent = c.sent + $2
+"""
+
+
 class BenchPostgres:
     def __init__(self, cpu: int) -> None:
         self.cluster = PostgresCluster(cpu=cpu)
@@ -56,9 +62,10 @@ class BenchPostgres:
         return total
 
 
-def fill(url: str, queue_id: int, count: int, body_size: int) -> float:
-    """Insert ``count`` visible messages straight into the database; then
-    VACUUM ANALYZE as a long-running database would have. Returns seconds."""
+def fill(url: str, queue_id: int, count: int, body_size: int, vacuum: bool = True) -> float:
+    """Insert ``count`` visible messages straight into the database (and their
+    count into the counters); then VACUUM ANALYZE as a long-running database
+    would have, unless told not to. Returns seconds."""
     import asyncpg
 
     async def run() -> None:
@@ -67,7 +74,9 @@ def fill(url: str, queue_id: int, count: int, body_size: int) -> float:
             past = int(time.time() * 1000) - 60_000
             for start in range(0, count, 100_000):
                 await conn.execute(FILL, queue_id, body_size, past, min(100_000, count - start))
-            await conn.execute("VACUUM ANALYZE wonderq.messages")
+            await conn.execute(COUNT, queue_id, count)
+            if vacuum:
+                await conn.execute("VACUUM ANALYZE wonderq.messages")
         finally:
             await conn.close()
 
