@@ -558,3 +558,8 @@ def test_unknown_route(client: httpx.Client, method: str, url: str) -> None:
 )
 def test_wrong_method(client: httpx.Client, method: str, url: str) -> None:
     assert method in assert_error(client.request(method, url), 405, "method_not_allowed")
+
+
+def test_nul_in_a_body_is_refused(client: httpx.Client, queue: dict[str, Any]) -> None:
+    r = client.post("/messages", json={"queue_id": queue["id"], "body": "a\u0000b"})
+    assert "NUL" in assert_error(r, 400, "invalid_parameter")

@@ -248,4 +248,6 @@ def body(params: Any) -> str:
     value = string(params, "body")
     if not value:
         raise InvalidParameter("body must be a non-empty string")
+    if "\x00" in value:
+        raise InvalidParameter("body must not contain the NUL character (PostgreSQL cannot store it)")
     return value
