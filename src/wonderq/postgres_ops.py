@@ -92,6 +92,8 @@ MIGRATIONS = [
     INSERT INTO wonderq.queue_counts (queue_id, shard, messages)
         SELECT queue_id, 0, count(*) FROM wonderq.messages GROUP BY queue_id;
     """,
+    # Peeks page through a queue by id.
+    "CREATE INDEX messages_queue ON wonderq.messages (queue_id, id)",
 ]
 SHARDS = 32  # counter rows per queue, so concurrent batches rarely wait on one another
 

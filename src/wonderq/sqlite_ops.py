@@ -82,6 +82,8 @@ MIGRATIONS = [
     INSERT INTO queue_counts (queue_id, shard, messages)
         SELECT queue_id, 0, count(*) FROM messages GROUP BY queue_id
     """,
+    # Peeks page through a queue by id: within one queue_id, this index is in id order.
+    "CREATE INDEX messages_queue ON messages (queue_id)",
 ]
 
 
