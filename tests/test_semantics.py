@@ -205,7 +205,7 @@ async def test_cluster_once_only_and_no_lock_errors(
     broker_factory: type[BrokerProcess], db_url: str, tmp_path: Path
 ) -> None:
     broker = broker_factory(db_url, "--cluster", "2", log_dir=tmp_path).start()
-    assert len(broker.children()) == 2
+    assert wait_for_workers(broker, 2)
     async with async_client(broker.url, 600) as client:
         await client.post("/queues", json={"name": "c"})
         replies = await asyncio.gather(*(
@@ -218,10 +218,21 @@ async def test_cluster_once_only_and_no_lock_errors(
     assert [i for i, n in seen.items() if n > 1] == []
 
 
+def wait_for_workers(broker: BrokerProcess, n: int, timeout: float = 10) -> bool:
+    """Readiness means one worker answers; the others may still be starting."""
+    deadline = time.monotonic() + timeout
+    while len(broker.children()) != n:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def test_cluster_replaces_a_crashed_worker(
     broker_factory: type[BrokerProcess], db_url: str, tmp_path: Path
 ) -> None:
     broker = broker_factory(db_url, "--cluster", "2", log_dir=tmp_path).start()
+    assert wait_for_workers(broker, 2)
     victim = broker.children()[0]
     os.kill(victim, signal.SIGKILL)
     deadline = time.monotonic() + 10

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
 
+from wonderq import commands
 from wonderq.settings import DURABILITY, LOG_LEVELS, Settings
 
 
@@ -29,20 +30,50 @@ def parser() -> argparse.ArgumentParser:
     broker.add_argument(
         "--pool-size", type=int, help="PostgreSQL connections per process (WONDERQ_POOL_SIZE, default 10)"
     )
+    add_migrate(verbs)
+    commands.register(verbs)
+    top.epilog = commands.TOP_EPILOG
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.verb == "migrate":
+        return run_migrate(args)
+    if args.verb in commands.VERBS:
+        return commands.run(args)
     try:
         settings = Settings.load(vars(args))
     except ValueError as exc:
         print(f"wonderq: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if args.verb == "broker":
         from wonderq.broker import Broker
-        from wonderq.server import serve
+        from wonderq.server import configure_logging, serve
 
-        serve(lambda: Broker(settings), settings, settings.port)
+        configure_logging(settings)
+        with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C once it has shut down
+            serve(lambda: Broker(settings), settings, settings.port)
     return 0
+
+
+def add_migrate(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    migrate = verbs.add_parser(
+        "migrate", help="copy queues and messages from SQLite to PostgreSQL",
+        description="Copy every queue and message (ids, bodies, visibility state, reservation tokens)"
+        " from a SQLite database to PostgreSQL, in one transaction. Stop the brokers on the SQLite"
+        " file first: it is only read. Exit status: 0 done, 1 refused or failed, 2 usage.",
+    )
+    migrate.add_argument("--from", dest="source", required=True, metavar="URL",
+                         help="the SQLite database: sqlite:///path/wonderq.db (or a path)")
+    migrate.add_argument("--to", dest="target", required=True, metavar="URL",
+                         help="the PostgreSQL database: postgresql://user:password@host/db")
+    migrate.add_argument("--force", action="store_true",
+                         help="if the target already holds queues or messages, DELETE them all first"
+                         " (without it such a target is refused and left unchanged)")
+
+
+def run_migrate(args: argparse.Namespace) -> int:
+    from wonderq.migrate import run
+
+    return run(args.source, args.target, args.force)

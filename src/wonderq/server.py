@@ -26,6 +26,13 @@ log = logging.getLogger("wonderq.server")
 BACKLOG = 8192
 
 
+def configure_logging(settings: Settings) -> None:
+    """One format for every process; the HTTP client's per-request lines only when debugging."""
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    if settings.log_level != "debug":
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
 def raise_file_limit() -> None:
     """Many keep-alive clients need many descriptors: use the hard limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
