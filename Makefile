@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 run: $(VENV)/.installed
-	$(BIN)/wonderq broker
+	$(BIN)/wonderq up
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests bench
