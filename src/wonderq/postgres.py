@@ -52,6 +52,7 @@ class PostgresBackend(Backend):
         self._listener: asyncpg.Connection | None = None
         self._group = GroupCommit(self._run_batch, self._committed, PARALLEL_BATCHES)
         self._tasks: list[asyncio.Task[None]] = []
+        self._queues = ops.QueueCache()
 
     # -- life cycle ---------------------------------------------------------
 
@@ -128,18 +129,15 @@ class PostgresBackend(Backend):
         assert self._pool is not None
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                txn = ops.PgTxn(conn)
+                txn = ops.PgTxn(conn, self._queues)
                 results: Results = []
                 for op in batch:
                     try:
                         results.append((True, await op.fn(txn, *op.args)))
                     except WonderQError as exc:
                         results.append((False, exc))
-                await txn.finish()
-                if txn.woken:
-                    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, self._payload(txn.woken))
-                if not any(op.durable for op in batch):
-                    await conn.execute("SET LOCAL synchronous_commit = off")
+                payload = self._payload(txn.woken) if txn.woken else ""
+                await txn.finish(CHANNEL, payload, any(op.durable for op in batch))
                 return results, txn.woken
         except CONNECTION_ERRORS as exc:
             raise Unavailable(f"database unavailable: {exc}") from exc

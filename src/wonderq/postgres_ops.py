@@ -9,7 +9,7 @@ WonderQError leaves nothing behind.
 from __future__ import annotations
 
 import secrets
-from collections import Counter
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -92,35 +92,73 @@ MIGRATIONS = [
     INSERT INTO wonderq.queue_counts (queue_id, shard, messages)
         SELECT queue_id, 0, count(*) FROM wonderq.messages GROUP BY queue_id;
     """,
-    # Peeks page through a queue by id.
-    "CREATE INDEX messages_queue ON wonderq.messages (queue_id, id)",
+    # Peeks page through a queue by id; since created_at grows with id (to within the
+    # overlap of concurrent transactions), the same index finds the oldest and the expired.
+    """
+    CREATE INDEX messages_queue ON wonderq.messages (queue_id, id);
+    DROP INDEX wonderq.messages_age;
+    """,
 ]
 SHARDS = 32  # counter rows per queue, so concurrent batches rarely wait on one another
 
-ADD_COUNTS = """
-INSERT INTO wonderq.queue_counts AS c (queue_id, shard, messages, sent, received, deleted, expired)
-VALUES ($1, $7, $2, $3, $4, $5, $6)
-ON CONFLICT (queue_id, shard) DO UPDATE SET
-    messages = c.messages + excluded.messages, sent = c.sent + excluded.sent,
-    received = c.received + excluded.received, deleted = c.deleted + excluded.deleted,
-    expired = c.expired + excluded.expired
+FINISH = """
+WITH counts AS (
+    INSERT INTO wonderq.queue_counts AS c (queue_id, shard, messages, sent, received, deleted, expired)
+    SELECT u.q, $1, u.m, u.s, u.r, u.d, u.e
+    FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])
+         AS u(q, m, s, r, d, e)
+    ON CONFLICT (queue_id, shard) DO UPDATE SET
+        messages = c.messages + excluded.messages, sent = c.sent + excluded.sent,
+        received = c.received + excluded.received, deleted = c.deleted + excluded.deleted,
+        expired = c.expired + excluded.expired
+)
+SELECT CASE WHEN $8 <> '' THEN pg_notify($9, $8) END,
+       CASE WHEN NOT $10 THEN set_config('synchronous_commit', 'off', true) END
 """
+QUEUE_TTL = 5.0  # seconds a looked-up queue is reused
+
+
+class QueueCache:
+    """Queues recently looked up, by id and by name, so a send or a claim needs
+    no round trip to find its queue. Safe: a queue's attributes never change,
+    and the statements that use a cached id find nothing if the queue has been
+    deleted meanwhile (then the entry is dropped and looked up again)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[QueueRef, tuple[float, Queue]] = {}
+
+    async def get(self, conn: asyncpg.Connection, ref: QueueRef) -> Queue:
+        hit = self._entries.get(ref)
+        if hit and hit[0] > time.monotonic():
+            return hit[1]
+        queue = await resolve(conn, ref)
+        expires = time.monotonic() + QUEUE_TTL
+        self._entries[queue.id] = self._entries[queue.name] = (expires, queue)
+        return queue
+
+    def drop(self, queue: Queue) -> None:
+        self._entries.pop(queue.id, None)
+        self._entries.pop(queue.name, None)
 
 
 @dataclass(slots=True)
 class PgTxn:
-    """What an op sees: the batch's connection and the wake-ups to send."""
+    """What an op sees: the batch's connection, the broker's queue cache, the
+    wake-ups to send and the counter changes to write."""
 
     conn: asyncpg.Connection
+    queues: QueueCache
     woken: list[tuple[int, int]] = field(default_factory=list)
     tally: Tally = field(default_factory=Tally)
 
-    async def finish(self) -> None:
-        """Write the counter changes, to one shard row per queue picked at random."""
-        rows = self.tally.rows()
-        if rows:
-            shard = secrets.randbelow(SHARDS)
-            await self.conn.executemany(ADD_COUNTS, [(*row, shard) for row in rows])
+    async def finish(self, channel: str, payload: str, durable: bool) -> None:
+        """In one round trip: add the counter changes (to one of SHARDS rows per
+        queue, at random), notify the other brokers, and skip the commit's
+        fsync when nothing in the batch needs it."""
+        columns = list(zip(*self.tally.rows(), strict=True)) or [()] * 6
+        await self.conn.execute(
+            FINISH, secrets.randbelow(SHARDS), *map(list, columns), payload, channel, durable
+        )
 
 
 def _queue(row: Sequence[Any]) -> Queue:
@@ -172,6 +210,7 @@ async def create_queue(txn: PgTxn, name: str, a: QueueAttributes) -> Queue:
 
 async def delete_queue(txn: PgTxn, ref: QueueRef) -> None:
     queue = await resolve(txn.conn, ref)
+    txn.queues.drop(queue)
     for table in ("messages", "queue_counts"):
         await txn.conn.execute(f"DELETE FROM wonderq.{table} WHERE queue_id = $1", queue.id)
     await txn.conn.execute("DELETE FROM wonderq.queues WHERE id = $1", queue.id)
@@ -190,13 +229,14 @@ INSERT INTO wonderq.messages (uuid, queue_id, body, created_at, visible_at, attr
 SELECT u.uuid, $2, u.body, {NOW}, {NOW} + u.delay * 1000, u.attributes, u.group_id, u.dedup_id
 FROM unnest($1::uuid[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[])
      WITH ORDINALITY AS u(uuid, body, delay, attributes, group_id, dedup_id, n)
+WHERE EXISTS (SELECT 1 FROM wonderq.queues WHERE id = $2)
 ORDER BY u.n
 RETURNING {MESSAGE_COLUMNS}
 """
 
 
 async def send_batch(txn: PgTxn, ref: QueueRef, messages: Sequence[NewMessage]) -> list[Message]:
-    queue = await resolve(txn.conn, ref)
+    queue = await txn.queues.get(txn.conn, ref)
     limit, default_delay = queue.attributes.max_message_size, queue.attributes.delay_seconds
     for m in messages:
         if len(m.body) * 4 > limit and len(m.body.encode()) > limit:
@@ -206,6 +246,11 @@ async def send_batch(txn: PgTxn, ref: QueueRef, messages: Sequence[NewMessage]) 
         INSERT_MESSAGES, uuid4s(len(messages)), queue.id, [m.body for m in messages], delays,
         [m.attributes for m in messages], [m.group_id for m in messages], [m.dedup_id for m in messages],
     )
+    if not rows:  # the cached queue was deleted meanwhile; it may exist again under its name
+        txn.queues.drop(queue)
+        if isinstance(ref, int) or (await resolve(txn.conn, ref)).id == queue.id:
+            raise QueueNotFound(f"queue {ref!r} does not exist")
+        return await send_batch(txn, ref, messages)
     txn.woken.append((queue.id, sum(d == 0 for d in delays) or 1))
     txn.tally.add(queue.id, messages=len(rows), sent=len(rows))
     return sorted((_message(row) for row in rows), key=lambda m: m.id)
@@ -229,7 +274,7 @@ REDRIVE = f"UPDATE wonderq.messages SET queue_id = $1, visible_at = {NOW}, token
 
 
 async def claim(txn: PgTxn, ref: QueueRef, size: int, visibility_timeout: int | None) -> Claim:
-    queue = await resolve(txn.conn, ref)
+    queue = await txn.queues.get(txn.conn, ref)  # deleted meanwhile: it simply finds nothing
     timeout = queue.attributes.visibility_timeout if visibility_timeout is None else visibility_timeout
     prefix = secrets.token_hex(8) + "-"
     rows = await txn.conn.fetch(CLAIM, queue.id, size, timeout, prefix)
@@ -307,7 +352,7 @@ async def peek(conn: asyncpg.Connection, ref: QueueRef, size: int, after_id: int
 STATS = f"""
 SELECT {", ".join("q." + c for c in QUEUE_COLUMNS.split(", "))},
        coalesce(c.messages, 0), coalesce(i.in_flight, 0), coalesce(i.delayed, 0),
-       (SELECT min(created_at) FROM wonderq.messages m WHERE m.queue_id = q.id),
+       (SELECT created_at FROM wonderq.messages m WHERE m.queue_id = q.id ORDER BY id LIMIT 1),
        coalesce(c.sent, 0), coalesce(c.received, 0), coalesce(c.deleted, 0), coalesce(c.expired, 0)
 FROM wonderq.queues q
 LEFT JOIN (
@@ -328,17 +373,25 @@ async def stats(conn: asyncpg.Connection) -> list[QueueStats]:
     return [QueueStats.from_counts(_queue(row[:9]), row[9:]) for row in await conn.fetch(STATS)]
 
 
-EXPIRE = f"""
+FIRST_KEPT = "SELECT id FROM wonderq.messages WHERE queue_id = $1 AND created_at >= $2 ORDER BY id LIMIT 1"
+EXPIRE = """
 DELETE FROM wonderq.messages WHERE id IN (
-    SELECT m.id FROM wonderq.queues q JOIN wonderq.messages m ON m.queue_id = q.id
-    WHERE m.created_at < {NOW} - q.retention_seconds * 1000 LIMIT $1
+    SELECT id FROM wonderq.messages WHERE queue_id = $1 AND id < $2 ORDER BY id LIMIT $3
 )
-RETURNING queue_id
 """
 
 
 async def expire(txn: PgTxn, limit: int) -> int:
-    expired = Counter(row[0] for row in await txn.conn.fetch(EXPIRE, limit))
-    for queue_id, n in expired.items():
-        txn.tally.add(queue_id, messages=-n, expired=n)
-    return sum(expired.values())
+    """Ids grow with created_at, so a queue's expired messages are the ones
+    below its first unexpired id: found by walking only the expired."""
+    removed = 0
+    now = await txn.conn.fetchval(f"SELECT {NOW}")
+    for queue in await list_queues(txn.conn):
+        cutoff = now - queue.attributes.retention_seconds * 1000
+        below = await txn.conn.fetchval(FIRST_KEPT, queue.id, cutoff) or 2**63 - 1
+        n = int((await txn.conn.execute(EXPIRE, queue.id, below, limit - removed)).split()[-1])
+        txn.tally.add(queue.id, messages=-n, expired=n)
+        removed += n
+        if removed >= limit:
+            break
+    return removed

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
-from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -82,8 +81,12 @@ MIGRATIONS = [
     INSERT INTO queue_counts (queue_id, shard, messages)
         SELECT queue_id, 0, count(*) FROM messages GROUP BY queue_id
     """,
-    # Peeks page through a queue by id: within one queue_id, this index is in id order.
-    "CREATE INDEX messages_queue ON messages (queue_id)",
+    # Within one queue_id this index is in id order: peeks page through it, and since
+    # created_at grows with id, it finds the oldest message and the expired ones too.
+    """
+    CREATE INDEX messages_queue ON messages (queue_id);
+    DROP INDEX messages_age
+    """,
 ]
 
 
@@ -311,7 +314,7 @@ SELECT {", ".join("q." + c for c in QUEUE_COLUMNS.split(", "))},
         WHERE m.queue_id = q.id AND m.visible_at > :now AND m.token IS NOT NULL),
        (SELECT count(*) FROM messages m
         WHERE m.queue_id = q.id AND m.visible_at > :now AND m.token IS NULL),
-       (SELECT min(created_at) FROM messages m WHERE m.queue_id = q.id),
+       (SELECT created_at FROM messages m WHERE m.queue_id = q.id ORDER BY id LIMIT 1),
        coalesce(c.sent, 0), coalesce(c.received, 0), coalesce(c.deleted, 0), coalesce(c.expired, 0)
 FROM queues q LEFT JOIN (
     SELECT queue_id, sum(messages) AS messages, sum(sent) AS sent, sum(received) AS received,
@@ -326,17 +329,25 @@ def stats(conn: sqlite3.Connection, now: int) -> list[QueueStats]:
     return [QueueStats.from_counts(_queue(row[:9]), row[9:]) for row in conn.execute(STATS, {"now": now})]
 
 
+FIRST_KEPT = "SELECT id FROM messages WHERE queue_id = ? AND created_at >= ? ORDER BY id LIMIT 1"
 EXPIRE = """
 DELETE FROM messages WHERE id IN (
-    SELECT m.id FROM queues q JOIN messages m ON m.queue_id = q.id
-    WHERE m.created_at < :now - q.retention_seconds * 1000 LIMIT :limit
+    SELECT id FROM messages WHERE queue_id = ? AND id < ? ORDER BY id LIMIT ?
 )
-RETURNING queue_id
 """
 
 
 def expire(txn: Txn, limit: int) -> int:
-    expired = Counter(queue_id for (queue_id,) in txn.conn.execute(EXPIRE, {"now": txn.now, "limit": limit}))
-    for queue_id, n in expired.items():
-        txn.tally.add(queue_id, messages=-n, expired=n)
-    return sum(expired.values())
+    """Ids grow with created_at, so a queue's expired messages are the ones
+    below its first unexpired id: found by walking only the expired."""
+    removed = 0
+    for queue in list_queues(txn.conn):
+        cutoff = txn.now - queue.attributes.retention_seconds * 1000
+        kept = txn.conn.execute(FIRST_KEPT, (queue.id, cutoff)).fetchone()
+        below = kept[0] if kept else 2**63 - 1
+        n = txn.conn.execute(EXPIRE, (queue.id, below, limit - removed)).rowcount
+        txn.tally.add(queue.id, messages=-n, expired=n)
+        removed += n
+        if removed >= limit:
+            break
+    return removed
