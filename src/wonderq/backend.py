@@ -143,9 +143,15 @@ class Tally:
         self, queue_id: int, messages: int = 0, sent: int = 0, received: int = 0, deleted: int = 0,
         expired: int = 0,
     ) -> None:
-        d = self._deltas.setdefault(queue_id, [0, 0, 0, 0, 0])
-        for i, n in enumerate((messages, sent, received, deleted, expired)):
-            d[i] += n
+        d = self._deltas.get(queue_id)
+        if d is None:
+            self._deltas[queue_id] = [messages, sent, received, deleted, expired]
+            return
+        d[0] += messages
+        d[1] += sent
+        d[2] += received
+        d[3] += deleted
+        d[4] += expired
 
     def rows(self) -> list[tuple[int, ...]]:
         """In queue id order, so concurrent transactions lock counters in one order."""

@@ -193,11 +193,11 @@ class Broker(http.App):
                 raise InvalidParameter(f"messages must be a list of 1 to {MAX_BATCH} messages")
             news = [new_message(item, delay) for item in batch]
             sent = await self.db.send_batch(ref, news)
-            self.metrics.sent.inc(len(sent))
+            self.metrics.sent += len(sent)
             ids = [{"id": m.id, "message_id": m.message_id} for m in sent]
             return 200, {"ids": [m.id for m in sent], "messages": ids}
         message = await self.db.send(ref, NewMessage(body(p), delay))
-        self.metrics.sent.inc()
+        self.metrics.sent += 1
         return 200, {"id": message.id, "message_id": message.message_id}
 
     async def consume(self, req: Request) -> tuple[int, Any]:
@@ -214,7 +214,7 @@ class Broker(http.App):
         message_id = path_id(req.args["message"], "message")
         token = string(req.params, "reservation_token", required=False) or None
         await self.db.delete(message_id, token)
-        self.metrics.deleted.inc()
+        self.metrics.deleted += 1
         return 200, {"success": True}
 
     async def change_visibility(self, req: Request) -> tuple[int, Any]:

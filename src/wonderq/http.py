@@ -62,8 +62,7 @@ class Request:
         return self._params
 
     def _parse_body(self) -> dict[str, Any]:
-        content_type = next((v for k, v in self.headers if k == b"content-type"), b"")
-        if b"form-urlencoded" in content_type:
+        if self.body[:1] != b"{" and self._is_form():  # a JSON object needs no header lookup
             return dict(parse_qsl(self.body.decode("utf-8", "replace")))
         try:
             value = orjson.loads(self.body)
@@ -72,6 +71,9 @@ class Request:
         if not isinstance(value, dict):
             raise BadRequest("request body must be a JSON object")
         return value
+
+    def _is_form(self) -> bool:
+        return any(k == b"content-type" and b"form-urlencoded" in v for k, v in self.headers)
 
     def watch(self) -> asyncio.Future[None]:
         """A future that resolves when the client disconnects."""

@@ -1,7 +1,8 @@
 """Prometheus metrics for the broker (``GET /metrics``).
 
-The hot path only bumps in-process counters and a latency histogram (children
-made once per route, so a request pays no label lookup). Per-queue figures —
+The hot path only adds to plain numbers: in-process counters and per-endpoint
+latency buckets, all touched by the event loop's one thread, so they need no
+locks (prometheus_client's own Counter and Histogram take one per update). Per-queue figures —
 visible, in flight, delayed, the oldest message's age, and the cumulative
 sent/received/deleted/expired counts the database keeps — are read once per
 scrape from ``Backend.stats()``, so they are exact across every broker and
@@ -10,10 +11,12 @@ worker on the database.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import accumulate
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from wonderq.backend import Message, QueueStats, now_ms
@@ -56,32 +59,39 @@ class QueueCollector(Collector):
         yield from counters.values()
 
 
-class Metrics:
+class Metrics(Collector):
     def __init__(self, routes: Iterable[str]) -> None:
         self.registry = CollectorRegistry()
         self.queues = QueueCollector()
         self.registry.register(self.queues)
-        latency = Histogram(
-            "wonderq_request_duration_seconds", "Time to answer a request", ["endpoint"],
-            buckets=BUCKETS, registry=self.registry,
-        )
-        self.latency = {route: latency.labels(route) for route in [*routes, "other"]}
-        self.sent = Counter("wonderq_messages_sent", "Messages sent via this process", registry=self.registry)
-        self.received = Counter("wonderq_messages_received", "Messages handed out", registry=self.registry)
-        self.redelivered = Counter(
-            "wonderq_messages_redelivered", "Messages handed out again", registry=self.registry
-        )
-        self.deleted = Counter("wonderq_messages_deleted", "Messages deleted", registry=self.registry)
+        self.registry.register(self)
+        # per endpoint: a count per bucket (the last for +Inf), then the sum of seconds
+        self.latency: dict[str, list[float]] = {r: [0] * (len(BUCKETS) + 2) for r in [*routes, "other"]}
+        self.sent = self.received = self.redelivered = self.deleted = 0
 
     def observe(self, route: str, seconds: float) -> None:
-        self.latency.get(route, self.latency["other"]).observe(seconds)
+        counts = self.latency.get(route) or self.latency["other"]
+        counts[bisect_left(BUCKETS, seconds)] += 1
+        counts[-1] += seconds
 
     def delivered(self, messages: Sequence[Message]) -> None:
-        if messages:
-            self.received.inc(len(messages))
-            again = sum(m.receive_count > 1 for m in messages)
-            if again:
-                self.redelivered.inc(again)
+        self.received += len(messages)
+        self.redelivered += sum(m.receive_count > 1 for m in messages)
+
+    def collect(self) -> Iterator[Metric]:
+        for name, help_ in (
+            ("sent", "Messages sent via this process"), ("received", "Messages handed out"),
+            ("redelivered", "Messages handed out again"), ("deleted", "Messages deleted"),
+        ):
+            yield CounterMetricFamily(f"wonderq_messages_{name}", help_, value=getattr(self, name))
+        family = HistogramMetricFamily(
+            "wonderq_request_duration_seconds", "Time to answer a request", labels=["endpoint"]
+        )
+        for route, counts in self.latency.items():
+            cumulative = list(accumulate(counts[:-1]))
+            bounds = [str(b) for b in BUCKETS] + ["+Inf"]
+            family.add_metric([route], list(zip(bounds, cumulative, strict=True)), counts[-1])
+        yield family
 
     def render(self, snapshot: Sequence[QueueStats]) -> bytes:
         self.queues.snapshot = snapshot
