@@ -36,6 +36,13 @@ CHANNEL = "wonderq"
 SCHEMA_LOCK = 0x57_6F_6E_64  # advisory lock id held while migrating
 PARALLEL_BATCHES = 4
 EXPIRE_CHUNK = 5000
+VACUUM_CHECK = 5.0  # seconds between looks at the dead row count
+VACUUM_AFTER = 50_000  # dead message rows that make a vacuum worth it
+VACUUM_LOCK = SCHEMA_LOCK + 1
+DEAD_ROWS = (
+    "SELECT n_dead_tup FROM pg_stat_user_tables WHERE schemaname = 'wonderq' AND relname = 'messages'"
+)
+TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
 CONNECTION_ERRORS = (
     OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
     asyncpg.exceptions.OperatorInterventionError,  # 57P0x: shutting down, starting up
@@ -64,7 +71,10 @@ class PostgresBackend(Backend):
         async with self._pool.acquire() as conn:
             await migrate(conn)
         await self._listen()
-        self._tasks = [asyncio.create_task(self.retention_loop(self.settings.retention_interval))]
+        self._tasks = [
+            asyncio.create_task(self.retention_loop(self.settings.retention_interval)),
+            asyncio.create_task(self._vacuum_loop()),
+        ]
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -77,6 +87,30 @@ class PostgresBackend(Backend):
                 await self._listener.close(timeout=2)
         if self._pool is not None:
             await self._pool.close()
+
+    async def _vacuum_loop(self) -> None:
+        """VACUUM the messages table as soon as deleted rows pile up.
+
+        A claim walks its queue's index from the oldest ``visible_at``; rows
+        deleted since the last vacuum leave dead entries at exactly that end,
+        so a drained backlog would slow every later claim until autovacuum's
+        next round (a minute or more). One broker at a time does it (an
+        advisory lock); it blocks no reads or writes."""
+        while True:
+            await asyncio.sleep(VACUUM_CHECK)
+            try:
+                async with self._pool.acquire() as conn:  # type: ignore[union-attr]
+                    dead = await conn.fetchval(DEAD_ROWS)
+                    if (dead or 0) >= VACUUM_AFTER and await conn.fetchval(TRY_LOCK, VACUUM_LOCK):
+                        try:
+                            await conn.execute("VACUUM wonderq.messages")
+                            log.info("vacuumed %d dead message rows", dead)
+                        finally:
+                            await conn.fetchval("SELECT pg_advisory_unlock($1)", VACUUM_LOCK)
+            except CONNECTION_ERRORS:
+                pass  # the database is away; requests report it
+            except asyncpg.PostgresError:
+                log.exception("vacuum failed")
 
     async def ping(self) -> None:
         await self._read(lambda conn: conn.fetchval("SELECT 1"))
