@@ -25,7 +25,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from wonderq.waiters import Waiters
 
@@ -318,6 +318,67 @@ class Backend:
                 if woken:
                     self.waiters.notify(queue_id, 1)  # pass the wake-up on
                 return []
+
+
+EXPIRE_CHUNK = 5000  # messages removed per retention transaction
+
+
+class OpsBackend(Backend):
+    """A backend built from a module of *ops*: each write verb is one op run in
+    a group-committed batch (:meth:`_write`), each read one run on a reader
+    connection (:meth:`_read`). The verbs below are then the same for every
+    such backend; a subclass supplies ``ops``, ``_write``, ``_read`` and
+    ``ping``, and the life cycle."""
+
+    ops: Any  # the module: sqlite_ops or postgres_ops
+
+    async def _write(self, fn: Callable[..., Any], *args: Any, durable: bool = False) -> Any:
+        raise NotImplementedError
+
+    async def _read(self, fn: Callable[[Any], Any]) -> Any:
+        raise NotImplementedError
+
+    async def create_queue(self, name: str, attributes: QueueAttributes) -> Queue:
+        return cast(Queue, await self._write(self.ops.create_queue, name, attributes, durable=True))
+
+    async def get_queue(self, ref: QueueRef) -> Queue:
+        return cast(Queue, await self._read(lambda conn: self.ops.resolve(conn, ref)))
+
+    async def list_queues(self) -> list[Queue]:
+        return cast(list[Queue], await self._read(self.ops.list_queues))
+
+    async def delete_queue(self, ref: QueueRef) -> None:
+        await self._write(self.ops.delete_queue, ref, durable=True)
+
+    async def purge(self, ref: QueueRef) -> int:
+        return cast(int, await self._write(self.ops.purge, ref, durable=True))
+
+    async def send_batch(self, ref: QueueRef, messages: Sequence[NewMessage]) -> list[Message]:
+        return cast(list[Message], await self._write(self.ops.send_batch, ref, messages, durable=True))
+
+    async def claim(self, ref: QueueRef, size: int, visibility_timeout: int | None) -> Claim:
+        return cast(Claim, await self._write(self.ops.claim, ref, size, visibility_timeout))
+
+    async def delete(self, message_id: int, token: str | None = None) -> None:
+        await self._write(self.ops.delete, message_id, token)
+
+    async def change_visibility(self, message_id: int, token: str, visibility_timeout: int) -> Message:
+        changed = await self._write(self.ops.change_visibility, message_id, token, visibility_timeout)
+        return cast(Message, changed)
+
+    async def peek(self, ref: QueueRef, size: int, after_id: int = 0) -> list[Message]:
+        return cast(list[Message], await self._read(lambda conn: self.ops.peek(conn, ref, size, after_id)))
+
+    async def stats(self) -> list[QueueStats]:
+        return cast(list[QueueStats], await self._read(self.ops.stats))
+
+    async def expire(self) -> int:
+        total = 0
+        while True:
+            removed = cast(int, await self._write(self.ops.expire, EXPIRE_CHUNK))
+            total += removed
+            if removed < EXPIRE_CHUNK:
+                return total
 
 
 def open_backend(url: str, settings: Settings) -> Backend:

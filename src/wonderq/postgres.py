@@ -18,13 +18,13 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 import asyncpg
 
 from wonderq import postgres_ops as ops
-from wonderq.backend import Backend, Claim, Message, NewMessage, Queue, QueueAttributes, QueueRef, QueueStats
+from wonderq.backend import OpsBackend
 from wonderq.batching import GroupCommit, Op, Results, Woken
 from wonderq.errors import Unavailable, WonderQError
 from wonderq.settings import Settings
@@ -35,7 +35,6 @@ T = TypeVar("T")
 CHANNEL = "wonderq"
 SCHEMA_LOCK = 0x57_6F_6E_64  # advisory lock id held while migrating
 PARALLEL_BATCHES = 4
-EXPIRE_CHUNK = 5000
 VACUUM_CHECK = 5.0  # seconds between looks at the dead row count
 VACUUM_AFTER = 50_000  # dead message rows that make a vacuum worth it
 VACUUM_LOCK = SCHEMA_LOCK + 1
@@ -49,7 +48,9 @@ CONNECTION_ERRORS = (
 )
 
 
-class PostgresBackend(Backend):
+class PostgresBackend(OpsBackend):
+    ops = ops
+
     def __init__(self, url: str, settings: Settings) -> None:
         super().__init__()
         self.url = url
@@ -191,48 +192,6 @@ class PostgresBackend(Backend):
         except CONNECTION_ERRORS as exc:
             raise Unavailable(f"database unavailable: {exc}") from exc
 
-    # -- the verbs ------------------------------------------------------------
-
-    async def create_queue(self, name: str, attributes: QueueAttributes) -> Queue:
-        return await self._write(ops.create_queue, name, attributes, durable=True)
-
-    async def get_queue(self, ref: QueueRef) -> Queue:
-        return await self._read(lambda conn: ops.resolve(conn, ref))
-
-    async def list_queues(self) -> list[Queue]:
-        return await self._read(ops.list_queues)
-
-    async def delete_queue(self, ref: QueueRef) -> None:
-        await self._write(ops.delete_queue, ref, durable=True)
-
-    async def purge(self, ref: QueueRef) -> int:
-        return await self._write(ops.purge, ref, durable=True)
-
-    async def send_batch(self, ref: QueueRef, messages: Sequence[NewMessage]) -> list[Message]:
-        return await self._write(ops.send_batch, ref, messages, durable=True)
-
-    async def claim(self, ref: QueueRef, size: int, visibility_timeout: int | None) -> Claim:
-        return await self._write(ops.claim, ref, size, visibility_timeout)
-
-    async def delete(self, message_id: int, token: str | None = None) -> None:
-        await self._write(ops.delete, message_id, token)
-
-    async def change_visibility(self, message_id: int, token: str, visibility_timeout: int) -> Message:
-        return await self._write(ops.change_visibility, message_id, token, visibility_timeout)
-
-    async def peek(self, ref: QueueRef, size: int, after_id: int = 0) -> list[Message]:
-        return await self._read(lambda conn: ops.peek(conn, ref, size, after_id))
-
-    async def stats(self) -> list[QueueStats]:
-        return await self._read(ops.stats)
-
-    async def expire(self) -> int:
-        total = 0
-        while True:
-            removed = await self._write(ops.expire, EXPIRE_CHUNK)
-            total += removed
-            if removed < EXPIRE_CHUNK:
-                return total
 
 
 async def migrate(conn: asyncpg.Connection) -> int:

@@ -19,24 +19,13 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 from wonderq import sqlite_ops as ops
-from wonderq.backend import (
-    Backend,
-    Claim,
-    Message,
-    NewMessage,
-    Queue,
-    QueueAttributes,
-    QueueRef,
-    QueueStats,
-    Tally,
-    now_ms,
-)
+from wonderq.backend import OpsBackend, Tally, now_ms
 from wonderq.batching import GroupCommit, Op, Results, Woken
 from wonderq.errors import Unavailable, WonderQError
 from wonderq.settings import Settings
@@ -52,7 +41,6 @@ RESYNC_SEQUENCE = (
 CHECKPOINT_INTERVAL = 0.25  # seconds
 WAL_LIMIT_PAGES = 16_384  # past this (64 MiB) a checkpoint also truncates the WAL
 RETRY_BUSY = 600  # BEGIN attempts (each waits busy_timeout) before giving up
-EXPIRE_CHUNK = 5000
 
 
 @dataclass(slots=True)
@@ -83,7 +71,9 @@ class Txn:
         self.conn.executemany(ops.ADD_COUNTS, self.tally.rows())
 
 
-class SqliteBackend(Backend):
+class SqliteBackend(OpsBackend):
+    ops = ops
+
     def __init__(self, path: str, settings: Settings) -> None:
         super().__init__()
         self.path = path
@@ -243,46 +233,3 @@ class SqliteBackend(Backend):
             return await loop.run_in_executor(self._reader_thread, fn, reader)
         except sqlite3.OperationalError as exc:
             raise Unavailable(f"database unavailable: {exc}") from exc
-
-    # -- the verbs --------------------------------------------------------------
-
-    async def create_queue(self, name: str, attributes: QueueAttributes) -> Queue:
-        return await self._write(ops.create_queue, name, attributes, durable=True)
-
-    async def get_queue(self, ref: QueueRef) -> Queue:
-        return await self._read(lambda conn: ops.resolve(conn, ref))
-
-    async def list_queues(self) -> list[Queue]:
-        return await self._read(ops.list_queues)
-
-    async def delete_queue(self, ref: QueueRef) -> None:
-        await self._write(ops.delete_queue, ref, durable=True)
-
-    async def purge(self, ref: QueueRef) -> int:
-        return await self._write(ops.purge, ref, durable=True)
-
-    async def send_batch(self, ref: QueueRef, messages: Sequence[NewMessage]) -> list[Message]:
-        return await self._write(ops.send_batch, ref, messages, durable=True)
-
-    async def claim(self, ref: QueueRef, size: int, visibility_timeout: int | None) -> Claim:
-        return await self._write(ops.claim, ref, size, visibility_timeout)
-
-    async def delete(self, message_id: int, token: str | None = None) -> None:
-        await self._write(ops.delete, message_id, token)
-
-    async def change_visibility(self, message_id: int, token: str, visibility_timeout: int) -> Message:
-        return await self._write(ops.change_visibility, message_id, token, visibility_timeout)
-
-    async def peek(self, ref: QueueRef, size: int, after_id: int = 0) -> list[Message]:
-        return await self._read(lambda conn: ops.peek(conn, ref, size, after_id))
-
-    async def stats(self) -> list[QueueStats]:
-        return await self._read(lambda conn: ops.stats(conn, now_ms()))
-
-    async def expire(self) -> int:
-        total = 0
-        while True:
-            removed = await self._write(ops.expire, EXPIRE_CHUNK)
-            total += removed
-            if removed < EXPIRE_CHUNK:
-                return total

@@ -21,6 +21,7 @@ from wonderq.backend import (
     QueueAttributes,
     QueueRef,
     QueueStats,
+    now_ms,
     uuid4s,
 )
 from wonderq.errors import (
@@ -325,8 +326,9 @@ ORDER BY q.id
 """
 
 
-def stats(conn: sqlite3.Connection, now: int) -> list[QueueStats]:
-    return [QueueStats.from_counts(_queue(row[:9]), row[9:]) for row in conn.execute(STATS, {"now": now})]
+def stats(conn: sqlite3.Connection) -> list[QueueStats]:
+    rows = conn.execute(STATS, {"now": now_ms()})
+    return [QueueStats.from_counts(_queue(row[:9]), row[9:]) for row in rows]
 
 
 FIRST_KEPT = "SELECT id FROM messages WHERE queue_id = ? AND created_at >= ? ORDER BY id LIMIT 1"
