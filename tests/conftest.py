@@ -13,8 +13,10 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,6 +24,16 @@ import pytest
 from tests.pgcluster import PostgresCluster, create_database
 
 BACKENDS = ["sqlite", "postgresql"]
+
+
+def unique(prefix: str = "q") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def create_queue(client: httpx.Client, name: str | None = None, **attributes: Any) -> dict[str, Any]:
+    r = client.post("/queues", json={"name": name or unique(), **attributes})
+    assert r.status_code == 200, r.text
+    return dict(r.json())
 
 
 def free_port() -> int:

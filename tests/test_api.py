@@ -7,7 +7,6 @@ every test works on its own uniquely named queues and never on global totals.
 from __future__ import annotations
 
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import BrokerProcess
+from tests.conftest import BrokerProcess, create_queue, unique
 
 QUEUE_KEYS = {
     "id", "name", "created_at", "visibility_timeout", "delay_seconds", "retention_seconds",
@@ -37,16 +36,6 @@ DEFAULT_ATTRIBUTES = {
 def broker(module_broker: BrokerProcess) -> BrokerProcess:
     """One broker per module and backend (conftest's is one per test)."""
     return module_broker
-
-
-def unique(prefix: str = "q") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def create_queue(client: httpx.Client, name: str | None = None, **attributes: Any) -> dict[str, Any]:
-    r = client.post("/queues", json={"name": name or unique(), **attributes})
-    assert r.status_code == 200, r.text
-    return dict(r.json())
 
 
 @pytest.fixture

@@ -7,14 +7,13 @@ every test works on its own uniquely named queues.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import BrokerProcess
+from tests.conftest import BrokerProcess, create_queue, unique
 
 UNKNOWN_ID = 999_999_999
 
@@ -23,16 +22,6 @@ UNKNOWN_ID = 999_999_999
 def broker(module_broker: BrokerProcess) -> BrokerProcess:
     """One broker per module and backend (conftest's is one per test)."""
     return module_broker
-
-
-def unique(prefix: str = "q") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def create_queue(client: httpx.Client, name: str | None = None, **attributes: Any) -> dict[str, Any]:
-    r = client.post("/queues", json={"name": name or unique(), **attributes})
-    assert r.status_code == 200, r.text
-    return dict(r.json())
 
 
 @pytest.fixture
