@@ -142,13 +142,11 @@ def supervise(children: dict[str, subprocess.Popen[bytes]], stop: Flag) -> int:
     if died is not None:
         status = children[died].returncode
         print(f"wonderq: the {died} exited (status {status}); stopping the others", file=sys.stderr)
-    for child in children.values():
+    for child in reversed(children.values()):  # the broker last: the others still need it to stop
         if child.poll() is None:
             child.terminate()
-    deadline = time.monotonic() + STOP_TIMEOUT
-    for child in children.values():
         try:
-            child.wait(max(0.0, deadline - time.monotonic()))
+            child.wait(STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
