@@ -21,7 +21,7 @@ from wonderq.backend import (
     now_ms,
     open_backend,
 )
-from wonderq.errors import InvalidParameter
+from wonderq.errors import InvalidParameter, Unavailable
 from wonderq.http import (
     Raw,
     Request,
@@ -233,7 +233,10 @@ class Broker(http.App):
         return 200, Raw(self.metrics.render(await self.db.stats()), CONTENT_TYPE)
 
     async def readyz(self, req: Request) -> tuple[int, Any]:
-        await asyncio.wait_for(self.db.ping(), 5)
+        try:
+            await asyncio.wait_for(self.db.ping(), 5)
+        except TimeoutError:
+            raise Unavailable("the database did not answer within 5 s") from None
         return 200, {"status": "ready"}
 
 

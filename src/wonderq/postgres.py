@@ -45,6 +45,7 @@ TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
 CONNECTION_ERRORS = (
     OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
     asyncpg.exceptions.OperatorInterventionError,  # 57P0x: shutting down, starting up
+    asyncpg.InternalClientError,  # the protocol lost its footing as the connection broke
 )
 
 
@@ -161,21 +162,32 @@ class PostgresBackend(OpsBackend):
         return cast(T, await self._group.submit(fn, *args, durable=durable))
 
     async def _run_batch(self, batch: list[Op]) -> tuple[Results, Woken]:
+        """One transaction for the batch. A failure while the connection went
+        away is the database's (Unavailable, for every op), not the ops'."""
         assert self._pool is not None
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                txn = ops.PgTxn(conn, self._queues)
-                results: Results = []
-                for op in batch:
-                    try:
-                        results.append((True, await op.fn(txn, *op.args)))
-                    except WonderQError as exc:
-                        results.append((False, exc))
-                payload = self._payload(txn.woken) if txn.woken else ""
-                await txn.finish(CHANNEL, payload, any(op.durable for op in batch))
-                return results, txn.woken
+            async with self._pool.acquire() as conn:
+                try:
+                    return await self._transaction(conn, batch)
+                except Exception as exc:
+                    if isinstance(exc, CONNECTION_ERRORS) or conn.is_closed():
+                        raise Unavailable(f"database unavailable: {exc}") from exc
+                    raise
         except CONNECTION_ERRORS as exc:
             raise Unavailable(f"database unavailable: {exc}") from exc
+
+    async def _transaction(self, conn: asyncpg.Connection, batch: list[Op]) -> tuple[Results, Woken]:
+        async with conn.transaction():
+            txn = ops.PgTxn(conn, self._queues)
+            results: Results = []
+            for op in batch:
+                try:
+                    results.append((True, await op.fn(txn, *op.args)))
+                except WonderQError as exc:
+                    results.append((False, exc))
+            payload = self._payload(txn.woken) if txn.woken else ""
+            await txn.finish(CHANNEL, payload, any(op.durable for op in batch))
+            return results, txn.woken
 
     def _payload(self, woken: Woken) -> str:
         total: dict[int, int] = {}
