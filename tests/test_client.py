@@ -229,7 +229,9 @@ def test_peek_pages_without_receiving(wq: Any) -> None:
     rest = wq.peek(q.id, size=10, after=page[-1].id)
     assert [m.id for m in rest] == ids[2:]
     assert all(m.receive_count == 0 and m.first_received_at is None for m in page + rest)
+    assert {m.state for m in page + rest} == {"visible"}
     assert len(wq.receive(q.name, size=10, wait=0)) == 5  # peeking received nothing
+    assert {m.state for m in wq.peek(q.name)} == {"in_flight"}
 
 
 def test_ping_and_ready(wq: Any) -> None:

@@ -85,6 +85,7 @@ class Message:
     reservation_token: str | None  # from the receive that returned it; None from peek if never received
     receive_count: int
     first_received_at: datetime | None
+    state: str | None = None  # from peek: "visible", "in_flight" or "delayed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +125,7 @@ def parse_message(data: Mapping[str, Any]) -> Message:
         id=data["id"], message_id=data["message_id"], queue_id=data["queue_id"], body=data["body"],
         created_at=timestamp(data["created_at"]), retrievable_at=timestamp(data["retrievable_at"]),
         reservation_token=data.get("reservation_token"), receive_count=data["receive_count"],
-        first_received_at=None if first is None else timestamp(first),
+        first_received_at=None if first is None else timestamp(first), state=data.get("state"),
     )
 
 
