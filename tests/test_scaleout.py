@@ -133,3 +133,37 @@ async def _all_ids(client: httpx.AsyncClient) -> set[int]:
         ids.update(m["id"] for m in page)
         after = page[-1]["id"]
     return ids
+
+
+async def test_retention_removes_rows_of_a_queue_deleted_meanwhile(postgres: str) -> None:
+    """A send racing a delete_queue can commit rows into the deleted queue;
+    the retention sweep finds such rows through the index and removes them."""
+    import asyncpg
+
+    from wonderq.backend import NewMessage, QueueAttributes, open_backend
+    from wonderq.settings import Settings
+
+    url = fresh_database(postgres)
+    backend = open_backend(url, Settings(db=url, retention_interval=3600))
+    await backend.open()
+    try:
+        kept = await backend.create_queue("kept", QueueAttributes())
+        await backend.send("kept", NewMessage("stays"))
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(
+                "INSERT INTO wonderq.messages (uuid, queue_id, body, created_at, visible_at)"
+                " SELECT gen_random_uuid(), 424242, 'orphan', 0, 0 FROM generate_series(1, 3)"
+            )
+            await conn.execute(
+                "INSERT INTO wonderq.queue_counts (queue_id, shard, messages) VALUES (424242, 0, 3)"
+            )
+            assert await backend.expire() == 3
+            for table in ("messages", "queue_counts"):
+                left = f"SELECT count(*) FROM wonderq.{table} WHERE queue_id = 424242"
+                assert await conn.fetchval(left) == 0
+        finally:
+            await conn.close()
+        assert [(s.queue.id, s.messages) for s in await backend.stats()] == [(kept.id, 1)]
+    finally:
+        await backend.close()

@@ -76,7 +76,10 @@ class GroupCommit:
                         else:
                             op.future.set_exception(value)
                 if woken:
-                    self._committed(woken)
+                    try:
+                        self._committed(woken)
+                    except Exception:  # a lost wake-up costs a safety poll; a dead flusher, all writes
+                        log.exception("delivering wake-ups failed")
         finally:
             self._flushers -= 1
 

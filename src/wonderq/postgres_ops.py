@@ -270,6 +270,7 @@ WHERE m.id = c.id
 RETURNING {", ".join("m." + c for c in MESSAGE_COLUMNS.split(", "))}
 """
 NEXT_VISIBLE = "SELECT min(visible_at) FROM wonderq.messages WHERE queue_id = $1"
+REDRIVE_PASSES = 10  # bounded, so a flood of poison messages cannot stall a batch
 REDRIVE = f"UPDATE wonderq.messages SET queue_id = $1, visible_at = {NOW}, token = NULL WHERE id = ANY($2)"
 
 
@@ -294,7 +295,7 @@ async def _redrive(txn: PgTxn, queue: Queue, rows: list[Any], args: tuple[Any, .
     if not dlq:
         return rows
     limit, kept = queue.attributes.max_receive_count, []
-    for _ in range(10):
+    for attempt in range(REDRIVE_PASSES):
         over = [r for r in rows if r[6] > limit]
         kept += [r for r in rows if r[6] <= limit]
         if not over:
@@ -303,8 +304,8 @@ async def _redrive(txn: PgTxn, queue: Queue, rows: list[Any], args: tuple[Any, .
         txn.woken.append((dlq[0], len(over)))
         txn.tally.add(queue.id, messages=-len(over))
         txn.tally.add(dlq[0], messages=len(over))
-        if args[2] == 0:
-            break  # with a zero timeout a new claim would take back what we keep
+        if args[2] == 0 or attempt == REDRIVE_PASSES - 1:
+            break  # zero timeout: a new claim would take back what we keep; last pass: nothing claimed unseen
         rows = await txn.conn.fetch(CLAIM, args[0], len(over), *args[2:])
     return kept
 
@@ -375,7 +376,7 @@ async def stats(conn: asyncpg.Connection) -> list[QueueStats]:
 
 FIRST_KEPT = "SELECT id FROM wonderq.messages WHERE queue_id = $1 AND created_at >= $2 ORDER BY id LIMIT 1"
 EXPIRE = """
-DELETE FROM wonderq.messages WHERE id IN (
+DELETE FROM wonderq.messages WHERE queue_id = $1 AND id IN (
     SELECT id FROM wonderq.messages WHERE queue_id = $1 AND id < $2 ORDER BY id LIMIT $3
 )
 """
@@ -384,7 +385,7 @@ DELETE FROM wonderq.messages WHERE id IN (
 async def expire(txn: PgTxn, limit: int) -> int:
     """Ids grow with created_at, so a queue's expired messages are the ones
     below its first unexpired id: found by walking only the expired."""
-    removed = 0
+    removed = await _orphans(txn)
     now = await txn.conn.fetchval(f"SELECT {NOW}")
     for queue in await list_queues(txn.conn):
         cutoff = now - queue.attributes.retention_seconds * 1000
@@ -394,4 +395,30 @@ async def expire(txn: PgTxn, limit: int) -> int:
         removed += n
         if removed >= limit:
             break
+    return removed
+
+
+ORPHANS = """
+WITH RECURSIVE q(id) AS (
+    (SELECT queue_id FROM wonderq.messages ORDER BY queue_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT queue_id FROM wonderq.messages WHERE queue_id > q.id ORDER BY queue_id LIMIT 1)
+    FROM q WHERE q.id IS NOT NULL
+)
+SELECT id FROM q WHERE id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM wonderq.queues WHERE queues.id = q.id)
+"""
+ORPHAN_COUNTS = """
+DELETE FROM wonderq.queue_counts c WHERE NOT EXISTS (SELECT 1 FROM wonderq.queues q WHERE q.id = c.queue_id)
+"""
+
+
+async def _orphans(txn: PgTxn) -> int:
+    """Remove what a send committed into a queue deleted by a concurrent
+    transaction (neither could see the other's rows). ORPHANS visits each
+    distinct queue_id once through the index, so this costs no scan."""
+    removed = 0
+    for (queue_id,) in await txn.conn.fetch(ORPHANS):
+        status = await txn.conn.execute("DELETE FROM wonderq.messages WHERE queue_id = $1", queue_id)
+        removed += int(status.split()[-1])
+    await txn.conn.execute(ORPHAN_COUNTS)
     return removed

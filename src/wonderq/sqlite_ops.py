@@ -221,6 +221,7 @@ WHERE id IN (
 RETURNING {MESSAGE_COLUMNS}
 """
 NEXT_VISIBLE = "SELECT min(visible_at) FROM messages WHERE queue_id = ?"
+REDRIVE_PASSES = 10  # bounded, so a flood of poison messages cannot stall the writer
 REDRIVE = "UPDATE messages SET queue_id = ?, visible_at = ?, token = NULL WHERE id = ?"
 
 
@@ -251,7 +252,7 @@ def _redrive(txn: Txn, queue: Queue, rows: list[Any], params: dict[str, Any]) ->
     if not row:
         return rows  # no dead-letter queue (any more): keep delivering
     limit, kept = queue.attributes.max_receive_count, []
-    for _ in range(10):
+    for attempt in range(REDRIVE_PASSES):
         over = [r for r in rows if r[6] > limit]
         kept += [r for r in rows if r[6] <= limit]
         if not over:
@@ -260,8 +261,8 @@ def _redrive(txn: Txn, queue: Queue, rows: list[Any], params: dict[str, Any]) ->
         txn.woken.append((row[0], len(over)))
         txn.tally.add(queue.id, messages=-len(over))
         txn.tally.add(row[0], messages=len(over))
-        if params["until"] == txn.now:
-            break  # with a zero timeout a new claim would take back what we keep
+        if params["until"] == txn.now or attempt == REDRIVE_PASSES - 1:
+            break  # zero timeout: a new claim would take back what we keep; last pass: nothing claimed unseen
         params["size"] = len(over)
         rows = txn.conn.execute(CLAIM, params).fetchall()
     return kept
