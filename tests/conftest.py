@@ -151,11 +151,23 @@ def module_broker(
         db: Path | str = folder / "wonderq.db"
     else:
         db = fresh_database(request.getfixturevalue("postgres"))
+    yield from shared_broker(db, folder)
+
+
+@pytest.fixture(scope="module")
+def sqlite_module_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
+    """One SQLite broker shared by a module's tests, for tests of what sits on
+    the HTTP API (clients, services), which does not depend on the backend."""
+    folder = tmp_path_factory.mktemp("broker")
+    yield from shared_broker(folder / "wonderq.db", folder)
+
+
+def shared_broker(db: Path | str, folder: Path) -> Iterator[BrokerProcess]:
     b = BrokerProcess(db, log_dir=folder).start()
     yield b
     b.stop()
     log = b.log.read_text()
-    assert "Traceback" not in log, log
+    assert "Traceback" not in log, log  # no request may have crashed a handler
 
 
 @pytest.fixture

@@ -40,13 +40,9 @@ from wonderq.errors import (
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
+def broker(sqlite_module_broker: BrokerProcess) -> BrokerProcess:
     """Overrides conftest's per-test broker with one per module."""
-    b = BrokerProcess(tmp_path_factory.mktemp("client") / "wonderq.db").start()
-    yield b
-    b.stop()
-    log = b.log.read_text()
-    assert "Traceback" not in log, log
+    return sqlite_module_broker
 
 
 def unique(prefix: str = "q") -> str:

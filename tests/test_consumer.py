@@ -15,7 +15,7 @@ import textwrap
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -27,13 +27,9 @@ from wonderq.errors import QueueNotFound
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
+def broker(sqlite_module_broker: BrokerProcess) -> BrokerProcess:
     """Overrides conftest's per-test broker with one per module."""
-    b = BrokerProcess(tmp_path_factory.mktemp("consumer") / "wonderq.db").start()
-    yield b
-    b.stop()
-    log = b.log.read_text()
-    assert "Traceback" not in log, log
+    return sqlite_module_broker
 
 
 @pytest.fixture
