@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
@@ -34,13 +34,12 @@ from urllib.parse import quote
 import httpx
 
 from wonderq import __version__
+from wonderq.broker import wire
 from wonderq.errors import BY_CODE, BrokerUnreachable, WonderQError
+from wonderq.models import QueueRef
+from wonderq.settings import DEFAULT_URL, MAX_BATCH
 
-DEFAULT_URL = "http://127.0.0.1:3213"
 DEFAULT_TIMEOUT = 10.0
-MAX_BATCH = 10  # messages per POST /messages, the broker's limit
-
-QueueRef = int | str
 T = TypeVar("T")
 
 
@@ -81,11 +80,21 @@ class Message:
     queue_id: int
     body: str
     created_at: datetime
-    retrievable_at: datetime  # when it becomes receivable (again)
-    reservation_token: str | None  # from the receive that returned it; None from peek if never received
+    visible_at: datetime  # when it becomes receivable (again)
+    token: str | None  # from the receive that returned it; None from peek
     receive_count: int
     first_received_at: datetime | None
     state: str | None = None  # from peek: "visible", "in_flight" or "delayed"
+
+    @property
+    def reservation_token(self) -> str | None:
+        """The REST API's name for :attr:`token`."""
+        return self.token
+
+    @property
+    def retrievable_at(self) -> datetime:
+        """The REST API's name for :attr:`visible_at`."""
+        return self.visible_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +118,10 @@ def parse_queue(data: Mapping[str, Any]) -> Queue:
 
 
 def parse_stats(data: Mapping[str, Any]) -> QueueStats:
-    age = data["oldest_message_age"]
+    age = data[wire.OLDEST_AGE]
     return QueueStats(
-        queue=parse_queue(data), messages=data["queue_size"], visible=data["retrievable_size"],
-        in_flight=data["in_flight_size"], delayed=data["delayed_size"],
+        queue=parse_queue(data), messages=data[wire.MESSAGES], visible=data[wire.VISIBLE],
+        in_flight=data[wire.IN_FLIGHT], delayed=data[wire.DELAYED],
         oldest_message_age=None if age is None else float(age),
         sent=data.get("sent", 0), received=data.get("received", 0), deleted=data.get("deleted", 0),
         expired=data.get("expired", 0),
@@ -123,8 +132,8 @@ def parse_message(data: Mapping[str, Any]) -> Message:
     first = data.get("first_received_at")
     return Message(
         id=data["id"], message_id=data["message_id"], queue_id=data["queue_id"], body=data["body"],
-        created_at=timestamp(data["created_at"]), retrievable_at=timestamp(data["retrievable_at"]),
-        reservation_token=data.get("reservation_token"), receive_count=data["receive_count"],
+        created_at=timestamp(data["created_at"]), visible_at=timestamp(data[wire.VISIBLE_AT]),
+        token=data.get(wire.TOKEN), receive_count=data["receive_count"],
         first_received_at=None if first is None else timestamp(first), state=data.get("state"),
     )
 
@@ -155,6 +164,14 @@ class Call(Generic[T]):
     json: dict[str, Any] | None = None  # JSON object body
     wait: float = 0.0  # seconds the broker may hold the request (long polling) before answering
 
+    def unparsed(self) -> Call[Any]:
+        """The same request, answered with the broker's JSON as it came."""
+        return replace(self, parse=_as_is)
+
+
+def _as_is(data: Any) -> Any:
+    return data
+
 
 def _present(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
@@ -172,7 +189,7 @@ def _queue_path(queue: QueueRef) -> str:
 def _message_ref(message: Message | int, token: str | None) -> tuple[int, str | None]:
     """A Message carries its own reservation token; an explicit ``token`` wins."""
     if isinstance(message, Message):
-        return message.id, token if token is not None else message.reservation_token
+        return message.id, token if token is not None else message.token
     return message, token
 
 
@@ -238,7 +255,7 @@ def receive_call(
 
 def delete_call(message: Message | int, token: str | None) -> Call[None]:
     message_id, token = _message_ref(message, token)
-    params = _present({"reservation_token": token})
+    params = _present({wire.TOKEN: token})
     return Call("DELETE", f"/messages/{message_id}", parse_nothing, params=params)
 
 
@@ -246,7 +263,7 @@ def change_visibility_call(
     message: Message | int, visibility_timeout: int, token: str | None
 ) -> Call[Message]:
     message_id, token = _message_ref(message, token)
-    json = _present({"reservation_token": token, "visibility_timeout": visibility_timeout})
+    json = _present({wire.TOKEN: token, "visibility_timeout": visibility_timeout})
     return Call("POST", f"/messages/{message_id}/visibility", parse_message, json=json)
 
 
@@ -343,7 +360,8 @@ class Client(_Base):
         super().__init__(url, timeout)
         self.http = httpx.Client(**self._httpx_options())
 
-    def _run(self, call: Call[T]) -> T:
+    def call(self, call: Call[T]) -> T:
+        """Send one request described by a :class:`Call`; its parsed answer."""
         try:
             response = self.http.request(call.method, call.path, **self._request_options(call))
         except httpx.TransportError as exc:
@@ -367,7 +385,7 @@ class Client(_Base):
         redrive_target: str | None = None, max_receive_count: int | None = None,
     ) -> Queue:
         """Create a queue; attributes left None take the broker's defaults. Raises QueueExists."""
-        return self._run(create_queue_call(name, {
+        return self.call(create_queue_call(name, {
             "visibility_timeout": visibility_timeout, "delay_seconds": delay_seconds,
             "retention_seconds": retention_seconds, "max_message_size": max_message_size,
             "redrive_target": redrive_target, "max_receive_count": max_receive_count,
@@ -375,29 +393,29 @@ class Client(_Base):
 
     def get_queue(self, queue: QueueRef) -> Queue:
         """The queue with this name or id. Raises QueueNotFound."""
-        return self._run(get_queue_call(queue))
+        return self.call(get_queue_call(queue))
 
     def list_queues(self) -> list[Queue]:
         """Every queue, ordered by id."""
-        return self._run(list_queues_call())
+        return self.call(list_queues_call())
 
     def stats(self) -> list[QueueStats]:
         """Every queue with its message counts, ordered by id."""
-        return self._run(stats_call())
+        return self.call(stats_call())
 
     def delete_queue(self, queue: QueueRef) -> None:
         """Delete a queue and all its messages. Raises QueueNotFound."""
-        self._run(delete_queue_call(queue))
+        self.call(delete_queue_call(queue))
 
     def purge(self, queue: QueueRef) -> int:
         """Delete every message of a queue; returns how many."""
-        return self._run(purge_call(queue))
+        return self.call(purge_call(queue))
 
     # -- messages --
 
     def send(self, queue: QueueRef, body: str, *, delay_seconds: int | None = None) -> Sent:
         """Send one message (``delay_seconds`` None: the queue's delay). Raises PayloadTooLarge."""
-        return self._run(send_call(queue, body, delay_seconds))
+        return self.call(send_call(queue, body, delay_seconds))
 
     def send_batch(self, queue: QueueRef, bodies: Iterable[BatchItem]) -> list[Sent]:
         """Send many messages, in order: each a body, a ``(body, delay_seconds)`` pair or a
@@ -407,39 +425,39 @@ class Client(_Base):
         stored or none), the batch as a whole is not: when a request fails, the ones before
         it have been stored and the ones after it are not sent.
         """
-        return [sent for call in send_batch_calls(queue, bodies) for sent in self._run(call)]
+        return [sent for call in send_batch_calls(queue, bodies) for sent in self.call(call)]
 
     def receive(
         self, queue: QueueRef, *, size: int = 1, wait: int = 20, visibility_timeout: int | None = None
     ) -> list[Message]:
         """Receive up to ``size`` (1-10) messages, long polling up to ``wait`` (0-20) seconds for
         some. They stay hidden for ``visibility_timeout`` seconds (None: the queue's)."""
-        return self._run(receive_call(queue, size, wait, visibility_timeout))
+        return self.call(receive_call(queue, size, wait, visibility_timeout))
 
     def delete(self, message: Message | int, token: str | None = None) -> None:
         """Delete a message: a received Message (with its token) or an id (with ``token``, or none
         to delete unconditionally). Raises StaleToken if it was received again since."""
-        self._run(delete_call(message, token))
+        self.call(delete_call(message, token))
 
     def change_visibility(
         self, message: Message | int, visibility_timeout: int, token: str | None = None
     ) -> Message:
         """Hide a held message for ``visibility_timeout`` seconds from now (0 releases it)."""
-        return self._run(change_visibility_call(message, visibility_timeout, token))
+        return self.call(change_visibility_call(message, visibility_timeout, token))
 
     def peek(self, queue: QueueRef, *, size: int = 10, after: int = 0) -> list[Message]:
         """Up to ``size`` messages with id > ``after``, in id order, without receiving them."""
-        return self._run(peek_call(queue, size, after))
+        return self.call(peek_call(queue, size, after))
 
     # -- health --
 
     def ping(self) -> None:
         """Return if the broker process answers (GET /healthz), else raise."""
-        self._run(health_call("/healthz"))
+        self.call(health_call("/healthz"))
 
     def ready(self) -> None:
         """Return if the broker's database answers (GET /readyz), else raise Unavailable."""
-        self._run(health_call("/readyz"))
+        self.call(health_call("/readyz"))
 
 
 class AsyncClient(_Base):
@@ -451,7 +469,8 @@ class AsyncClient(_Base):
         super().__init__(url, timeout)
         self.http = httpx.AsyncClient(**self._httpx_options())
 
-    async def _run(self, call: Call[T]) -> T:
+    async def call(self, call: Call[T]) -> T:
+        """Send one request described by a :class:`Call`; its parsed answer."""
         try:
             response = await self.http.request(call.method, call.path, **self._request_options(call))
         except httpx.TransportError as exc:
@@ -475,7 +494,7 @@ class AsyncClient(_Base):
         redrive_target: str | None = None, max_receive_count: int | None = None,
     ) -> Queue:
         """Create a queue; attributes left None take the broker's defaults. Raises QueueExists."""
-        return await self._run(create_queue_call(name, {
+        return await self.call(create_queue_call(name, {
             "visibility_timeout": visibility_timeout, "delay_seconds": delay_seconds,
             "retention_seconds": retention_seconds, "max_message_size": max_message_size,
             "redrive_target": redrive_target, "max_receive_count": max_receive_count,
@@ -483,63 +502,63 @@ class AsyncClient(_Base):
 
     async def get_queue(self, queue: QueueRef) -> Queue:
         """The queue with this name or id. Raises QueueNotFound."""
-        return await self._run(get_queue_call(queue))
+        return await self.call(get_queue_call(queue))
 
     async def list_queues(self) -> list[Queue]:
         """Every queue, ordered by id."""
-        return await self._run(list_queues_call())
+        return await self.call(list_queues_call())
 
     async def stats(self) -> list[QueueStats]:
         """Every queue with its message counts, ordered by id."""
-        return await self._run(stats_call())
+        return await self.call(stats_call())
 
     async def delete_queue(self, queue: QueueRef) -> None:
         """Delete a queue and all its messages. Raises QueueNotFound."""
-        await self._run(delete_queue_call(queue))
+        await self.call(delete_queue_call(queue))
 
     async def purge(self, queue: QueueRef) -> int:
         """Delete every message of a queue; returns how many."""
-        return await self._run(purge_call(queue))
+        return await self.call(purge_call(queue))
 
     # -- messages --
 
     async def send(self, queue: QueueRef, body: str, *, delay_seconds: int | None = None) -> Sent:
         """Send one message (``delay_seconds`` None: the queue's delay). Raises PayloadTooLarge."""
-        return await self._run(send_call(queue, body, delay_seconds))
+        return await self.call(send_call(queue, body, delay_seconds))
 
     async def send_batch(self, queue: QueueRef, bodies: Iterable[BatchItem]) -> list[Sent]:
         """Send many messages in requests of at most 10, one after another; see
         :meth:`Client.send_batch` (each request is atomic, the whole batch is not)."""
-        return [sent for call in send_batch_calls(queue, bodies) for sent in await self._run(call)]
+        return [sent for call in send_batch_calls(queue, bodies) for sent in await self.call(call)]
 
     async def receive(
         self, queue: QueueRef, *, size: int = 1, wait: int = 20, visibility_timeout: int | None = None
     ) -> list[Message]:
         """Receive up to ``size`` (1-10) messages, long polling up to ``wait`` (0-20) seconds for
         some. They stay hidden for ``visibility_timeout`` seconds (None: the queue's)."""
-        return await self._run(receive_call(queue, size, wait, visibility_timeout))
+        return await self.call(receive_call(queue, size, wait, visibility_timeout))
 
     async def delete(self, message: Message | int, token: str | None = None) -> None:
         """Delete a message: a received Message (with its token) or an id (with ``token``, or none
         to delete unconditionally). Raises StaleToken if it was received again since."""
-        await self._run(delete_call(message, token))
+        await self.call(delete_call(message, token))
 
     async def change_visibility(
         self, message: Message | int, visibility_timeout: int, token: str | None = None
     ) -> Message:
         """Hide a held message for ``visibility_timeout`` seconds from now (0 releases it)."""
-        return await self._run(change_visibility_call(message, visibility_timeout, token))
+        return await self.call(change_visibility_call(message, visibility_timeout, token))
 
     async def peek(self, queue: QueueRef, *, size: int = 10, after: int = 0) -> list[Message]:
         """Up to ``size`` messages with id > ``after``, in id order, without receiving them."""
-        return await self._run(peek_call(queue, size, after))
+        return await self.call(peek_call(queue, size, after))
 
     # -- health --
 
     async def ping(self) -> None:
         """Return if the broker process answers (GET /healthz), else raise."""
-        await self._run(health_call("/healthz"))
+        await self.call(health_call("/healthz"))
 
     async def ready(self) -> None:
         """Return if the broker's database answers (GET /readyz), else raise Unavailable."""
-        await self._run(health_call("/readyz"))
+        await self.call(health_call("/readyz"))

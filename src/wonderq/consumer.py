@@ -50,8 +50,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from wonderq.client import AsyncClient, Message, QueueRef
+from wonderq.client import AsyncClient, Message
 from wonderq.errors import BadRequest, Conflict, NotFound, WonderQError
+from wonderq.models import QueueRef
 
 log = logging.getLogger("wonderq.consumer")
 

@@ -1,4 +1,4 @@
-"""Errors shared by the broker, its storage backends and (later) its clients.
+"""Errors shared by the broker, its storage backends and its clients.
 
 Every error a client can cause maps to one HTTP status and one stable code, sent
 as ``{"error": {"code": ..., "message": ...}}``::
@@ -17,7 +17,9 @@ as ``{"error": {"code": ..., "message": ...}}``::
      └── Unavailable                  503  unavailable
           └── BrokerUnreachable       (client side: no answer at all)
 
-Clients raise the same classes, mapped back from the code in the envelope,
+Each API at the edge renders these its own way (the REST API as the envelope
+above); an error's ``headers`` go with it (``Allow`` on a 405, ``Retry-After``
+on a 503). Clients raise the same classes, mapped back from the code in the envelope,
 plus :class:`BrokerUnreachable` when the broker cannot be reached at all.
 Backends raise these (they know whether a queue exists); the HTTP edge raises
 the 400s while validating input. Anything else escaping a handler is a bug and
@@ -30,6 +32,7 @@ from __future__ import annotations
 class WonderQError(Exception):
     status = 500
     code = "internal_error"
+    headers: tuple[tuple[bytes, bytes], ...] = ()
 
     def __init__(self, message: str = "internal error") -> None:
         super().__init__(message)
@@ -64,6 +67,11 @@ class MessageNotFound(NotFound):
 class MethodNotAllowed(WonderQError):
     status = 405
     code = "method_not_allowed"
+
+    def __init__(self, message: str = "method not allowed", allowed: list[str] | None = None) -> None:
+        super().__init__(message)
+        if allowed:
+            self.headers = ((b"allow", ", ".join(allowed).encode()),)
 
 
 class Conflict(WonderQError):

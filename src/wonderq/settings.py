@@ -1,4 +1,5 @@
-"""Settings: one frozen object, read once at start from flags and ``WONDERQ_*``.
+"""Settings: one frozen object, read once at start from flags and ``WONDERQ_*``,
+and the one set of limits, defaults, ports and URLs every layer uses.
 
 A flag beats its environment variable, which beats the default.
 """
@@ -10,6 +11,32 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+# -- limits (as in SQS) and defaults -----------------------------------------------
+MAX_BATCH = 10  # messages per send or receive
+MAX_WAIT = 20  # seconds of long polling
+MAX_VISIBILITY = 43_200  # seconds
+MAX_DELAY = 900  # seconds
+MAX_PEEK = 1000  # messages per peek
+MAX_ID = 2**63 - 1
+DEFAULT_VISIBILITY_TIMEOUT = 30
+DEFAULT_RETENTION = 4 * 24 * 3600
+DEFAULT_MAX_MESSAGE_SIZE = 256 * 1024
+# (attribute, low, high) of each integer queue attribute
+QUEUE_BOUNDS = (
+    ("visibility_timeout", 0, MAX_VISIBILITY),
+    ("delay_seconds", 0, MAX_DELAY),
+    ("retention_seconds", 60, 1_209_600),
+    ("max_message_size", 1024, 1_048_576),
+    ("max_receive_count", 0, 1000),
+)
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
+
+# -- where the services listen ------------------------------------------------------
+BROKER_PORT = 3213
+DEV_PORT = 3210
+USER_PORT = 3000
+DEFAULT_URL = f"http://127.0.0.1:{BROKER_PORT}"
+
 DURABILITY = ("full", "normal")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -17,16 +44,16 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 @dataclass(frozen=True, slots=True)
 class Settings:
     host: str = "127.0.0.1"
-    port: int = 3213
+    port: int = BROKER_PORT
     db: str = "sqlite:///wonderq.db"  # database URL (a bare path means SQLite)
     cluster: int = 0  # worker processes; 0 runs the broker in this process
     durability: str = "full"  # full: fsync every commit; normal: on checkpoint
     log_level: str = "info"
     retention_interval: float = 60.0  # seconds between retention sweeps
     pool_size: int = 10  # PostgreSQL connections per broker process
-    url: str = "http://127.0.0.1:3213"  # where the dev tool, user app and CLI find the broker
-    dev_port: int = 3210
-    user_port: int = 3000
+    url: str = DEFAULT_URL  # where the dev tool, user app and CLI find the broker
+    dev_port: int = DEV_PORT
+    user_port: int = USER_PORT
 
     def __post_init__(self) -> None:
         if self.durability not in DURABILITY:

@@ -1,0 +1,183 @@
+"""The dev tool (port 3210): the original's two read endpoints and a live dashboard.
+
+Everything it knows comes from the broker through one :class:`AsyncClient`; it
+never opens a database. Reads and actions answer with the broker's own JSON and
+pass the broker's errors through in the shared envelope. A sampler polls the
+broker's stats every second and keeps, per queue, the last ten minutes of
+depths and send/receive/delete rates for the dashboard's charts::
+
+    GET    /queues                    every queue with its counts (the broker's stats)
+    GET    /queues/{queue}            ?size=10&after=0: messages, peeked (never consumed)
+    GET    /                          the dashboard; its files under /static/
+    GET    /api/overview              ?since=&queue=&window=: sampled counts and a queue's history
+    POST   /api/queues                create (name and the broker's queue attributes)
+    POST   /api/queues/{queue}/messages   send (body, delay_seconds)
+    POST   /api/queues/{queue}/purge
+    DELETE /api/queues/{queue}
+    DELETE /api/messages/{message}    unconditionally, whether or not it is held
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from importlib import resources
+from typing import Any
+
+from wonderq.apps.devtool.sampling import Sampler
+from wonderq.broker.names import path_id, path_queue
+from wonderq.client import (
+    AsyncClient,
+    Call,
+    create_queue_call,
+    delete_call,
+    delete_queue_call,
+    peek_call,
+    purge_call,
+    send_call,
+    stats_call,
+)
+from wonderq.edge.app import App
+from wonderq.edge.params import integer, optional_integer, string
+from wonderq.edge.requests import Request
+from wonderq.edge.responses import Response, json, raw
+from wonderq.edge.routing import Api, Route
+from wonderq.errors import NotFound
+from wonderq.models import ATTRIBUTES
+from wonderq.settings import MAX_ID, MAX_PEEK, Settings
+
+ASSETS = {
+    "index.html": "text/html; charset=utf-8",
+    "app.js": "text/javascript; charset=utf-8",
+    "style.css": "text/css; charset=utf-8",
+}
+
+
+def blank_is_none(value: Any) -> Any:
+    """A blank form field means "not given"."""
+    return None if value == "" else value
+
+
+class DevTool:
+    """The dev tool's handlers; the client and the sampler live in its lifespan."""
+
+    def __init__(self, settings: Settings, *, interval: float = 1.0, window: float = 600.0) -> None:
+        self.settings = settings
+        self.interval = interval  # seconds between samples
+        self.window = window  # seconds of history kept
+        self._client: AsyncClient | None = None
+        self._sampler: Sampler | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.routes: list[Route] = [
+            Route("GET", "/queues", self.list_queues),
+            Route("GET", "/queues/{queue}", self.show_queue),
+            Route("GET", "/", self.index),
+            Route("GET", "/static/{file}", self.asset),
+            Route("GET", "/api/overview", self.overview),
+            Route("POST", "/api/queues", self.create_queue),
+            Route("POST", "/api/queues/{queue}/messages", self.send),
+            Route("POST", "/api/queues/{queue}/purge", self.purge),
+            Route("DELETE", "/api/queues/{queue}", self.delete_queue),
+            Route("DELETE", "/api/messages/{message}", self.delete_message),
+        ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        self._client = AsyncClient(self.settings.url)
+        self._sampler = Sampler(self._client, self.interval, self.window)
+        self._task = asyncio.create_task(self._sampler.run())
+        try:
+            yield
+        finally:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            await self._client.aclose()
+
+    @property
+    def client(self) -> AsyncClient:
+        assert self._client is not None, "the dev tool has not started"
+        return self._client
+
+    @property
+    def sampler(self) -> Sampler:
+        assert self._sampler is not None, "the dev tool has not started"
+        return self._sampler
+
+    async def broker(self, call: Call[Any]) -> Any:
+        """The broker's JSON answer to one of the client's calls, unparsed: what the dev
+        tool shows is what the broker said (a peeked message's ``state`` included)."""
+        return await self.client.call(call.unparsed())
+
+    # -- the original's endpoints --
+
+    async def list_queues(self, req: Request) -> Response:
+        return json(await self.broker(stats_call()))
+
+    async def show_queue(self, req: Request) -> Response:
+        size = integer(req.params, "size", 10, 1, MAX_PEEK)
+        after = integer(req.params, "after", 0, 0, MAX_ID)
+        return json(await self.broker(peek_call(path_queue(req.args["queue"]), size, after)))
+
+    # -- the dashboard --
+
+    async def index(self, req: Request) -> Response:
+        return load_asset("index.html")
+
+    async def asset(self, req: Request) -> Response:
+        return load_asset(req.args["file"])
+
+    async def overview(self, req: Request) -> Response:
+        """The sampled counts of every queue (null when ``since`` is the current
+        ``version``: nothing changed) and the selected ``queue``'s history."""
+        p, s = req.params, self.sampler
+        since = optional_integer(p, "since", 0, MAX_ID)
+        seconds = integer(p, "window", 300, 1, 3600)
+        out: dict[str, Any] = {
+            "broker": self.settings.url, "error": s.error, "interval": s.interval,
+            "version": s.version, "queues": None if since == s.version else s.rows, "history": None,
+        }
+        if p.get("queue") not in (None, ""):
+            qid = s.find(path_queue(str(p["queue"])))
+            out["history"] = None if qid is None else s.history.window(qid, seconds)
+        return json(out)
+
+    async def create_queue(self, req: Request) -> Response:
+        p = req.params
+        attributes = {key: blank_is_none(p.get(key)) for key in ATTRIBUTES}
+        return await self.act(create_queue_call(string(p, "name", required=False) or "", attributes))
+
+    async def send(self, req: Request) -> Response:
+        p = req.params
+        queue = path_queue(req.args["queue"])
+        body = string(p, "body", required=False) or ""
+        return await self.act(send_call(queue, body, blank_is_none(p.get("delay_seconds"))))
+
+    async def purge(self, req: Request) -> Response:
+        return await self.act(purge_call(path_queue(req.args["queue"])))
+
+    async def delete_queue(self, req: Request) -> Response:
+        return await self.act(delete_queue_call(path_queue(req.args["queue"])))
+
+    async def delete_message(self, req: Request) -> Response:
+        return await self.act(delete_call(path_id(req.args["message"], "message"), None))
+
+    async def act(self, call: Call[Any]) -> Response:
+        """Run an action on the broker, then refresh the counts so the page sees it."""
+        result = await self.broker(call)
+        await self.sampler.refresh()
+        return json(result)
+
+
+def load_asset(name: str) -> Response:
+    """One of the dashboard's files, from the package (``wonderq/apps/devtool/static/``)."""
+    if name not in ASSETS:
+        raise NotFound(f"no such file: {name}")
+    return raw((resources.files("wonderq.apps.devtool") / "static" / name).read_bytes(), ASSETS[name])
+
+
+def create_app(settings: Settings, *, interval: float = 1.0, window: float = 600.0) -> App:
+    """The dev tool as an ASGI app, talking to the broker at ``settings.url``."""
+    tool = DevTool(settings, interval=interval, window=window)
+    return App([Api(tool.routes)], tool.lifespan)

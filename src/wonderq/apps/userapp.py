@@ -1,0 +1,397 @@
+"""The user app (port 3000): a sample producer and consumer that reaches the broker
+only over HTTP, through :class:`~wonderq.client.AsyncClient`.
+
+- ``POST /dispatch`` sends a body (or, from a JSON body, a list of bodies), else
+  ``stub`` generated messages, to a queue, creating the queue when it is named and
+  missing. Messages go in batches of 10, ``IN_FLIGHT`` requests at a time. A batch
+  the broker refuses for one of its messages (too large) is retried message by
+  message, so only the guilty ones end up in ``failed``.
+- ``GET /listen`` starts a listener: a loop that long-polls the broker's consume
+  with the request's ``size``, ``wait_time`` and ``visibility_timeout``, prints
+  ``Processing message: <body>`` for each message and deletes it with its
+  reservation token. The response streams a first line naming the listener, then
+  one line per processed message, until the client hangs up; the listener keeps
+  running after that, as in the original.
+- ``GET /listeners`` lists them; ``DELETE /listeners/:id`` stops one: no more
+  receives (a long poll in progress is abandoned, so the broker claims nothing for
+  it), and messages received but not yet processed are released (visibility 0).
+  The app's shutdown stops them all the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from wonderq.broker.names import path_id, queue_ref
+from wonderq.client import AsyncClient, Message, Queue
+from wonderq.edge.app import App
+from wonderq.edge.params import Params, integer, optional_integer
+from wonderq.edge.requests import Request
+from wonderq.edge.responses import Response, Stream, json
+from wonderq.edge.routing import Api, Route
+from wonderq.errors import (
+    BadRequest,
+    InvalidParameter,
+    NotFound,
+    PayloadTooLarge,
+    QueueExists,
+    QueueNotFound,
+    WonderQError,
+)
+from wonderq.models import QueueRef
+from wonderq.settings import MAX_BATCH, MAX_VISIBILITY, MAX_WAIT, Settings
+
+log = logging.getLogger("wonderq.userapp")
+
+MAX_STUB = 1_000_000  # messages per dispatch
+BATCH = MAX_BATCH  # messages per POST /messages
+# Batch requests in flight per dispatch. The app's CPU (httpx) is the limit, and httpcore's
+# pool costs more per request the more connections it juggles: sending 100,000 stubs took
+# ~13 s of CPU at 8 in flight, ~21 s at 16 and ~26 s at 32, for the same broker throughput.
+IN_FLIGHT = 8
+MAX_SIZE = MAX_BATCH
+STOP_TIMEOUT = 5.0  # seconds a stopping listener may take before it is cancelled
+MAX_BACKOFF = 30.0  # seconds between receives while the broker fails
+IDLE_PAUSE = 1.0  # seconds between empty receives when wait_time is 0
+STREAM_BACKLOG = 10_000  # lines kept for a slow /listen reader; later ones are dropped
+
+Lines = asyncio.Queue[bytes | None]  # a /listen stream's lines; None ends it
+
+
+@dataclass(frozen=True, slots=True)
+class ListenParams:
+    """What a listener passes to each consume; None: the broker's default."""
+
+    size: int
+    wait_time: int
+    visibility_timeout: int | None
+
+
+class Listener:
+    """One consumer loop started by ``GET /listen``: receive, print, delete, tell the streams."""
+
+    def __init__(
+        self, id: int, client: AsyncClient, queue: Queue, ref: QueueRef, params: ListenParams
+    ) -> None:
+        self.id, self.client, self.queue, self.ref, self.params = id, client, queue, ref, params
+        self.started_at = datetime.now(UTC)
+        self.state = "running"  # then stopping, stopped or failed
+        self.error: str | None = None  # why it failed, or the broker's last error while retrying
+        # receives: consumes answered; received: messages they held; processed: printed and
+        # deleted; failed: printed but not deleted (they come back after their timeout)
+        self.receives = self.received = self.processed = self.failed = 0
+        self._streams: set[Lines] = set()
+        self._stopping = asyncio.Event()
+        self.task = asyncio.create_task(self._run(), name=f"wonderq-listener-{id}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "queue": self.queue.name, "queue_id": self.queue.id, "state": self.state,
+            "started_at": self.started_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "params": asdict(self.params), "processed": self.processed, "failed": self.failed,
+            "receives": self.receives, "received": self.received,
+            "streams": len(self._streams), "error": self.error,
+        }
+
+    def subscribe(self) -> Lines:
+        lines: Lines = asyncio.Queue(STREAM_BACKLOG)
+        self._streams.add(lines)
+        return lines
+
+    def unsubscribe(self, lines: Lines) -> None:
+        self._streams.discard(lines)
+
+    def _tell(self, line: bytes | None) -> None:
+        for lines in self._streams:
+            if line is None and lines.full():
+                lines.get_nowait()  # the end must get through
+            with contextlib.suppress(asyncio.QueueFull):
+                lines.put_nowait(line)
+
+    async def stop(self) -> None:
+        """Stop gracefully and wait for it (cancelling it after ``STOP_TIMEOUT``)."""
+        self._stopping.set()
+        if self.state == "running":
+            self.state = "stopping"
+        done, _ = await asyncio.wait({self.task}, timeout=STOP_TIMEOUT)
+        if not done:
+            log.warning("listener %d did not stop within %.0f s: cancelling it", self.id, STOP_TIMEOUT)
+            self.task.cancel()
+            await asyncio.wait({self.task})
+
+    async def _run(self) -> None:
+        log.info("listener %d started on queue %s (%s)", self.id, self.queue.name, self.params)
+        try:
+            await self._loop()
+        except (NotFound, BadRequest) as exc:  # the queue is gone: retrying will not help
+            self.state, self.error = "failed", exc.message
+        except Exception as exc:
+            log.exception("listener %d failed", self.id)
+            self.state, self.error = "failed", f"internal error: {exc}"
+        finally:
+            if self.state != "failed":
+                self.state = "stopped"
+            why = f": {self.error}" if self.state == "failed" else ""
+            log.info("listener %d %s%s (processed %d)", self.id, self.state, why, self.processed)
+            self._tell(f"listener {self.id} {self.state}{why}\n".encode())
+            self._tell(None)
+
+    async def _loop(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                messages = await self._receive()
+            except (NotFound, BadRequest):
+                raise
+            except WonderQError as exc:  # unreachable or failing broker: back off and retry
+                failures += 1
+                self.error = exc.message
+                delay = min(MAX_BACKOFF, 0.5 * 2 ** (failures - 1))
+                log.warning("listener %d: receive failed (%s); retrying in %.1f s", self.id, exc, delay)
+                await self._pause(delay)
+                continue
+            failures, self.error = 0, None
+            await self._process_all(messages)
+            if not messages and self.params.wait_time == 0:
+                await self._pause(IDLE_PAUSE)
+
+    async def _receive(self) -> list[Message]:
+        """One consume; abandoned (nothing claimed) if the listener is stopped meanwhile."""
+        p = self.params
+        poll = asyncio.ensure_future(self.client.receive(
+            self.ref, size=p.size, wait=p.wait_time, visibility_timeout=p.visibility_timeout
+        ))
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({poll, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not poll.done():
+                poll.cancel()
+                await asyncio.wait({poll})
+        if poll.cancelled():
+            return []
+        messages = poll.result()
+        self.receives += 1
+        self.received += len(messages)
+        return messages
+
+    async def _process_all(self, messages: list[Message]) -> None:
+        for index, message in enumerate(messages):
+            if self._stopping.is_set():
+                await self._release(messages[index:])
+                return
+            await self._process(message)
+
+    async def _process(self, message: Message) -> None:
+        print(f"Processing message: {message.body}", flush=True)
+        try:
+            await self.client.delete(message)
+        except WonderQError as exc:
+            self.failed += 1
+            log.warning("listener %d processed message %d but could not delete it (%s):"
+                        " it may be processed again", self.id, message.id, exc)
+            return
+        self.processed += 1
+        self._tell(f"processed message {message.id}: {orjson.dumps(message.body).decode()}\n".encode())
+
+    async def _release(self, messages: list[Message]) -> None:
+        """Hand messages received but not processed back to the queue at once."""
+
+        async def release(message: Message) -> None:
+            try:
+                await self.client.change_visibility(message, 0)
+            except WonderQError as exc:
+                log.warning("listener %d could not release message %d (%s): it will wait out"
+                            " its visibility timeout", self.id, message.id, exc)
+
+        await asyncio.gather(*(release(m) for m in messages))
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, waking early when stopped."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+
+class UserApp:
+    """The user app's handlers; the client and the listeners live in its lifespan."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client: AsyncClient | None = None
+        self.listeners: dict[int, Listener] = {}
+        self._ids = itertools.count(1)
+        self.routes: list[Route] = [
+            Route("POST", "/dispatch", self.dispatch),
+            Route("GET", "/listen", self.listen),
+            Route("GET", "/listeners", self.list_listeners),
+            Route("DELETE", "/listeners/{listener}", self.delete_listener),
+        ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        self._client = AsyncClient(self.settings.url)
+        try:
+            yield
+        finally:
+            await asyncio.gather(*(listener.stop() for listener in self.listeners.values()))
+            await self._client.aclose()
+            self._client = None
+
+    @property
+    def client(self) -> AsyncClient:
+        assert self._client is not None, "the user app has not started"
+        return self._client
+
+    # -- producing --
+
+    async def dispatch(self, req: Request) -> Response | Stream:
+        p = req.params
+        ref = queue_ref(p)
+        bodies, count = dispatch_bodies(p)
+        await self._dispatch_queue(ref)
+        ids, failed = await self._send_all(ref, bodies, count)
+        messages = orjson.Fragment(b"[" + b",".join(b'{"id":%d}' % i for i in ids) + b"]")
+        return json({"created": len(ids), "messages": messages, "failed": failed})
+
+    async def _dispatch_queue(self, ref: QueueRef) -> Queue:
+        """The queue to dispatch to; one named but missing is created (an id must exist)."""
+        try:
+            return await self.client.get_queue(ref)
+        except QueueNotFound:
+            if isinstance(ref, int):
+                raise
+        try:
+            return await self.client.create_queue(ref)
+        except QueueExists:  # another request created it meanwhile
+            return await self.client.get_queue(ref)
+
+    async def _send_all(
+        self, ref: QueueRef, bodies: Iterable[str], count: int
+    ) -> tuple[list[int], list[dict[str, str]]]:
+        """Send in batches, ``IN_FLIGHT`` at a time; results in the bodies' order."""
+        batches = enumerate(chunks(bodies, BATCH))
+        results: list[tuple[list[int], list[dict[str, str]]]] = [([], [])] * -(-count // BATCH)
+
+        async def worker() -> None:
+            for index, batch in batches:  # one generator shared by the workers
+                results[index] = await self._send_batch(ref, batch)
+
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(IN_FLIGHT, len(results))):
+                group.create_task(worker())
+        return [i for ids, _ in results for i in ids], [f for _, failed in results for f in failed]
+
+    async def _send_batch(
+        self, ref: QueueRef, batch: list[str]
+    ) -> tuple[list[int], list[dict[str, str]]]:
+        try:
+            return [sent.id for sent in await self.client.send_batch(ref, batch)], []
+        except (PayloadTooLarge, BadRequest) as exc:  # about a message: find which, one by one
+            if len(batch) == 1:
+                return [], [failure(batch[0], exc)]
+        except WonderQError as exc:  # about the queue or the broker: the whole batch failed
+            return [], [failure(body, exc) for body in batch]
+        ids: list[int] = []
+        failed: list[dict[str, str]] = []
+        for body in batch:
+            sent, lost = await self._send_batch(ref, [body])
+            ids += sent
+            failed += lost
+        return ids, failed
+
+    # -- consuming --
+
+    async def listen(self, req: Request) -> Response | Stream:
+        p = req.params
+        ref = queue_ref(p)
+        params = ListenParams(
+            size=integer(p, "size", 1, 1, MAX_SIZE),
+            wait_time=integer(p, "wait_time", MAX_WAIT, 0, MAX_WAIT),
+            visibility_timeout=optional_integer(p, "visibility_timeout", 0, MAX_VISIBILITY),
+        )
+        queue = await self.client.get_queue(ref)  # an unknown queue is a 404 now, not a dead listener
+        listener = Listener(next(self._ids), self.client, queue, ref, params)
+        self.listeners[listener.id] = listener
+        lines = listener.subscribe()
+        gone = asyncio.ensure_future(req.disconnected())
+        gone.add_done_callback(lambda _: listener.unsubscribe(lines))
+        return Stream(follow(listener, lines, gone))
+
+    async def list_listeners(self, req: Request) -> Response | Stream:
+        return json([listener.to_json() for listener in self.listeners.values()])
+
+    async def delete_listener(self, req: Request) -> Response | Stream:
+        listener_id = path_id(req.args["listener"], "listener")
+        listener = self.listeners.get(listener_id)
+        if listener is None:
+            raise NotFound(f"no listener {listener_id}")
+        await listener.stop()
+        self.listeners.pop(listener_id, None)
+        return json({"success": True, "listener": listener.to_json()})
+
+
+async def follow(listener: Listener, lines: Lines, gone: asyncio.Future[None]) -> AsyncIterator[bytes]:
+    """A /listen response: the listener's name, then its lines until it stops or the client goes."""
+    try:
+        yield f"listener {listener.id} on queue {listener.queue.name}\n".encode()
+        while not gone.done():
+            get = asyncio.ensure_future(lines.get())
+            either: list[asyncio.Future[Any]] = [get, gone]
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            if not get.done():
+                get.cancel()
+                return
+            line = get.result()
+            if line is None:
+                return
+            yield line
+    except asyncio.CancelledError:
+        # Only the server cancels a request: at shutdown, once its graceful timeout has run
+        # out on a stream still open. End the response instead of crashing the request; the
+        # app's shutdown stops the listener next.
+        yield b"the user app is shutting down\n"
+    finally:
+        listener.unsubscribe(lines)
+
+
+def dispatch_bodies(p: Params) -> tuple[Iterable[str], int]:
+    """The bodies to send and how many: ``body`` (a string, or a JSON list of them) wins;
+    without it (or with it blank), ``stub`` generated ones."""
+    body = p.get("body")
+    if body is None or body == "":
+        n = integer(p, "stub", 1, 1, MAX_STUB)
+        return (f"stub message {i} of {n}" for i in range(1, n + 1)), n
+    if isinstance(body, str):
+        return [body], 1
+    if (
+        isinstance(body, list) and 1 <= len(body) <= MAX_STUB
+        and all(isinstance(b, str) and b for b in body)
+    ):
+        return body, len(body)
+    raise InvalidParameter(f"body must be a string, or a list of 1 to {MAX_STUB} non-empty strings")
+
+
+def chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    it = iter(items)
+    while batch := list(itertools.islice(it, size)):
+        yield batch
+
+
+def failure(body: str, exc: WonderQError) -> dict[str, str]:
+    return {"body": body, "reason": exc.message, "code": exc.code}
+
+
+def create_app(settings: Settings) -> App:
+    """The user app as an ASGI app, talking to the broker at ``settings.url``."""
+    app = UserApp(settings)
+    return App([Api(app.routes)], app.lifespan)

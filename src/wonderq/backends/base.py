@@ -1,0 +1,208 @@
+"""The storage contract: what every backend promises, written once.
+
+A backend stores queues and messages. The edge validates every input before
+calling it, so a backend trusts its arguments: names match the name pattern,
+numbers are within their documented bounds, bodies are strings. What only
+storage can know (does the queue exist, is the token current, does the body
+fit the queue's size limit) it checks and raises from :mod:`wonderq.errors`.
+
+One time column carries the whole message life cycle (as in goqite):
+``visible_at`` is when a message may next be handed out. A send sets it to
+now plus the delay; a receive sets it to now plus the visibility timeout and
+writes a fresh ``token``; a change of visibility moves it; an expired timeout
+simply means ``visible_at <= now`` again, so redelivery needs no sweeper.
+
+A queue argument (``ref``) is a queue id (``int``) or name (``str``). The
+conformance suite (``tests/backends/``) runs unchanged on every backend.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Sequence
+
+from wonderq.backends.rules import EXPIRE_CHUNK
+from wonderq.backends.waiters import Waiters
+from wonderq.clock import Clock
+from wonderq.models import Claim, Message, NewMessage, Queue, QueueAttributes, QueueRef, QueueStats
+
+log = logging.getLogger("wonderq.backend")
+SAFETY_POLL = 1.0  # a waiter re-checks its queue at least this often, whatever it was told
+
+
+class Backend(abc.ABC):
+    """Base class of every backend: the abstract verbs are each backend's own.
+
+    Concrete here: :meth:`receive` (long polling built on :meth:`claim` and
+    :attr:`waiters`), :meth:`expire` and :meth:`retention_loop`. Backends call
+    ``self.waiters.notify(queue_id, n)`` after committing anything that makes
+    ``n`` messages visible sooner (a send, a visibility change), including
+    changes made by other processes.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.waiters = Waiters()
+        self._queue_ids: dict[str, int] = {}  # names seen by receive
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect, create or upgrade the schema, start background work."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Finish work in progress, stop background work, disconnect."""
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Return if the database answers, else raise :class:`Unavailable`."""
+
+    @abc.abstractmethod
+    async def create_queue(self, name: str, attributes: QueueAttributes) -> Queue:
+        """Create a queue. Raise QueueExists if the name is taken, or
+        InvalidParameter if its ``redrive_target`` names no queue."""
+
+    @abc.abstractmethod
+    async def get_queue(self, ref: QueueRef) -> Queue:
+        """The queue with this id or name, or raise QueueNotFound."""
+
+    @abc.abstractmethod
+    async def list_queues(self) -> list[Queue]:
+        """Every queue, ordered by id."""
+
+    @abc.abstractmethod
+    async def delete_queue(self, ref: QueueRef) -> None:
+        """Delete a queue and all its messages, or raise QueueNotFound."""
+
+    @abc.abstractmethod
+    async def purge(self, ref: QueueRef) -> int:
+        """Delete every message of a queue; return how many."""
+
+    @abc.abstractmethod
+    async def send_batch(self, ref: QueueRef, messages: Sequence[NewMessage]) -> list[Message]:
+        """Store messages atomically (all or none), committed before returning.
+
+        Raise QueueNotFound, or PayloadTooLarge if a body's UTF-8 length is over
+        the queue's ``max_message_size``. Each becomes visible after its delay
+        (the queue's ``delay_seconds`` when None). Returns them in order.
+        """
+
+    async def send(self, ref: QueueRef, message: NewMessage) -> Message:
+        """Store one message: :meth:`send_batch` of one."""
+        return (await self.send_batch(ref, [message]))[0]
+
+    @abc.abstractmethod
+    async def claim(self, ref: QueueRef, size: int, visibility_timeout: int | None) -> Claim:
+        """Hand out up to ``size`` visible messages, oldest visible first.
+
+        Atomically, for each: ``visible_at`` = now + visibility_timeout (the
+        queue's own when None), a new unique ``token``, ``receive_count`` + 1,
+        ``first_received_at`` set on the first receive. No message is handed
+        out twice while its ``visible_at`` is in the future, whatever the
+        number of concurrent claimers, processes or brokers. A message whose
+        receive count would exceed the queue's ``max_receive_count`` is moved
+        to its ``redrive_target`` instead. With nothing to hand out,
+        ``next_visible_at`` tells when the queue's next message becomes
+        visible (None if it holds none).
+        """
+
+    @abc.abstractmethod
+    async def delete(self, message_id: int, token: str | None = None) -> None:
+        """Delete a message. Raise MessageNotFound if it does not exist, or
+        StaleToken if ``token`` is given and is not the message's current one
+        (it was received again since, by someone else)."""
+
+    @abc.abstractmethod
+    async def change_visibility(self, message_id: int, token: str, visibility_timeout: int) -> Message:
+        """Set ``visible_at`` = now + timeout for a message held with ``token``.
+
+        Raise MessageNotFound or StaleToken as :meth:`delete` does. A timeout
+        of 0 releases the message to other consumers at once.
+        """
+
+    @abc.abstractmethod
+    async def peek(self, ref: QueueRef, size: int, after_id: int = 0) -> list[Message]:
+        """Up to ``size`` messages with id > ``after_id`` in id order, unchanged."""
+
+    @abc.abstractmethod
+    async def stats(self) -> list[QueueStats]:
+        """Counts for every queue (empty ones too), ordered by queue id."""
+
+    @abc.abstractmethod
+    async def expire_some(self, limit: int) -> int:
+        """Delete up to ``limit`` messages older than their queue's retention, in
+        one transaction; return how many."""
+
+    async def expire(self) -> int:
+        """Delete every message older than its queue's retention; return how many.
+        Run periodically by :meth:`retention_loop`; tests call it directly."""
+        total = 0
+        while True:
+            removed = await self.expire_some(EXPIRE_CHUNK)
+            total += removed
+            if removed < EXPIRE_CHUNK:
+                return total
+
+    async def retention_loop(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                removed = await self.expire()
+                if removed:
+                    log.info("retention removed %d messages", removed)
+            except Exception:
+                log.exception("retention sweep failed")
+
+    async def receive(
+        self, ref: QueueRef, size: int, visibility_timeout: int | None, wait_seconds: float,
+        disconnected: Awaitable[None] | None = None,
+    ) -> list[Message]:
+        """Claim messages, waiting up to ``wait_seconds`` for some to appear.
+
+        Returns as soon as a claim finds messages, or empty at the deadline.
+        ``disconnected`` completes when the client has gone; it is awaited only
+        once there is something to wait for, and then the receive returns
+        empty without claiming anything more.
+        """
+        try:
+            return await self._long_poll(ref, size, visibility_timeout, wait_seconds, disconnected)
+        finally:
+            if inspect.iscoroutine(disconnected) and inspect.getcoroutinestate(disconnected) == "CORO_CREATED":
+                disconnected.close()  # never needed: no waiting happened
+
+    async def _long_poll(
+        self, ref: QueueRef, size: int, visibility_timeout: int | None, wait_seconds: float,
+        disconnected: Awaitable[None] | None,
+    ) -> list[Message]:
+        queue_id = ref if isinstance(ref, int) else self._queue_ids.get(ref)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        gone: asyncio.Future[None] | None = None
+        try:
+            while True:
+                version = self.waiters.version(queue_id) if queue_id is not None else -1
+                claim = await self.claim(ref, size, visibility_timeout)
+                remaining = deadline - loop.time()
+                if claim.messages or remaining <= 0:
+                    return claim.messages
+                if claim.queue_id != queue_id:  # learnt (or re-learnt) the id: claim again
+                    queue_id = claim.queue_id
+                    if isinstance(ref, str):
+                        self._queue_ids[ref] = queue_id
+                    continue
+                timeout = min(remaining, SAFETY_POLL)
+                if claim.next_visible_at is not None:
+                    timeout = min(timeout, max(0.0, (claim.next_visible_at - self.clock.now_ms()) / 1000))
+                if gone is None and disconnected is not None:
+                    gone = asyncio.ensure_future(disconnected)
+                woken = await self.waiters.wait(queue_id, version, timeout, gone)
+                if gone is not None and gone.done():
+                    if woken:
+                        self.waiters.notify(queue_id, 1)  # pass the wake-up on
+                    return []
+        finally:
+            if gone is not None and not gone.done():
+                gone.cancel()

@@ -1,0 +1,183 @@
+"""Group commit: concurrent writes gathered into shared transactions.
+
+A backend wraps each write in an op (:class:`Op` for a function run in a
+writer thread, :class:`AsyncOp` for a coroutine on a connection), hands it to
+:meth:`GroupCommit.submit` and awaits :meth:`Pending.result`. A flusher takes
+*every* op queued so far and hands the batch to the backend's ``run``, which
+runs them in one transaction and returns the wake-ups to deliver. While a
+batch commits, the next one gathers, so a fsync is shared by every request
+that arrived during the previous one. Up to ``parallel`` batches may be in
+flight (1 for SQLite's single writer; more for PostgreSQL, whose row locks
+keep concurrent batches apart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Generic, Protocol, TypeVar
+
+from wonderq.backends.rules import Woken
+from wonderq.errors import WonderQError
+
+log = logging.getLogger("wonderq.batching")
+Txn = TypeVar("Txn")
+T = TypeVar("T")
+
+
+class Pending(Generic[T]):
+    """An op's outcome: whether it must be on disk before it is acknowledged,
+    and the caller's future, resolved by :meth:`settle` after the commit."""
+
+    def __init__(self, durable: bool) -> None:
+        self.durable = durable
+        self._future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._outcome: tuple[T] | WonderQError | None = None
+
+    def succeed(self, value: T) -> None:
+        self._outcome = (value,)
+
+    def fail(self, error: WonderQError) -> None:
+        self._outcome = error
+
+    def settle(self) -> None:
+        if self._future.done():
+            return
+        if isinstance(self._outcome, tuple):
+            self._future.set_result(self._outcome[0])
+        else:
+            self._future.set_exception(self._outcome or WonderQError())
+
+    async def result(self) -> T:
+        return await self._future
+
+
+class Write(Generic[Txn]):
+    """What a writer thread runs: any op, whatever its result's type."""
+
+    durable: bool
+
+    def run(self, txn: Txn) -> None:
+        raise NotImplementedError
+
+    def fail(self, error: WonderQError) -> None:
+        raise NotImplementedError
+
+    def settle(self) -> None:
+        raise NotImplementedError
+
+
+class AsyncWrite(Generic[Txn]):
+    """What a batch on a connection awaits: any op, whatever its result's type."""
+
+    durable: bool
+
+    async def run(self, txn: Txn) -> None:
+        raise NotImplementedError
+
+    def fail(self, error: WonderQError) -> None:
+        raise NotImplementedError
+
+    def settle(self) -> None:
+        raise NotImplementedError
+
+
+class Op(Pending[T], Write[Txn]):
+    """A write run by a writer thread: ``fn(txn)``; a WonderQError fails it alone."""
+
+    def __init__(self, fn: Callable[[Txn], T], durable: bool = False) -> None:
+        super().__init__(durable)
+        self.fn = fn
+
+    def run(self, txn: Txn) -> None:
+        try:
+            self.succeed(self.fn(txn))
+        except WonderQError as exc:
+            self.fail(exc)
+
+
+class AsyncOp(Pending[T], AsyncWrite[Txn]):
+    """A write run as a coroutine on the batch's connection: ``await fn(txn)``."""
+
+    def __init__(self, fn: Callable[[Txn], Awaitable[T]], durable: bool = False) -> None:
+        super().__init__(durable)
+        self.fn = fn
+
+    async def run(self, txn: Txn) -> None:
+        try:
+            self.succeed(await self.fn(txn))
+        except WonderQError as exc:
+            self.fail(exc)
+
+
+class Batchable(Protocol):
+    durable: bool
+
+    def fail(self, error: WonderQError) -> None: ...
+
+    def settle(self) -> None: ...
+
+
+P = TypeVar("P", bound=Batchable)
+
+
+class GroupCommit(Generic[P]):
+    def __init__(self, run: Callable[[list[P]], Awaitable[Woken]], committed: Callable[[Woken], None],
+                 parallel: int = 1) -> None:
+        self._run = run
+        self._committed = committed
+        self._parallel = parallel
+        self._pending: list[P] = []
+        self._flushers = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.commits = 0
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._flushers or self._pending)
+
+    def submit(self, op: P) -> None:
+        """Queue ``op`` for the next batch; the caller then awaits its result."""
+        self._pending.append(op)
+        if self._flushers < self._parallel:
+            self._flushers += 1
+            task = asyncio.get_running_loop().create_task(self._flush())
+            self._tasks.add(task)  # the loop keeps only weak references
+            task.add_done_callback(self._tasks.discard)
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                woken = await self._run_batch(batch)
+                self.commits += 1
+                for op in batch:
+                    op.settle()
+                if woken:
+                    try:
+                        self._committed(woken)
+                    except Exception:  # a lost wake-up costs a safety poll; a dead flusher, all writes
+                        log.exception("delivering wake-ups failed")
+        finally:
+            self._flushers -= 1
+
+    async def _run_batch(self, batch: list[P]) -> Woken:
+        """``run`` raises a WonderQError (Unavailable) when the database
+        failed: every op gets it. Anything else is a fault of some op: run
+        them one transaction each so that one fails alone."""
+        try:
+            return await self._run(batch)
+        except WonderQError as exc:
+            for op in batch:
+                op.fail(exc)
+            return []
+        except Exception:
+            if len(batch) == 1:
+                log.exception("write failed")
+                batch[0].fail(WonderQError())
+                return []
+        woken: Woken = []
+        for op in batch:
+            woken += await self._run_batch([op])
+        return woken

@@ -1,0 +1,245 @@
+"""The PostgreSQL backend: any number of stateless brokers on one database.
+
+Writes go through :class:`~wonderq.batching.GroupCommit` with several batches
+in flight, each one transaction on a pooled asyncpg connection; claims are
+``UPDATE … FROM (SELECT … FOR UPDATE SKIP LOCKED LIMIT n) RETURNING`` so
+concurrent batches and brokers never hand out the same message. A batch that
+made messages visible ends with ``pg_notify`` in the same transaction; every
+broker LISTENs on one connection of its own and wakes its parked consumers.
+
+Losing the database is not fatal: requests meanwhile fail with Unavailable
+(503, Retry-After), the pool reconnects on its own, and the listener
+reconnects and then wakes every parked consumer to re-check what it missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+import asyncpg
+
+from wonderq.backends import rules
+from wonderq.backends.base import Backend
+from wonderq.backends.batching import AsyncOp, AsyncWrite, GroupCommit
+from wonderq.backends.postgres import queries, schema
+from wonderq.backends.postgres.queries import Txn
+from wonderq.clock import Clock
+from wonderq.errors import Unavailable
+from wonderq.models import Claim, Message, NewMessage, Queue, QueueAttributes, QueueRef, QueueStats
+from wonderq.settings import Settings
+
+log = logging.getLogger("wonderq.postgres")
+T = TypeVar("T")
+
+CHANNEL = "wonderq"
+PARALLEL_BATCHES = 4
+VACUUM_CHECK = 5.0  # seconds between looks at the dead row count
+VACUUM_AFTER = 50_000  # dead message rows that make a vacuum worth it
+VACUUM_LOCK = schema.SCHEMA_LOCK + 1
+DEAD_ROWS = (
+    "SELECT n_dead_tup FROM pg_stat_user_tables WHERE schemaname = 'wonderq' AND relname = 'messages'"
+)
+TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
+CONNECTION_ERRORS = (
+    OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,  # 57P0x: shutting down, starting up
+    asyncpg.InternalClientError,  # the protocol lost its footing as the connection broke
+)
+
+
+class PostgresBackend(Backend):
+    def __init__(self, url: str, settings: Settings, clock: Clock) -> None:
+        super().__init__(clock)
+        self.url = url
+        self.settings = settings
+        self.instance = secrets.token_hex(6)  # tells our own notifications apart
+        self._pool: asyncpg.Pool | None = None
+        self._listener: asyncpg.Connection | None = None
+        self._group: GroupCommit[AsyncWrite[Txn]] = GroupCommit(
+            self._run_batch, self._committed, PARALLEL_BATCHES
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+        self._queues = queries.QueueCache()
+
+    # -- life cycle ---------------------------------------------------------
+
+    async def open(self) -> None:
+        self._pool = await asyncpg.create_pool(
+            self.url, min_size=1, max_size=self.settings.pool_size, timeout=5, command_timeout=60,
+            server_settings={"application_name": f"wonderq-{self.instance}"},
+        )
+        async with self._pool.acquire() as conn:
+            await schema.upgrade(conn)
+        await self._listen()
+        self._tasks = [
+            asyncio.create_task(self.retention_loop(self.settings.retention_interval)),
+            asyncio.create_task(self._vacuum_loop()),
+        ]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        while self._group.busy:
+            await asyncio.sleep(0.001)
+        if self._listener is not None:
+            self._listener.remove_termination_listener(self._on_listener_lost)
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                await self._listener.close(timeout=2)
+        if self._pool is not None:
+            await self._pool.close()
+
+    async def _vacuum_loop(self) -> None:
+        """VACUUM the messages table as soon as deleted rows pile up.
+
+        A claim walks its queue's index from the oldest ``visible_at``; rows
+        deleted since the last vacuum leave dead entries at exactly that end,
+        so a drained backlog would slow every later claim until autovacuum's
+        next round (a minute or more). One broker at a time does it (an
+        advisory lock); it blocks no reads or writes."""
+        while True:
+            await asyncio.sleep(VACUUM_CHECK)
+            try:
+                async with self._pool.acquire() as conn:  # type: ignore[union-attr]
+                    dead = await conn.fetchval(DEAD_ROWS)
+                    if (dead or 0) >= VACUUM_AFTER and await conn.fetchval(TRY_LOCK, VACUUM_LOCK):
+                        try:
+                            await conn.execute("VACUUM wonderq.messages")
+                            log.info("vacuumed %d dead message rows", dead)
+                        finally:
+                            await conn.fetchval("SELECT pg_advisory_unlock($1)", VACUUM_LOCK)
+            except CONNECTION_ERRORS:
+                pass  # the database is away; requests report it
+            except asyncpg.PostgresError:
+                log.exception("vacuum failed")
+
+    async def ping(self) -> None:
+        await self._read(lambda conn: conn.fetchval("SELECT 1"))
+
+    # -- the verbs (the contract is in Backend's docstrings) ---------------------
+
+    async def create_queue(self, name: str, attributes: QueueAttributes) -> Queue:
+        return await self._write(lambda txn: queries.create_queue(txn, name, attributes), durable=True)
+
+    async def get_queue(self, ref: QueueRef) -> Queue:
+        return await self._read(lambda conn: queries.resolve(conn, ref))
+
+    async def list_queues(self) -> list[Queue]:
+        return await self._read(queries.list_queues)
+
+    async def delete_queue(self, ref: QueueRef) -> None:
+        await self._write(lambda txn: queries.delete_queue(txn, ref), durable=True)
+
+    async def purge(self, ref: QueueRef) -> int:
+        return await self._write(lambda txn: queries.purge(txn, ref), durable=True)
+
+    async def send_batch(self, ref: QueueRef, messages: Sequence[NewMessage]) -> list[Message]:
+        return await self._write(lambda txn: queries.send_batch(txn, ref, messages), durable=True)
+
+    async def claim(self, ref: QueueRef, size: int, visibility_timeout: int | None) -> Claim:
+        return await self._write(lambda txn: queries.claim(txn, ref, size, visibility_timeout))
+
+    async def delete(self, message_id: int, token: str | None = None) -> None:
+        await self._write(lambda txn: queries.delete(txn, message_id, token))
+
+    async def change_visibility(self, message_id: int, token: str, visibility_timeout: int) -> Message:
+        return await self._write(lambda txn: queries.change_visibility(txn, message_id, token, visibility_timeout))
+
+    async def peek(self, ref: QueueRef, size: int, after_id: int = 0) -> list[Message]:
+        return await self._read(lambda conn: queries.peek(conn, ref, size, after_id))
+
+    async def stats(self) -> list[QueueStats]:
+        return await self._read(queries.stats)
+
+    async def expire_some(self, limit: int) -> int:
+        return await self._write(lambda txn: queries.expire(txn, limit))
+
+    # -- notifications --------------------------------------------------------
+
+    async def _listen(self) -> None:
+        conn = await asyncpg.connect(self.url, timeout=5)
+        await conn.add_listener(CHANNEL, self._on_notify)
+        conn.add_termination_listener(self._on_listener_lost)
+        self._listener = conn
+
+    def _on_listener_lost(self, conn: asyncpg.Connection) -> None:
+        log.warning("lost the LISTEN connection; reconnecting")
+        self._tasks.append(asyncio.get_running_loop().create_task(self._relisten()))
+
+    async def _relisten(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await self._listen()
+                break
+            except CONNECTION_ERRORS:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        log.warning("LISTEN connection restored")
+        self.waiters.wake_all()  # notifications may have been missed meanwhile
+
+    def _on_notify(self, conn: object, pid: int, channel: str, payload: str) -> None:
+        sender, _, pairs = payload.partition("|")
+        if sender == self.instance:
+            return  # woken locally at commit
+        if pairs == "*":
+            self.waiters.wake_all()
+            return
+        for pair in pairs.split(","):
+            queue_id, _, n = pair.partition(":")
+            self.waiters.notify(int(queue_id), int(n))
+
+    def _committed(self, woken: rules.Woken) -> None:
+        for queue_id, n in woken:
+            self.waiters.notify(queue_id, n)
+
+    # -- writes: one transaction per batch ------------------------------------
+
+    async def _write(self, fn: Callable[[Txn], Awaitable[T]], durable: bool = False) -> T:
+        op = AsyncOp(fn, durable)
+        self._group.submit(op)
+        return await op.result()
+
+    async def _run_batch(self, batch: list[AsyncWrite[Txn]]) -> rules.Woken:
+        """One transaction for the batch. A failure while the connection went
+        away is the database's (Unavailable, for every op), not the ops'."""
+        assert self._pool is not None
+        try:
+            async with self._pool.acquire() as conn:
+                try:
+                    return await self._transaction(conn, batch)
+                except Exception as exc:
+                    if isinstance(exc, CONNECTION_ERRORS) or conn.is_closed():
+                        raise Unavailable(f"database unavailable: {exc}") from exc
+                    raise
+        except CONNECTION_ERRORS as exc:
+            raise Unavailable(f"database unavailable: {exc}") from exc
+
+    async def _transaction(self, conn: asyncpg.Connection, batch: list[AsyncWrite[Txn]]) -> rules.Woken:
+        async with conn.transaction():
+            txn = Txn(conn, self._queues)
+            for op in batch:
+                await op.run(txn)
+            woken = txn.changes.woken
+            payload = self._payload(woken) if woken else ""
+            await txn.finish(CHANNEL, payload, any(op.durable for op in batch))
+            return woken
+
+    def _payload(self, woken: rules.Woken) -> str:
+        total: dict[int, int] = {}
+        for queue_id, n in woken:
+            total[queue_id] = total.get(queue_id, 0) + n
+        pairs = ",".join(f"{q}:{n}" for q, n in total.items())
+        return f"{self.instance}|{pairs if len(pairs) < 7000 else '*'}"
+
+    async def _read(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        assert self._pool is not None
+        try:
+            async with self._pool.acquire() as conn:
+                return await fn(conn)
+        except CONNECTION_ERRORS as exc:
+            raise Unavailable(f"database unavailable: {exc}") from exc

@@ -1,0 +1,127 @@
+"""The storage rules both backends share, written once: body sizes, delays,
+the redrive to a dead-letter queue, a missing message versus a stale token,
+counter changes, and message ids. Each backend keeps only its SQL and its
+transaction plumbing, and calls these."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+from wonderq.errors import MessageNotFound, PayloadTooLarge, StaleToken
+from wonderq.models import Message, NewMessage, Queue
+
+Woken = list[tuple[int, int]]  # (queue_id, messages made visible)
+REDRIVE_PASSES = 10  # bounded, so a flood of poison messages cannot stall a batch
+EXPIRE_CHUNK = 5000  # messages removed per retention transaction
+
+
+def check_sizes(queue: Queue, messages: Sequence[NewMessage]) -> None:
+    """Raise PayloadTooLarge if a body's UTF-8 length is over the queue's limit."""
+    limit = queue.attributes.max_message_size
+    for m in messages:
+        if len(m.body) * 4 > limit and len(m.body.encode()) > limit:
+            raise PayloadTooLarge(f"message body is over the queue's limit of {limit} bytes")
+
+
+def delays(queue: Queue, messages: Sequence[NewMessage]) -> list[int]:
+    """Each message's delay in seconds: its own, else the queue's."""
+    default = queue.attributes.delay_seconds
+    return [default if m.delay_seconds is None else m.delay_seconds for m in messages]
+
+
+def missing(message_id: int, exists: bool) -> NoReturn:
+    """A delete or visibility change matched nothing: say why."""
+    if exists:
+        raise StaleToken(f"message {message_id} was received again since; its token is stale")
+    raise MessageNotFound(f"message {message_id} does not exist")
+
+
+def uuid4s(n: int) -> list[str]:
+    """``n`` random (version 4) UUIDs, from one read of the OS's randomness."""
+    raw = bytearray(os.urandom(16 * n))
+    for i in range(6, 16 * n, 16):
+        raw[i] = (raw[i] & 0x0F) | 0x40  # version 4
+        raw[i + 2] = (raw[i + 2] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return [f"{h[j:j + 8]}-{h[j + 8:j + 12]}-{h[j + 12:j + 16]}-{h[j + 16:j + 20]}-{h[j + 20:j + 32]}"
+            for j in range(0, 32 * n, 32)]
+
+
+class Tally:
+    """Per-queue counter changes gathered during one transaction, written once
+    at its end: ``(queue_id, messages, sent, received, deleted, expired)``."""
+
+    def __init__(self) -> None:
+        self._deltas: dict[int, list[int]] = {}
+
+    def add(
+        self, queue_id: int, messages: int = 0, sent: int = 0, received: int = 0, deleted: int = 0,
+        expired: int = 0,
+    ) -> None:
+        d = self._deltas.get(queue_id)
+        if d is None:
+            self._deltas[queue_id] = [messages, sent, received, deleted, expired]
+            return
+        d[0] += messages
+        d[1] += sent
+        d[2] += received
+        d[3] += deleted
+        d[4] += expired
+
+    def rows(self) -> list[tuple[int, ...]]:
+        """In queue id order, so concurrent transactions lock counters in one order."""
+        return [(q, *d) for q, d in sorted(self._deltas.items()) if any(d)]
+
+
+@dataclass(slots=True)
+class Changes:
+    """What a transaction changed beyond its rows: the wake-ups to deliver after
+    the commit and the counters to write before it. Each backend's transaction
+    carries one."""
+
+    woken: Woken = field(default_factory=list)
+    tally: Tally = field(default_factory=Tally)
+
+    def sent(self, queue_id: int, n: int, visible_now: int) -> None:
+        self.woken.append((queue_id, visible_now or 1))  # 1: wake someone to re-time its wait
+        self.tally.add(queue_id, messages=n, sent=n)
+
+
+class Redrive:
+    """Claimed messages past the queue's ``max_receive_count`` move to its
+    dead-letter queue instead of being handed out, and as many are claimed
+    again in their place, for at most REDRIVE_PASSES passes. A backend runs::
+
+        redrive = Redrive(queue, dlq_id, timeout, changes)
+        while over := redrive.over(claimed):
+            move(over)                       # the backend's SQL
+            claimed = claim(redrive.again(over))  # [] when again() is 0
+        return redrive.kept
+    """
+
+    def __init__(self, queue: Queue, dlq_id: int, timeout: int, changes: Changes) -> None:
+        self.queue_id, self.dlq_id = queue.id, dlq_id
+        self.limit = queue.attributes.max_receive_count
+        self.timeout = timeout
+        self.changes = changes
+        self.kept: list[Message] = []
+        self.passes = 0
+
+    def over(self, claimed: list[Message]) -> list[Message]:
+        """Keep the claimed messages within the limit; return the others."""
+        self.kept += [m for m in claimed if m.receive_count <= self.limit]
+        return [m for m in claimed if m.receive_count > self.limit]
+
+    def again(self, moved: list[Message]) -> int:
+        """Count the moved messages; how many to claim in their place (0: stop).
+        With a zero timeout a new claim would take back what was kept; after
+        the last pass nothing may be claimed unseen."""
+        n = len(moved)
+        self.changes.woken.append((self.dlq_id, n))
+        self.changes.tally.add(self.queue_id, messages=-n)
+        self.changes.tally.add(self.dlq_id, messages=n)
+        self.passes += 1
+        return 0 if self.timeout == 0 or self.passes == REDRIVE_PASSES else n

@@ -1,0 +1,276 @@
+"""The SQLite backend's statements, each beside the function that runs it.
+
+Write functions take a :class:`Txn` and run inside the writer's open
+transaction; they check everything that can fail before writing, so a raised
+WonderQError never leaves half a write behind. Read functions take the reader
+connection. Rows are ``sqlite3.Row``: models are built by column name.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from wonderq.backends.rules import Changes, Redrive, check_sizes, delays, missing, uuid4s
+from wonderq.errors import InvalidParameter, QueueExists, QueueNotFound
+from wonderq.models import Claim, Message, NewMessage, Queue, QueueAttributes, QueueRef, QueueStats
+
+ADD_COUNTS = """
+INSERT INTO queue_counts (queue_id, shard, messages, sent, received, deleted, expired)
+VALUES (?, 0, ?, ?, ?, ?, ?)
+ON CONFLICT (queue_id, shard) DO UPDATE SET
+    messages = messages + excluded.messages, sent = sent + excluded.sent,
+    received = received + excluded.received, deleted = deleted + excluded.deleted,
+    expired = expired + excluded.expired
+"""
+READ_SEQUENCE = "SELECT next_id FROM sequence"
+WRITE_SEQUENCE = "UPDATE sequence SET next_id = ?"
+
+
+@dataclass(slots=True)
+class Txn:
+    """What a write sees: the writer connection, the batch's clock reading, the
+    changes to deliver, and message ids.
+
+    Message ids come from the one-row ``sequence`` table, read at most once
+    and written back once per transaction: monotonic and never reused, like
+    AUTOINCREMENT, without its bookkeeping on every insert.
+    """
+
+    conn: sqlite3.Connection
+    now: int
+    changes: Changes = field(default_factory=Changes)
+    next_id: int = 0  # 0: not read yet in this transaction
+
+    def take_ids(self, n: int) -> range:
+        if not self.next_id:
+            self.next_id = self.conn.execute(READ_SEQUENCE).fetchone()[0]
+        start, self.next_id = self.next_id, self.next_id + n
+        return range(start, self.next_id)
+
+    def finish(self) -> None:
+        if self.next_id:
+            self.conn.execute(WRITE_SEQUENCE, (self.next_id,))
+        self.conn.executemany(ADD_COUNTS, self.changes.tally.rows())
+
+
+QUEUE_COLUMNS = (
+    "id, name, created_at, visibility_timeout, delay_seconds, retention_seconds,"
+    " max_message_size, redrive_target, max_receive_count"
+)
+MESSAGE_COLUMNS = (
+    "id, uuid AS message_id, queue_id, body, created_at, visible_at, receive_count,"
+    " first_received_at, token, attributes, group_id, dedup_id"
+)
+SELECT_QUEUE_BY_ID = f"SELECT {QUEUE_COLUMNS} FROM queues WHERE id = ?"
+SELECT_QUEUE_BY_NAME = f"SELECT {QUEUE_COLUMNS} FROM queues WHERE name = ?"
+
+
+def find_queue(conn: sqlite3.Connection, ref: QueueRef) -> Queue | None:
+    row = conn.execute(SELECT_QUEUE_BY_ID if isinstance(ref, int) else SELECT_QUEUE_BY_NAME, (ref,)).fetchone()
+    return None if row is None else Queue.from_row(row)
+
+
+def resolve(conn: sqlite3.Connection, ref: QueueRef) -> Queue:
+    queue = find_queue(conn, ref)
+    if queue is None:
+        raise QueueNotFound(f"queue {ref!r} does not exist")
+    return queue
+
+
+LIST_QUEUES = f"SELECT {QUEUE_COLUMNS} FROM queues ORDER BY id"
+
+
+def list_queues(conn: sqlite3.Connection) -> list[Queue]:
+    return [Queue.from_row(row) for row in conn.execute(LIST_QUEUES)]
+
+
+INSERT_QUEUE = (
+    "INSERT INTO queues (name, created_at, visibility_timeout, delay_seconds,"
+    " retention_seconds, max_message_size, redrive_target, max_receive_count)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def create_queue(txn: Txn, name: str, a: QueueAttributes) -> Queue:
+    if a.redrive_target and find_queue(txn.conn, a.redrive_target) is None:
+        raise InvalidParameter(f"redrive_target {a.redrive_target!r} is not an existing queue")
+    try:
+        cursor = txn.conn.execute(INSERT_QUEUE, (
+            name, txn.now, a.visibility_timeout, a.delay_seconds, a.retention_seconds,
+            a.max_message_size, a.redrive_target, a.max_receive_count,
+        ))
+    except sqlite3.IntegrityError:
+        raise QueueExists(f"queue {name!r} already exists") from None
+    assert cursor.lastrowid is not None
+    return Queue(cursor.lastrowid, name, txn.now, a)
+
+
+DELETE_QUEUE = ("DELETE FROM messages WHERE queue_id = ?", "DELETE FROM queue_counts WHERE queue_id = ?",
+                "DELETE FROM queues WHERE id = ?")
+
+
+def delete_queue(txn: Txn, ref: QueueRef) -> None:
+    queue = resolve(txn.conn, ref)
+    for statement in DELETE_QUEUE:
+        txn.conn.execute(statement, (queue.id,))
+
+
+PURGE = "DELETE FROM messages WHERE queue_id = ?"
+
+
+def purge(txn: Txn, ref: QueueRef) -> int:
+    queue = resolve(txn.conn, ref)
+    purged: int = txn.conn.execute(PURGE, (queue.id,)).rowcount
+    txn.changes.tally.add(queue.id, messages=-purged)
+    return purged
+
+
+INSERT_MESSAGE = (
+    "INSERT INTO messages (id, uuid, queue_id, body, created_at, visible_at,"
+    " attributes, group_id, dedup_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def send_batch(txn: Txn, ref: QueueRef, messages: Sequence[NewMessage]) -> list[Message]:
+    queue = resolve(txn.conn, ref)
+    check_sizes(queue, messages)
+    now, n = txn.now, len(messages)
+    sent = [
+        Message(id, uuid, queue.id, m.body, now, now + 1000 * delay,
+                attributes=m.attributes, group_id=m.group_id, dedup_id=m.dedup_id)
+        for id, uuid, m, delay in zip(txn.take_ids(n), uuid4s(n), messages, delays(queue, messages), strict=True)
+    ]
+    txn.conn.executemany(INSERT_MESSAGE, [
+        (m.id, m.message_id, m.queue_id, m.body, now, m.visible_at, m.attributes, m.group_id, m.dedup_id)
+        for m in sent
+    ])
+    txn.changes.sent(queue.id, n, sum(m.visible_at == now for m in sent))
+    return sent
+
+
+CLAIM = f"""
+UPDATE messages
+SET visible_at = :until, token = :prefix || id, receive_count = receive_count + 1,
+    first_received_at = coalesce(first_received_at, :now)
+WHERE id IN (
+    SELECT id FROM messages
+    WHERE queue_id = :queue AND visible_at <= :now
+    ORDER BY visible_at, id LIMIT :size
+)
+RETURNING {MESSAGE_COLUMNS}
+"""
+NEXT_VISIBLE = "SELECT min(visible_at) FROM messages WHERE queue_id = ?"
+REDRIVE = "UPDATE messages SET queue_id = ?, visible_at = ?, token = NULL WHERE id = ?"
+
+
+def claim(txn: Txn, ref: QueueRef, size: int, visibility_timeout: int | None) -> Claim:
+    queue = resolve(txn.conn, ref)
+    timeout = queue.attributes.visibility_timeout if visibility_timeout is None else visibility_timeout
+    params: dict[str, int | str] = {
+        "queue": queue.id, "now": txn.now, "size": size,
+        "until": txn.now + timeout * 1000, "prefix": secrets.token_hex(8) + "-",
+    }
+    claimed = [Message.from_row(row) for row in txn.conn.execute(CLAIM, params)]
+    if claimed and queue.attributes.max_receive_count:
+        claimed = _redrive(txn, queue, claimed, params, timeout)
+    if not claimed:
+        (next_visible_at,) = txn.conn.execute(NEXT_VISIBLE, (queue.id,)).fetchone()
+        return Claim([], queue.id, next_visible_at)
+    txn.changes.tally.add(queue.id, received=len(claimed))
+    claimed.sort(key=lambda m: m.id)
+    return Claim(claimed, queue.id)
+
+
+def _redrive(
+    txn: Txn, queue: Queue, claimed: list[Message], params: dict[str, int | str], timeout: int
+) -> list[Message]:
+    dlq = queue.attributes.redrive_target and find_queue(txn.conn, queue.attributes.redrive_target)
+    if not dlq:
+        return claimed  # no dead-letter queue (any more): keep delivering
+    redrive = Redrive(queue, dlq.id, timeout, txn.changes)
+    while over := redrive.over(claimed):
+        txn.conn.executemany(REDRIVE, [(dlq.id, txn.now, m.id) for m in over])
+        params["size"] = redrive.again(over)
+        claimed = [Message.from_row(row) for row in txn.conn.execute(CLAIM, params)] if params["size"] else []
+    return redrive.kept
+
+
+DELETE = "DELETE FROM messages WHERE id = ? AND (? IS NULL OR token = ?) RETURNING queue_id"
+EXISTS = "SELECT 1 FROM messages WHERE id = ?"
+
+
+def delete(txn: Txn, message_id: int, token: str | None) -> None:
+    row = txn.conn.execute(DELETE, (message_id, token, token)).fetchone()
+    if row is None:
+        missing(message_id, txn.conn.execute(EXISTS, (message_id,)).fetchone() is not None)
+    txn.changes.tally.add(row[0], messages=-1, deleted=1)
+
+
+CHANGE_VISIBILITY = f"UPDATE messages SET visible_at = ? WHERE id = ? AND token = ? RETURNING {MESSAGE_COLUMNS}"
+
+
+def change_visibility(txn: Txn, message_id: int, token: str, visibility_timeout: int) -> Message:
+    row = txn.conn.execute(CHANGE_VISIBILITY, (txn.now + visibility_timeout * 1000, message_id, token)).fetchone()
+    if row is None:
+        missing(message_id, txn.conn.execute(EXISTS, (message_id,)).fetchone() is not None)
+    message = Message.from_row(row)
+    txn.changes.woken.append((message.queue_id, 1))
+    return message
+
+
+PEEK = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE queue_id = ? AND id > ? ORDER BY id LIMIT ?"
+
+
+def peek(conn: sqlite3.Connection, ref: QueueRef, size: int, after_id: int) -> list[Message]:
+    queue = resolve(conn, ref)
+    return [Message.from_row(row) for row in conn.execute(PEEK, (queue.id, after_id, size))]
+
+
+STATS = f"""
+SELECT {", ".join("q." + c for c in QUEUE_COLUMNS.split(", "))},
+       coalesce(c.messages, 0) AS messages,
+       (SELECT count(*) FROM messages m
+        WHERE m.queue_id = q.id AND m.visible_at > :now AND m.token IS NOT NULL) AS in_flight,
+       (SELECT count(*) FROM messages m
+        WHERE m.queue_id = q.id AND m.visible_at > :now AND m.token IS NULL) AS delayed,
+       (SELECT created_at FROM messages m WHERE m.queue_id = q.id ORDER BY id LIMIT 1) AS oldest_created_at,
+       coalesce(c.sent, 0) AS sent, coalesce(c.received, 0) AS received,
+       coalesce(c.deleted, 0) AS deleted, coalesce(c.expired, 0) AS expired
+FROM queues q LEFT JOIN (
+    SELECT queue_id, sum(messages) AS messages, sum(sent) AS sent, sum(received) AS received,
+           sum(deleted) AS deleted, sum(expired) AS expired
+    FROM queue_counts GROUP BY queue_id
+) c ON c.queue_id = q.id
+ORDER BY q.id
+"""
+
+
+def stats(conn: sqlite3.Connection, now: int) -> list[QueueStats]:
+    return [QueueStats.from_row(row) for row in conn.execute(STATS, {"now": now})]
+
+
+FIRST_KEPT = "SELECT id FROM messages WHERE queue_id = ? AND created_at >= ? ORDER BY id LIMIT 1"
+EXPIRE = """
+DELETE FROM messages WHERE id IN (
+    SELECT id FROM messages WHERE queue_id = ? AND id < ? ORDER BY id LIMIT ?
+)
+"""
+
+
+def expire(txn: Txn, limit: int) -> int:
+    """Ids grow with created_at, so a queue's expired messages are the ones
+    below its first unexpired id: found by walking only the expired."""
+    removed = 0
+    for queue in list_queues(txn.conn):
+        cutoff = txn.now - queue.attributes.retention_seconds * 1000
+        kept = txn.conn.execute(FIRST_KEPT, (queue.id, cutoff)).fetchone()
+        below = kept[0] if kept else 2**63 - 1
+        n = txn.conn.execute(EXPIRE, (queue.id, below, limit - removed)).rowcount
+        txn.changes.tally.add(queue.id, messages=-n, expired=n)
+        removed += n
+        if removed >= limit:
+            break
+    return removed

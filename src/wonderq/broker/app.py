@@ -1,0 +1,39 @@
+"""The broker's assembly: one backend, opened in the app's lifespan, its metrics,
+and the wire protocols mounted on one port, each calling the backend directly.
+
+    create_app(settings) -> App([REST API])        # the SQS API mounts beside it
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from wonderq.backends import backend_for
+from wonderq.backends.base import Backend
+from wonderq.broker.metrics import Metrics
+from wonderq.broker.rest import RestApi
+from wonderq.clock import Clock
+from wonderq.edge.app import App
+from wonderq.edge.routing import Api
+from wonderq.settings import Settings
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None, backend: Backend | None = None) -> App:
+    """The broker as an ASGI app. ``clock`` and ``backend`` are for tests: by default
+    the system clock and the backend that ``settings.db`` names."""
+    clock = clock or Clock()
+    db = backend or backend_for(settings, clock)
+    metrics = Metrics(clock)
+    rest = Api(RestApi(db, metrics, clock).routes())
+    metrics.track(route.endpoint for route in rest.routes)
+
+    @asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        await db.open()
+        try:
+            yield
+        finally:
+            await db.close()
+
+    return App([rest], lifespan, observe=metrics.observe)

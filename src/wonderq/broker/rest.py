@@ -1,0 +1,222 @@
+"""The original WonderQ's REST API, made real: the seed's endpoints and JSON.
+
+Each handler validates its input completely, calls one backend verb and
+shapes the JSON. The seed's wire names are mapped here and only here: a
+message's ``token`` is sent as ``reservation_token``, its ``visible_at`` as
+``retrievable_at``, counts as ``queue_size``, ``retrievable_size``, … Errors
+are the envelope ``{"error": {"code": ..., "message": ...}}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from wonderq.backends.base import Backend
+from wonderq.broker import wire
+from wonderq.broker.metrics import CONTENT_TYPE, Metrics
+from wonderq.broker.names import path_id, path_queue, queue_name, queue_ref
+from wonderq.clock import Clock
+from wonderq.edge.params import Params, integer, optional_integer, present, string
+from wonderq.edge.requests import Request
+from wonderq.edge.responses import Response, json, raw
+from wonderq.edge.routing import Route
+from wonderq.errors import InvalidParameter, Unavailable
+from wonderq.models import Message, NewMessage, Queue, QueueAttributes, QueueStats
+from wonderq.settings import MAX_BATCH, MAX_DELAY, MAX_ID, MAX_PEEK, MAX_VISIBILITY, MAX_WAIT, QUEUE_BOUNDS
+
+DEFAULTS = QueueAttributes()
+JsonObject = dict[str, object]
+
+
+def iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def queue_json(queue: Queue) -> JsonObject:
+    a = queue.attributes
+    return {
+        "id": queue.id, "name": queue.name, "created_at": iso(queue.created_at),
+        "visibility_timeout": a.visibility_timeout, "delay_seconds": a.delay_seconds,
+        "retention_seconds": a.retention_seconds, "max_message_size": a.max_message_size,
+        "redrive_target": a.redrive_target, "max_receive_count": a.max_receive_count,
+    }
+
+
+def stats_json(s: QueueStats, now: int) -> JsonObject:
+    oldest = None if s.oldest_created_at is None else max(0, now - s.oldest_created_at) / 1000
+    return queue_json(s.queue) | {
+        wire.MESSAGES: s.messages, wire.VISIBLE: s.visible,
+        wire.IN_FLIGHT: s.in_flight, wire.DELAYED: s.delayed, wire.OLDEST_AGE: oldest,
+        "sent": s.sent, "received": s.received, "deleted": s.deleted, "expired": s.expired,
+    }
+
+
+def message_json(m: Message) -> JsonObject:
+    return {
+        "id": m.id, "message_id": m.message_id, "queue_id": m.queue_id, "body": m.body,
+        "created_at": iso(m.created_at), wire.VISIBLE_AT: iso(m.visible_at),
+        wire.TOKEN: m.token, "receive_count": m.receive_count,
+        "first_received_at": iso(m.first_received_at),
+    }
+
+
+def peeked_json(m: Message, now: int) -> JsonObject:
+    """A message seen without receiving it: its state instead of its token,
+    which only the consumer holding it may use."""
+    state = "visible" if m.visible_at <= now else ("in_flight" if m.token else "delayed")
+    return message_json(m) | {wire.TOKEN: None, "state": state}
+
+
+class RestApi:
+    """The handlers, over one backend; the app's lifespan opens and closes it."""
+
+    def __init__(self, backend: Backend, metrics: Metrics, clock: Clock) -> None:
+        self.db = backend
+        self.metrics = metrics
+        self.clock = clock
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("GET", "/queues", self.list_queues),
+            Route("POST", "/queues", self.create_queue),
+            Route("GET", "/queues/find", self.find_queue),
+            Route("DELETE", "/queues/{queue}", self.delete_queue),
+            Route("POST", "/queues/{queue}/purge", self.purge),
+            Route("GET", "/queues/{queue}/messages", self.peek),
+            Route("POST", "/messages", self.send),
+            Route("GET", "/messages/consume", self.consume),
+            Route("DELETE", "/messages/{message}", self.delete_message),
+            Route("POST", "/messages/{message}/visibility", self.change_visibility),
+            Route("GET", "/healthz", self.healthz),
+            Route("GET", "/readyz", self.readyz),
+            Route("GET", "/metrics", self.metrics_text),
+        ]
+
+    # -- queues --
+
+    async def create_queue(self, req: Request) -> Response:
+        p = req.params
+        name = queue_name(p.get("name"))
+        if name.isdigit():
+            raise InvalidParameter("a queue name cannot be all digits: in paths it would read as an id")
+        numbers = {key: integer(p, key, getattr(DEFAULTS, key), low, high) for key, low, high in QUEUE_BOUNDS}
+        target = None
+        if present(p, "redrive_target"):
+            target = queue_name(p["redrive_target"], "redrive_target")
+            if target == name:
+                raise InvalidParameter("a queue cannot be its own redrive_target")
+        elif numbers["max_receive_count"]:
+            raise InvalidParameter("max_receive_count needs a redrive_target")
+        attributes = QueueAttributes(
+            visibility_timeout=numbers["visibility_timeout"], delay_seconds=numbers["delay_seconds"],
+            retention_seconds=numbers["retention_seconds"], max_message_size=numbers["max_message_size"],
+            redrive_target=target, max_receive_count=numbers["max_receive_count"],
+        )
+        return json(queue_json(await self.db.create_queue(name, attributes)))
+
+    async def find_queue(self, req: Request) -> Response:
+        p = req.params
+        if present(p, "id"):
+            ref: int | str = integer(p, "id", None, 1, MAX_ID)
+        elif present(p, "name"):
+            ref = queue_name(p["name"])
+        else:
+            raise InvalidParameter("name or id is required")
+        return json(queue_json(await self.db.get_queue(ref)))
+
+    async def list_queues(self, req: Request) -> Response:
+        now = self.clock.now_ms()
+        return json([stats_json(s, now) for s in await self.db.stats()])
+
+    async def delete_queue(self, req: Request) -> Response:
+        await self.db.delete_queue(path_queue(req.args["queue"]))
+        return json({"success": True})
+
+    async def purge(self, req: Request) -> Response:
+        purged = await self.db.purge(path_queue(req.args["queue"]))
+        return json({"success": True, "purged": purged})
+
+    async def peek(self, req: Request) -> Response:
+        p = req.params
+        size = integer(p, "size", 10, 1, MAX_PEEK)
+        after = integer(p, "after", 0, 0, MAX_ID)
+        messages = await self.db.peek(path_queue(req.args["queue"]), size, after)
+        now = self.clock.now_ms()
+        return json([peeked_json(m, now) for m in messages])
+
+    # -- messages --
+
+    async def send(self, req: Request) -> Response:
+        p = req.params
+        ref = queue_ref(p)
+        delay = optional_integer(p, "delay_seconds", 0, MAX_DELAY)
+        if "messages" in p:
+            batch = p["messages"]
+            if not isinstance(batch, list) or not 1 <= len(batch) <= MAX_BATCH:
+                raise InvalidParameter(f"messages must be a list of 1 to {MAX_BATCH} messages")
+            news = [new_message(item, delay) for item in batch]
+            sent = await self.db.send_batch(ref, news)
+            self.metrics.sent += len(sent)
+            ids = [{"id": m.id, "message_id": m.message_id} for m in sent]
+            return json({"ids": [m.id for m in sent], "messages": ids})
+        message = await self.db.send(ref, NewMessage(body(p), delay))
+        self.metrics.sent += 1
+        return json({"id": message.id, "message_id": message.message_id})
+
+    async def consume(self, req: Request) -> Response:
+        p = req.params
+        ref = queue_ref(p)
+        size = integer(p, "size", 1, 1, MAX_BATCH)
+        wait = integer(p, "wait_time", MAX_WAIT, 0, MAX_WAIT)
+        visibility = optional_integer(p, "visibility_timeout", 0, MAX_VISIBILITY)  # None: the queue's
+        messages = await self.db.receive(ref, size, visibility, wait, req.disconnected())
+        self.metrics.delivered(messages)
+        return json([message_json(m) for m in messages])
+
+    async def delete_message(self, req: Request) -> Response:
+        message_id = path_id(req.args["message"], "message")
+        token = string(req.params, wire.TOKEN, required=False) or None
+        await self.db.delete(message_id, token)
+        self.metrics.deleted += 1
+        return json({"success": True})
+
+    async def change_visibility(self, req: Request) -> Response:
+        message_id = path_id(req.args["message"], "message")
+        token = string(req.params, wire.TOKEN) or ""
+        visibility = integer(req.params, "visibility_timeout", None, 0, MAX_VISIBILITY)
+        message = await self.db.change_visibility(message_id, token, visibility)
+        return json(message_json(message))
+
+    # -- health --
+
+    async def healthz(self, req: Request) -> Response:
+        return json({"status": "ok"})
+
+    async def metrics_text(self, req: Request) -> Response:
+        return raw(self.metrics.render(await self.db.stats()), CONTENT_TYPE)
+
+    async def readyz(self, req: Request) -> Response:
+        try:
+            await asyncio.wait_for(self.db.ping(), 5)
+        except TimeoutError:
+            raise Unavailable("the database did not answer within 5 s") from None
+        return json({"status": "ready"})
+
+
+def new_message(item: object, delay: int | None) -> NewMessage:
+    if not isinstance(item, dict):
+        raise InvalidParameter("each of messages must be an object with a body")
+    own = optional_integer(item, "delay_seconds", 0, MAX_DELAY)
+    return NewMessage(body(item), delay if own is None else own)
+
+
+def body(params: Params) -> str:
+    value = string(params, "body")
+    if not value:
+        raise InvalidParameter("body must be a non-empty string")
+    if "\x00" in value:
+        raise InvalidParameter("body must not contain the NUL character (PostgreSQL cannot store it)")
+    return value

@@ -1,0 +1,73 @@
+"""The ``wonderq`` command: one parser, one dispatch.
+
+Its verbs live by kind: :mod:`.client_verbs` (``queues``, ``send``, ``receive``,
+… over the Python client), :mod:`.servers` (``broker``, ``dev``, ``user``, ``up``),
+:mod:`.copy` (``migrate``: copy a SQLite database into PostgreSQL); what they
+print and how they exit is :mod:`.output`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from wonderq.cli import client_verbs, servers
+from wonderq.cli.output import INTERRUPTED, OK, TOP_EPILOG, USAGE, Run, UsageError, complain
+from wonderq.settings import Settings
+
+if TYPE_CHECKING:
+    from wonderq.cli.output import Verbs
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="wonderq", description="A durable SQS-style message queue.",
+                                  epilog=TOP_EPILOG)
+    verbs = top.add_subparsers(dest="verb", required=True)
+    servers.register(verbs)
+    add_copy(verbs)
+    client_verbs.register(verbs)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = Settings.load(vars(args))
+    except ValueError as exc:
+        return complain(exc, USAGE)
+    runner: Run = args.run
+    try:
+        return runner(args, settings)
+    except UsageError as exc:
+        return complain(exc, USAGE)
+    except KeyboardInterrupt as exc:
+        return complain("interrupted", INTERRUPTED, exc)
+    except BrokenPipeError:  # stdout's reader left (`wonderq queues | head -1`): that is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return OK
+
+
+def add_copy(verbs: Verbs) -> None:
+    p = verbs.add_parser(
+        "migrate", help="copy queues and messages from SQLite to PostgreSQL",
+        description="Copy every queue and message (ids, bodies, visibility state, reservation tokens)"
+        " from a SQLite database to PostgreSQL, in one transaction. Stop the brokers on the SQLite"
+        " file first: it is only read. Exit status: 0 done, 1 refused or failed, 2 usage.",
+    )
+    p.add_argument("--from", dest="source", required=True, metavar="URL",
+                   help="the SQLite database: sqlite:///path/wonderq.db (or a path)")
+    p.add_argument("--to", dest="target", required=True, metavar="URL",
+                   help="the PostgreSQL database: postgresql://user:password@host/db")
+    p.add_argument("--force", action="store_true",
+                   help="if the target already holds queues or messages, DELETE them all first"
+                   " (without it such a target is refused and left unchanged)")
+    p.set_defaults(run=copy_to_postgres)
+
+
+def copy_to_postgres(args: argparse.Namespace, settings: Settings) -> int:
+    from wonderq.cli.copy import run
+
+    return run(args.source, args.target, args.force)

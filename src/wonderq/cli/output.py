@@ -1,0 +1,84 @@
+"""What the CLI prints and how it exits: exit statuses, errors on stderr,
+tables, ages and JSON, for every verb alike."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from wonderq.settings import Settings
+
+if TYPE_CHECKING:
+    Verbs = argparse._SubParsersAction[argparse.ArgumentParser]
+Run = Callable[[argparse.Namespace, Settings], int]  # a verb: exit status
+
+OK, REFUSED, USAGE, UNREACHABLE, EMPTY, INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_STATUS = (
+    "exit status: 0 ok; 1 the broker said no (its error code and message go to stderr);"
+    " 2 bad usage; 3 broker unreachable; 4 receive found no message; 130 interrupted"
+)
+TOP_EPILOG = f"client verbs' {EXIT_STATUS}. `wonderq VERB --help` tells a verb's flags."
+
+
+class UsageError(Exception):
+    """Bad input the parser could not see (exit 2)."""
+
+
+def complain(what: object, status: int, exc: BaseException | None = None) -> int:
+    """``wonderq: <what>`` and the exception's notes on stderr; returns ``status``."""
+    notes = getattr(exc if exc is not None else what, "__notes__", ())
+    sys.stdout.flush()  # what was printed comes first
+    print(f"wonderq: {what}", *notes, sep="\n", file=sys.stderr)
+    return status
+
+
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def age(seconds: float | None) -> str:
+    """``12.5s``, ``3m07s``, ``2h05m``, ``4d03h``; ``-`` for none."""
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    if s < 60:
+        return f"{seconds:.1f}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]], left: Sequence[str] = ("name",)) -> None:
+    """A plain-text table: columns two spaces apart, right-aligned except those named in ``left``."""
+    cells = [list(headers), *([str(c) for c in row] for row in rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for row in cells:
+        print("  ".join(
+            c.ljust(w) if h in left else c.rjust(w) for c, w, h in zip(row, widths, headers, strict=True)
+        ).rstrip())
+
+
+def to_json(value: Any) -> Any:
+    """Dataclasses as objects, datetimes as ISO 8601 in UTC."""
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if hasattr(value, "__dataclass_fields__"):
+        return to_json(asdict(value))
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    return value
+
+
+def print_json(value: Any, indent: int | None = 2) -> None:
+    print(json.dumps(to_json(value), indent=indent, ensure_ascii=False), flush=True)

@@ -1,0 +1,153 @@
+"""The servers: ``wonderq broker``, ``dev``, ``user`` and ``up``.
+
+``broker`` serves :func:`wonderq.broker.app.create_app` (in this process, or as
+``--cluster`` workers); ``dev`` and ``user`` serve the dev tool and the user app
+(:mod:`wonderq.apps`), in this process and never as a cluster. Each app module
+is imported only when its verb runs.
+
+``up`` reads the settings once and runs ``python -m wonderq broker``, ``dev`` and
+``user`` as child processes with those settings in their environment
+(``WONDERQ_*``), so all three agree; unless ``--broker-url`` or ``WONDERQ_URL``
+says otherwise, the dev tool and user app talk to the broker ``up`` started. It
+prints where each listens. Ctrl-C, SIGTERM or SIGHUP stops all three (SIGTERM to
+each, SIGKILL after 15 s) and ``up`` exits 0; if a child exits on its own, ``up``
+stops the others and exits 1. The children are in their own process group, so a
+Ctrl-C reaches them once, through ``up``; an ``up`` killed with SIGKILL leaves
+them running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import fields, replace
+from typing import TYPE_CHECKING
+
+from wonderq.cli.output import Run
+from wonderq.edge.app import App
+from wonderq.settings import BROKER_PORT, DEV_PORT, DURABILITY, LOG_LEVELS, USER_PORT, Settings
+
+if TYPE_CHECKING:
+    from wonderq.cli.output import Verbs
+
+SERVER_STATUS = (
+    "exit status: 0 stopped by Ctrl-C (up: also by SIGTERM); 1 failed; 2 bad usage."
+    " On SIGTERM, dev and user shut down cleanly and then end by that signal, as the broker does"
+)
+SERVICES = (  # verb, what it is, the module with its create_app(settings), the Settings field of its port
+    ("broker", "broker", "wonderq.broker.app", "port"),
+    ("dev", "dev tool", "wonderq.apps.devtool", "dev_port"),
+    ("user", "user app", "wonderq.apps.userapp", "user_port"),
+)
+STOP_TIMEOUT = 15.0  # seconds a child gets to stop before SIGKILL
+
+
+def register(verbs: Verbs) -> None:
+    p = server_verb(verbs, "broker", f"run the broker (port {BROKER_PORT})", app_command(*SERVICES[0][2:]))
+    p.add_argument("--port", type=int, help=f"port (WONDERQ_PORT, default {BROKER_PORT})")
+    database_flags(p)
+    for (verb, what, module, field), default in zip(SERVICES[1:], (DEV_PORT, USER_PORT), strict=True):
+        p = server_verb(verbs, verb, f"serve the {what} (port {default})", app_command(module, field))
+        p.add_argument("--port", dest=field, type=int, help=f"WONDERQ_{field.upper()}, default {default}")
+    p = server_verb(verbs, "up", "run the broker, the dev tool and the user app together", up)
+    p.add_argument("--port", type=int, help=f"the broker's port (WONDERQ_PORT, default {BROKER_PORT})")
+    p.add_argument("--dev-port", type=int, help=f"the dev tool's port (WONDERQ_DEV_PORT, default {DEV_PORT})")
+    p.add_argument("--user-port", type=int, help=f"the user app's port (WONDERQ_USER_PORT, default {USER_PORT})")
+    database_flags(p)
+
+
+def database_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", help="database path or URL (WONDERQ_DB, default ./wonderq.db)")
+    p.add_argument("--cluster", type=int, nargs="?", const=os.cpu_count() or 1,
+                   help="run the broker as N worker processes on the port"
+                   " (WONDERQ_CLUSTER; N defaults to the CPU count)")
+    p.add_argument("--durability", choices=DURABILITY, help="full (fsync each commit; default) or normal")
+    p.add_argument("--pool-size", type=int,
+                   help="PostgreSQL connections per process (WONDERQ_POOL_SIZE, default 10)")
+
+
+def server_verb(verbs: Verbs, name: str, help: str, command: Run) -> argparse.ArgumentParser:
+    p = verbs.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
+                         epilog=SERVER_STATUS)
+    p.add_argument("--host", help="address to bind (WONDERQ_HOST, default 127.0.0.1)")
+    if name != "broker":
+        p.add_argument("--broker-url", dest="url", metavar="URL",
+                       help="where the dev tool and user app find the broker (WONDERQ_URL)")
+    p.add_argument("--log-level", choices=LOG_LEVELS, help="default info")
+    p.set_defaults(run=command)
+    return p
+
+
+def app_command(module: str, port_field: str) -> Run:
+    """The verb serving ``module.create_app(settings)`` on the port in ``port_field``."""
+
+    def serve_app(args: argparse.Namespace, settings: Settings) -> int:
+        create_app: Callable[[Settings], App] = importlib.import_module(module).create_app
+        from wonderq.edge.server import configure_logging, serve
+
+        configure_logging(settings)
+        if port_field != "port":  # only the broker runs as a cluster
+            settings = replace(settings, cluster=0)
+        with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C once it has shut down
+            serve(lambda: create_app(settings), settings, getattr(settings, port_field))
+        return 0
+
+    return serve_app
+
+
+def local(host: str) -> str:
+    """The host part of a URL reaching a server bound to ``host``."""
+    if host in ("", "0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+class Flag:
+    """Set by the signals that stop ``up``."""
+
+    def __init__(self) -> None:
+        self.set = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.set = True
+
+
+def up(args: argparse.Namespace, settings: Settings) -> int:
+    if args.url is None and "WONDERQ_URL" not in os.environ:
+        settings = replace(settings, url=f"http://{local(settings.host)}:{settings.port}")
+    env = os.environ | {f"WONDERQ_{f.name.upper()}": str(getattr(settings, f.name)) for f in fields(settings)}
+    stop = Flag()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    for verb, what, _, field in SERVICES:
+        children[what] = subprocess.Popen([sys.executable, "-m", "wonderq", verb], env=env, process_group=0)
+        print(f"{what:<8}  http://{local(settings.host)}:{getattr(settings, field)}", flush=True)
+    return supervise(children, stop)
+
+
+def supervise(children: dict[str, subprocess.Popen[bytes]], stop: Flag) -> int:
+    """Wait for a stop signal or a child's exit; then stop every child. 0 if asked to stop."""
+    died = None
+    while not stop.set and died is None:
+        died = next((what for what, child in children.items() if child.poll() is not None), None)
+        time.sleep(0.1)
+    if died is not None:
+        status = children[died].returncode
+        print(f"wonderq: the {died} exited (status {status}); stopping the others", file=sys.stderr)
+    for child in reversed(children.values()):  # the broker last: the others still need it to stop
+        if child.poll() is None:
+            child.terminate()
+        try:
+            child.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+    return 1 if died is not None else 0

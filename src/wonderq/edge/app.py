@@ -1,0 +1,100 @@
+"""The ASGI app: mounted APIs, a lifespan, and one request path for all.
+
+Why not Starlette: on one core its per-request overhead alone caps a trivial
+handler near the broker's send target (see ARCHITECTURE.md), so the services
+speak ASGI directly and keep this toolkit to the few things they need.
+
+An :class:`App` tries its APIs in order; the first route that matches the
+method, the path and its condition handles the request, and that API renders
+any error the handler raises. A request no route takes is answered by the
+first API's renderer (404, or 405 with ``Allow``). Anything but a
+:class:`~wonderq.errors.WonderQError` escaping a handler is logged and
+answered as a bare 500, never with its traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+
+from wonderq.edge.requests import Receive, Request, Scope, Send, read_body
+from wonderq.edge.responses import Response, Stream
+from wonderq.edge.routing import Api, Route
+from wonderq.errors import MethodNotAllowed, NotFound, WonderQError
+
+log = logging.getLogger("wonderq.edge")
+Lifespan = Callable[[], AbstractAsyncContextManager[None]]
+Observe = Callable[[str, float], None]  # after each response: its endpoint and seconds taken
+
+
+class App:
+    def __init__(self, apis: Sequence[Api], lifespan: Lifespan | None = None,
+                 observe: Observe | None = None) -> None:
+        assert apis, "an app needs at least one API"
+        self.apis = tuple(apis)
+        self._lifespan = lifespan
+        self._observe = observe
+
+    def running(self) -> AbstractAsyncContextManager[None]:
+        """The app's lifespan as a context manager (what ASGI's lifespan runs; tests use it)."""
+        return self._lifespan() if self._lifespan is not None else contextlib.nullcontext()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self.handle(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        await receive()  # lifespan.startup
+        context = self.running()
+        try:
+            await context.__aenter__()
+        except Exception as exc:
+            log.exception("startup failed")
+            await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            return
+        await send({"type": "lifespan.startup.complete"})
+        await receive()  # lifespan.shutdown
+        try:
+            await context.__aexit__(None, None, None)
+        finally:
+            await send({"type": "lifespan.shutdown.complete"})
+
+    def route(self, request: Request) -> tuple[Api, Route]:
+        parts = request.path.strip("/").split("/")
+        allowed: set[str] = set()
+        for api in self.apis:
+            route = api.find(request, parts, allowed)
+            if route is not None:
+                return api, route
+        if allowed:
+            raise MethodNotAllowed(f"{request.method} is not allowed on {request.path}", sorted(allowed))
+        raise NotFound(f"no such endpoint: {request.method} {request.path}")
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        method, path, query, headers = scope["method"], scope["path"], scope["query_string"], scope["headers"]
+        assert isinstance(method, str) and isinstance(path, str) and isinstance(query, bytes)
+        assert isinstance(headers, list)
+        request = Request(method, path, query, headers, b"", receive, {})
+        api, endpoint = self.apis[0], "other"
+        response: Response | Stream
+        try:
+            request.body = await read_body(receive)
+            api, route = self.route(request)
+            endpoint = route.endpoint
+            response = await route.handler(request)
+        except WonderQError as exc:
+            response = api.render_error(exc)
+        except Exception:
+            log.exception("unhandled error in %s %s", method, path)
+            response = api.render_error(WonderQError())
+        try:
+            await response.send(send)
+        finally:
+            if self._observe is not None:
+                self._observe(endpoint, time.perf_counter() - started)

@@ -1,0 +1,60 @@
+"""What a handler returns: a :class:`Response` (status, content type, extra
+headers, body) or a :class:`Stream`; and the REST envelope for errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from wonderq.edge.requests import Send
+from wonderq.errors import WonderQError
+
+Headers = Sequence[tuple[bytes, bytes]]
+JSON = b"application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    body: bytes
+    status: int = 200
+    content_type: bytes = JSON
+    headers: Headers = ()
+
+    async def send(self, send: Send) -> None:
+        headers = [(b"content-type", self.content_type), (b"content-length", str(len(self.body)).encode())]
+        headers += self.headers
+        if self.status == 503:
+            headers.append((b"retry-after", b"1"))
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """A response sent chunk by chunk as the iterator yields (chunked encoding)."""
+
+    chunks: AsyncIterator[bytes]
+    content_type: bytes = b"text/plain; charset=utf-8"
+    status: int = 200
+
+    async def send(self, send: Send) -> None:
+        start = [(b"content-type", self.content_type)]
+        await send({"type": "http.response.start", "status": self.status, "headers": start})
+        async for chunk in self.chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def json(payload: object, status: int = 200, headers: Headers = ()) -> Response:
+    return Response(orjson.dumps(payload), status, JSON, headers)
+
+
+def raw(body: bytes, content_type: str) -> Response:
+    return Response(body, 200, content_type.encode())
+
+
+def error_envelope(exc: WonderQError) -> Response:
+    """The REST error: ``{"error": {"code": ..., "message": ...}}`` with the error's status."""
+    return json(exc.to_dict(), exc.status, exc.headers)

@@ -1,0 +1,88 @@
+"""Routes: a method, a path of literal segments and ``{placeholders}``, and
+optionally a condition on the request, so that several actions can share one
+path and be told apart by a header (``X-Amz-Target``) or a form field
+(``Action=``). An :class:`Api` is a list of routes and the way it renders its
+own errors."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from wonderq.edge.requests import Request
+from wonderq.edge.responses import Response, Stream, error_envelope
+from wonderq.errors import WonderQError
+
+Handler = Callable[[Request], Awaitable[Response | Stream]]
+Condition = Callable[[Request], bool]
+RenderError = Callable[[WonderQError], Response]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    when: Condition | None = None  # None: the method and path suffice
+    parts: tuple[str, ...] = field(init=False)
+    endpoint: str = field(init=False)  # "METHOD /path/{pattern}", for metrics
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "parts", tuple(self.path.strip("/").split("/")))
+        object.__setattr__(self, "endpoint", f"{self.method} {self.path}")
+
+    def match(self, parts: list[str]) -> dict[str, str] | None:
+        """The placeholders' values if the path matches, else None."""
+        if len(self.parts) != len(parts):
+            return None
+        args = {}
+        for want, got in zip(self.parts, parts, strict=True):
+            if want.startswith("{"):
+                args[want[1:-1]] = got
+            elif want != got:
+                return None
+        return args
+
+
+def header(name: str, prefix: str = "") -> Condition:
+    """The request has header ``name`` starting with ``prefix``."""
+    key, start = name.lower().encode(), prefix.encode()
+
+    def has_header(request: Request) -> bool:
+        value = request.header(key)
+        return value is not None and value.startswith(start)
+
+    return has_header
+
+
+def form_field(name: str) -> Condition:
+    """The query string or a form body has the field ``name``."""
+
+    def has_field(request: Request) -> bool:
+        if not (request.query or request.is_form()):
+            return False
+        return name in request.params
+
+    return has_field
+
+
+@dataclass(frozen=True, slots=True)
+class Api:
+    """Routes mounted together, and how their errors look on the wire."""
+
+    routes: Sequence[Route]
+    render_error: RenderError = error_envelope
+
+    def find(self, request: Request, parts: list[str], allowed: set[str]) -> Route | None:
+        """The route for this request (its placeholders into ``request.args``); methods
+        that would match the path go into ``allowed``."""
+        for route in self.routes:
+            args = route.match(parts)
+            if args is None:
+                continue
+            if route.method != request.method:
+                allowed.add(route.method)
+            elif route.when is None or route.when(request):
+                request.args = args
+                return route
+        return None

@@ -1,0 +1,159 @@
+"""What the broker stores and hands out, in one vocabulary for every layer.
+
+Backends build these from database rows *by column name* (the SQL selects
+columns named as the fields), so the order of columns in a statement never
+matters. The edge maps them to each wire protocol's names (the REST API's
+``reservation_token`` is :attr:`Message.token`, its ``retrievable_at`` is
+:attr:`Message.visible_at`). All times are integer milliseconds since the Unix
+epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+
+from wonderq.settings import DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_RETENTION, DEFAULT_VISIBILITY_TIMEOUT
+
+QueueRef = int | str  # a queue's id, or its name
+Row = Mapping[str, object]  # sqlite3.Row and asyncpg.Record both look up columns by name
+
+
+def integer(row: Row, name: str) -> int:
+    value = row[name]
+    assert isinstance(value, int), (name, value)
+    return value
+
+
+def maybe_integer(row: Row, name: str) -> int | None:
+    value = row[name]
+    assert value is None or isinstance(value, int), (name, value)
+    return value
+
+
+def text(row: Row, name: str) -> str:
+    value = row[name]
+    assert isinstance(value, str), (name, value)
+    return value
+
+
+def maybe_text(row: Row, name: str) -> str | None:
+    value = row[name]
+    assert value is None or isinstance(value, str), (name, value)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class QueueAttributes:
+    """Per-queue settings, with SQS's defaults."""
+
+    visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT  # seconds
+    delay_seconds: int = 0
+    retention_seconds: int = DEFAULT_RETENTION
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE  # bytes of UTF-8 body
+    redrive_target: str | None = None  # dead-letter queue name
+    max_receive_count: int = 0  # 0: never move to the dead-letter queue
+
+    @classmethod
+    def from_row(cls, row: Row) -> QueueAttributes:
+        return cls(
+            visibility_timeout=integer(row, "visibility_timeout"), delay_seconds=integer(row, "delay_seconds"),
+            retention_seconds=integer(row, "retention_seconds"),
+            max_message_size=integer(row, "max_message_size"),
+            redrive_target=maybe_text(row, "redrive_target"),
+            max_receive_count=integer(row, "max_receive_count"),
+        )
+
+
+# The one list of queue attributes: columns, REST parameters, client and CLI arguments.
+ATTRIBUTES: tuple[str, ...] = tuple(f.name for f in fields(QueueAttributes))
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    id: int
+    name: str
+    created_at: int
+    attributes: QueueAttributes = field(default_factory=QueueAttributes)
+
+    @classmethod
+    def from_row(cls, row: Row) -> Queue:
+        return cls(integer(row, "id"), text(row, "name"), integer(row, "created_at"), QueueAttributes.from_row(row))
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to send; ``delay_seconds`` None means the queue's default."""
+
+    body: str
+    delay_seconds: int | None = None
+    attributes: str | None = None  # JSON text, kept verbatim
+    group_id: str | None = None
+    dedup_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: int  # monotonic per database, never reused
+    message_id: str  # UUID
+    queue_id: int
+    body: str
+    created_at: int
+    visible_at: int  # when it may next be handed out
+    receive_count: int = 0
+    first_received_at: int | None = None
+    token: str | None = None  # receipt of the latest receive
+    attributes: str | None = None
+    group_id: str | None = None
+    dedup_id: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Row) -> Message:
+        return cls(
+            integer(row, "id"), text(row, "message_id"), integer(row, "queue_id"), text(row, "body"),
+            integer(row, "created_at"), integer(row, "visible_at"), integer(row, "receive_count"),
+            maybe_integer(row, "first_received_at"), maybe_text(row, "token"), maybe_text(row, "attributes"),
+            maybe_text(row, "group_id"), maybe_text(row, "dedup_id"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """A queue's counts. ``messages`` and the cumulative ``sent`` … ``expired``
+    come from counters kept in the same transactions as the changes they
+    count; in-flight and delayed from the index range of invisible messages;
+    so no count costs a scan of the queue."""
+
+    queue: Queue
+    messages: int  # all messages in the queue
+    visible: int  # visible_at <= now
+    in_flight: int  # received, visibility timeout running
+    delayed: int  # never received, delay running
+    oldest_created_at: int | None
+    sent: int = 0  # since the queue was created
+    received: int = 0
+    deleted: int = 0
+    expired: int = 0
+
+    @classmethod
+    def from_row(cls, row: Row) -> QueueStats:
+        """A queue's columns plus ``messages``, ``in_flight``, ``delayed``,
+        ``oldest_created_at`` and the four cumulative counters."""
+        n = [int(maybe_integer(row, name) or 0) for name in COUNTS]
+        messages, in_flight, delayed, sent, received, deleted, expired = n
+        return cls(
+            Queue.from_row(row), messages, max(0, messages - in_flight - delayed), in_flight, delayed,
+            maybe_integer(row, "oldest_created_at"), sent, received, deleted, expired,
+        )
+
+
+COUNTS = ("messages", "in_flight", "delayed", "sent", "received", "deleted", "expired")
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What one non-waiting receive found."""
+
+    messages: list[Message]
+    queue_id: int
+    next_visible_at: int | None = None  # earliest later visibility, if none now

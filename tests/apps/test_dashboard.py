@@ -1,0 +1,188 @@
+"""The dashboard in a real browser: Debian's Chromium driven by Playwright.
+
+Without playwright or Chromium these tests are skipped, except in CI (``CI``
+set), where they fail. ``WONDERQ_SCREENSHOT=1`` saves the screenshot to
+``docs/dashboard.png`` instead of the test's temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+
+from tests.conftest import BrokerProcess
+from tests.apps.test_devtool import DevToolServer
+
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError as exc:  # checked by the browser fixture: skipped, or failed in CI
+    PLAYWRIGHT_MISSING: str | None = f"playwright is not installed ({exc})"
+else:
+    PLAYWRIGHT_MISSING = None
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+]
+SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "dashboard.png"
+sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the UI is backend-blind
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    problem = PLAYWRIGHT_MISSING
+    if problem is None and not os.access(CHROMIUM, os.X_OK):
+        problem = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    if problem is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"the dashboard tests need a browser in CI: {problem}")
+        pytest.skip(problem)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def dashboard(browser: Browser, broker: BrokerProcess) -> Iterator[tuple[Page, httpx.Client]]:
+    """A page on a dev tool in front of this test's broker, and an HTTP client of the broker.
+    The test fails if the page logs an error or a dialog other than a confirm appears."""
+    errors: list[str] = []
+    with DevToolServer(broker.url, interval=0.25) as server, httpx.Client(base_url=broker.url) as wq:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+        page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
+        page.on("dialog", lambda d: d.accept() if d.type == "confirm" else errors.append(d.message))
+        page.goto(server.url)
+        yield page, wq
+        page.close()
+    assert errors == []
+
+
+def row(page: Page, name: str) -> Any:
+    return page.locator("#queues tbody tr", has=page.get_by_role("cell", name=name, exact=True))
+
+
+def cell(page: Page, name: str, column: int) -> Any:
+    """A queue's count: column 1 messages, 2 visible, 3 in flight, 4 delayed."""
+    return row(page, name).locator("td").nth(column)
+
+
+@sqlite_only
+def test_create_send_browse_and_purge(dashboard: tuple[Page, httpx.Client]) -> None:
+    page, wq = dashboard
+    wq.post("/queues", json={"name": "existing"}).raise_for_status()
+    expect(row(page, "existing")).to_be_visible()
+
+    page.get_by_label("New queue name").fill("ui-jobs")
+    page.get_by_role("button", name="Create queue").click()
+    expect(row(page, "ui-jobs")).to_have_class("selected")
+    expect(page.locator("#queue-title")).to_have_text("ui-jobs")
+    expect(cell(page, "ui-jobs", 1)).to_have_text("0")
+
+    page.get_by_label("Message body").fill("hello from the dashboard")
+    page.get_by_role("button", name="Send message").click()
+    expect(cell(page, "ui-jobs", 1)).to_have_text("1")
+    wq.post("/messages", json={"queue_name": "ui-jobs", "body": "from elsewhere"}).raise_for_status()
+    expect(cell(page, "ui-jobs", 1)).to_have_text("2")  # counts move without a reload
+
+    messages = page.locator("#messages tbody tr")
+    expect(messages).to_have_count(2)
+    expect(messages.nth(0).locator("td").nth(1)).to_have_text("hello from the dashboard")
+    expect(messages.nth(0).locator("td").nth(2)).to_have_text("visible")
+    expect(messages.nth(0).locator("td").nth(3)).to_have_text("0")
+    wq.get("/messages/consume", params={"queue_name": "ui-jobs", "wait_time": 0}).raise_for_status()
+    expect(messages.nth(0).locator("td").nth(2)).to_have_text("in flight")
+    expect(cell(page, "ui-jobs", 3)).to_have_text("1")
+    stats = wq.get("/queues").json()[1]
+    assert (stats["queue_size"], stats["retrievable_size"]) == (2, 1)  # browsing consumed nothing
+
+    page.get_by_role("button", name="Purge").click()
+    expect(cell(page, "ui-jobs", 1)).to_have_text("0")
+    expect(messages).to_have_text(["No messages."])
+    expect(page.locator("#status")).to_have_text("Purged 2 messages from ui-jobs")
+
+
+@sqlite_only
+def test_paging_filter_and_deletes(dashboard: tuple[Page, httpx.Client]) -> None:
+    page, wq = dashboard
+    for name in ("alpha", "beta", "gamma"):
+        wq.post("/queues", json={"name": name}).raise_for_status()
+    batch = [{"body": f"message {i}"} for i in range(10)]
+    for _ in range(3):
+        wq.post("/messages", json={"queue_name": "beta", "messages": batch}).raise_for_status()
+    expect(cell(page, "beta", 1)).to_have_text("30")
+
+    page.get_by_label("Filter queues").fill("ET")
+    expect(page.locator("#queues tbody tr:visible")).to_have_count(1)
+    row(page, "beta").click()
+    messages = page.locator("#messages tbody tr")
+    expect(messages).to_have_count(25)
+    page.locator("#next-page").click()
+    expect(messages).to_have_count(5)
+    expect(page.locator("#next-page")).to_be_disabled()
+    page.locator("#prev-page").click()
+    expect(messages).to_have_count(25)
+
+    first_id = messages.nth(0).get_attribute("data-id")
+    messages.nth(0).get_by_role("button", name="Delete").click()
+    expect(cell(page, "beta", 1)).to_have_text("29")
+    expect(messages.nth(0)).not_to_have_attribute("data-id", first_id or "")
+
+    page.get_by_role("button", name="Delete queue").click()
+    expect(row(page, "beta")).to_have_count(0)
+    expect(page.locator("#queue-panel")).to_be_hidden()
+    page.get_by_label("Filter queues").fill("")
+    expect(page.locator("#queues tbody tr")).to_have_count(2)
+    assert [q["name"] for q in wq.get("/queues").json()] == ["alpha", "gamma"]
+
+
+@sqlite_only
+def test_screenshot(dashboard: tuple[Page, httpx.Client], tmp_path: Path) -> None:
+    """The dashboard with a few queues, some traffic, and the selected queue's charts."""
+    page, wq = dashboard
+    for name in ("emails", "payments", "reports", "thumbnails", "webhooks"):
+        wq.post("/queues", json={"name": name}).raise_for_status()
+    stop = threading.Event()
+    traffic = threading.Thread(target=make_traffic, args=(wq.base_url, stop), daemon=True)
+    traffic.start()
+    try:
+        row(page, "emails").click()
+        page.get_by_label("Window").select_option("60")
+        page.wait_for_timeout(8000)
+    finally:
+        stop.set()
+        traffic.join(10)
+    expect(page.locator("#messages tbody tr")).not_to_have_count(0)
+    path = SCREENSHOT if os.environ.get("WONDERQ_SCREENSHOT") else tmp_path / "dashboard.png"
+    path.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(path))
+    assert path.stat().st_size > 10_000
+
+
+def make_traffic(url: httpx.URL, stop: threading.Event) -> None:
+    """Sends in bursts, receives and deletes some, leaves some in flight and delayed."""
+    with httpx.Client(base_url=url) as wq:
+        wq.post("/messages", json={"queue_name": "reports", "body": "monthly", "delay_seconds": 600})
+        wq.post("/messages", json={"queue_name": "thumbnails", "body": "img-1.png"})
+        tick = 0
+        while not stop.wait(0.25):
+            tick += 1
+            bodies = [{"body": f'{{"to": "user{tick}-{i}@example.com", "template": "welcome"}}'}
+                      for i in range(1 + tick % 4 * 3)]
+            wq.post("/messages", json={"queue_name": "emails", "messages": bodies})
+            wq.post("/messages", json={"queue_name": "payments", "body": f'{{"order": {tick}}}'})
+            taken = wq.get("/messages/consume", params={"queue_name": "emails", "size": 6, "wait_time": 0})
+            for message in taken.json()[: tick % 3 + 2]:
+                wq.delete(f"/messages/{message['id']}",
+                          params={"reservation_token": message["reservation_token"]})

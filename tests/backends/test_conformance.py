@@ -1,0 +1,231 @@
+"""The storage contract's conformance suite: runs unchanged on every backend."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from wonderq.backends import backend_for
+from wonderq.backends.base import Backend
+from wonderq.models import NewMessage, QueueAttributes
+from wonderq.errors import MessageNotFound, PayloadTooLarge, QueueExists, QueueNotFound, StaleToken
+from wonderq.settings import Settings
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Backend]:
+    backend = backend_for(Settings(db=db_url, retention_interval=3600))
+    await backend.open()
+    yield backend
+    await backend.close()
+
+
+async def test_queue_life_cycle(db: Backend) -> None:
+    q = await db.create_queue("orders", QueueAttributes(visibility_timeout=5))
+    assert q.name == "orders" and q.attributes.visibility_timeout == 5
+    assert await db.get_queue("orders") == q
+    assert await db.get_queue(q.id) == q
+    with pytest.raises(QueueExists):
+        await db.create_queue("orders", QueueAttributes())
+    other = await db.create_queue("other", QueueAttributes())
+    assert [x.name for x in await db.list_queues()] == ["orders", "other"]
+    await db.send(q.id, NewMessage("x"))
+    await db.delete_queue("orders")
+    with pytest.raises(QueueNotFound):
+        await db.get_queue(q.id)
+    assert [s.queue.id for s in await db.stats()] == [other.id]
+    with pytest.raises(QueueNotFound):
+        await db.delete_queue("orders")
+
+
+async def test_send_claim_delete(db: Backend) -> None:
+    q = await db.create_queue("q", QueueAttributes())
+    sent = await db.send_batch("q", [NewMessage(f"m{i}") for i in range(5)])
+    assert [m.body for m in sent] == [f"m{i}" for i in range(5)]
+    assert sorted(m.id for m in sent) == [m.id for m in sent]
+    assert len({m.message_id for m in sent}) == 5
+    claim = await db.claim(q.id, 3, 30)
+    assert [m.body for m in claim.messages] == ["m0", "m1", "m2"]
+    assert all(m.receive_count == 1 and m.token and m.first_received_at for m in claim.messages)
+    assert len({m.token for m in claim.messages}) == 3
+    rest = await db.claim("q", 10, 30)
+    assert [m.body for m in rest.messages] == ["m3", "m4"]
+    empty = await db.claim("q", 10, 30)
+    assert empty.messages == [] and empty.next_visible_at is not None
+    for m in claim.messages + rest.messages:
+        await db.delete(m.id, m.token)
+    assert (await db.claim("q", 10, 30)).next_visible_at is None
+    with pytest.raises(MessageNotFound):
+        await db.delete(sent[0].id)
+
+
+async def test_visibility_timeout_expiry_redelivers(db: Backend) -> None:
+    await db.create_queue("q", QueueAttributes())
+    await db.send("q", NewMessage("once"))
+    first = (await db.claim("q", 1, 0)).messages[0]
+    second = (await db.claim("q", 1, 30)).messages[0]
+    assert second.id == first.id and second.receive_count == 2
+    assert second.first_received_at == first.first_received_at
+    with pytest.raises(StaleToken):
+        await db.delete(first.id, first.token)
+    await db.delete(second.id, second.token)
+
+
+async def test_change_visibility(db: Backend) -> None:
+    await db.create_queue("q", QueueAttributes())
+    await db.send("q", NewMessage("x"))
+    m = (await db.claim("q", 1, 30)).messages[0]
+    assert (await db.claim("q", 1, 30)).messages == []
+    with pytest.raises(StaleToken):
+        await db.change_visibility(m.id, "not-the-token", 0)
+    with pytest.raises(MessageNotFound):
+        await db.change_visibility(m.id + 100, "x", 0)
+    released = await db.change_visibility(m.id, m.token or "", 0)
+    assert released.visible_at <= (await db.claim("q", 1, 30)).messages[0].visible_at
+
+
+async def test_delay_and_queue_default_delay(db: Backend) -> None:
+    await db.create_queue("q", QueueAttributes(delay_seconds=60))
+    await db.send("q", NewMessage("default delay"))
+    await db.send("q", NewMessage("no delay", delay_seconds=0))
+    claim = await db.claim("q", 10, 30)
+    assert [m.body for m in claim.messages] == ["no delay"]
+    stats = (await db.stats())[0]
+    assert (stats.messages, stats.visible, stats.in_flight, stats.delayed) == (2, 0, 1, 1)
+
+
+async def test_max_message_size_counts_utf8_bytes(db: Backend) -> None:
+    await db.create_queue("q", QueueAttributes(max_message_size=1024))
+    await db.send("q", NewMessage("é" * 512))  # 1024 bytes
+    with pytest.raises(PayloadTooLarge):
+        await db.send_batch("q", [NewMessage("ok"), NewMessage("é" * 513)])
+    assert (await db.stats())[0].messages == 1  # the batch was all or nothing
+
+
+async def test_unknown_queue_everywhere(db: Backend) -> None:
+    for call in (
+        db.get_queue("nope"), db.purge("nope"), db.send("nope", NewMessage("x")),
+        db.claim("nope", 1, 1), db.peek("nope", 1), db.delete_queue(99),
+    ):
+        with pytest.raises(QueueNotFound):
+            await call
+
+
+async def test_peek_pages_without_consuming(db: Backend) -> None:
+    await db.create_queue("q", QueueAttributes())
+    await db.send_batch("q", [NewMessage(str(i)) for i in range(7)])
+    page = await db.peek("q", 5)
+    assert [m.body for m in page] == ["0", "1", "2", "3", "4"]
+    assert [m.body for m in await db.peek("q", 5, page[-1].id)] == ["5", "6"]
+    assert len((await db.claim("q", 10, 30)).messages) == 7
+
+
+async def test_purge(db: Backend) -> None:
+    await db.create_queue("q", QueueAttributes())
+    await db.send_batch("q", [NewMessage("x")] * 3)
+    assert await db.purge("q") == 3
+    assert (await db.stats())[0].messages == 0
+
+
+async def test_redrive_to_dead_letter_queue(db: Backend) -> None:
+    dlq = await db.create_queue("dlq", QueueAttributes())
+    await db.create_queue("q", QueueAttributes(redrive_target="dlq", max_receive_count=2))
+    await db.send("q", NewMessage("poison"))
+    for _ in range(2):
+        assert len((await db.claim("q", 1, 0)).messages) == 1
+    assert (await db.claim("q", 1, 0)).messages == []
+    moved = (await db.claim(dlq.id, 1, 30)).messages
+    assert [m.body for m in moved] == ["poison"]
+
+
+async def test_retention_expires_old_messages(db: Backend) -> None:
+    await db.create_queue("short", QueueAttributes(retention_seconds=0))
+    await db.create_queue("long", QueueAttributes())
+    await db.send("short", NewMessage("old"))
+    await db.send("long", NewMessage("kept"))
+    await asyncio.sleep(0.01)
+    assert await db.expire() == 1
+    assert {s.queue.name: s.messages for s in await db.stats()} == {"short": 0, "long": 1}
+
+
+async def test_concurrent_claims_never_share_a_message(db: Backend) -> None:
+    await db.create_queue("q", QueueAttributes())
+    for _ in range(50):
+        await db.send_batch("q", [NewMessage("x")] * 10)
+    claims = await asyncio.gather(*(db.claim("q", 10, 30) for _ in range(64)))
+    ids = [m.id for c in claims for m in c.messages]
+    assert len(ids) == 500 and len(set(ids)) == 500
+
+
+async def test_receive_waits_for_a_send(db: Backend) -> None:
+    await db.create_queue("q", QueueAttributes())
+    waiting = asyncio.create_task(db.receive("q", 1, 30, 5))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await db.send("q", NewMessage("wake"))
+    messages = await asyncio.wait_for(waiting, 2)
+    assert [m.body for m in messages] == ["wake"]
+    assert loop.time() - start < 0.1
+
+
+async def test_receive_wakes_when_a_delay_expires(db: Backend) -> None:
+    await db.create_queue("q", QueueAttributes())
+    await db.send("q", NewMessage("later", delay_seconds=1))
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    messages = await db.receive("q", 1, 30, 5)
+    assert [m.body for m in messages] == ["later"]
+    assert 0.9 < loop.time() - start < 1.2
+
+
+async def test_receive_returns_empty_at_deadline_and_when_gone(db: Backend) -> None:
+    await db.create_queue("q", QueueAttributes())
+    assert await db.receive("q", 1, 30, 0) == []
+    loop = asyncio.get_running_loop()
+    gone: asyncio.Future[None] = loop.create_future()
+    waiting = asyncio.create_task(db.receive("q", 1, 30, 10, gone))
+    await asyncio.sleep(0.05)
+    gone.set_result(None)
+    assert await asyncio.wait_for(waiting, 1) == []
+    await db.send("q", NewMessage("nobody took me"))
+    assert len((await db.claim("q", 1, 30)).messages) == 1
+
+
+async def test_retention_sweeps_in_the_background(db_url: str) -> None:
+    backend = backend_for(Settings(db=db_url, retention_interval=0.05))
+    await backend.open()
+    try:
+        await backend.create_queue("q", QueueAttributes(retention_seconds=0))
+        await backend.send("q", NewMessage("old"))
+        for _ in range(40):
+            await asyncio.sleep(0.05)
+            if (await backend.stats())[0].messages == 0:
+                break
+        assert (await backend.stats())[0].messages == 0
+    finally:
+        await backend.close()
+
+
+async def test_counts_follow_every_change(db: Backend) -> None:
+    async def counts(name: str) -> tuple[int, ...]:
+        s = next(s for s in await db.stats() if s.queue.name == name)
+        return (s.messages, s.visible, s.in_flight, s.delayed, s.sent, s.received, s.deleted, s.expired)
+
+    await db.create_queue("dlq", QueueAttributes())
+    await db.create_queue("q", QueueAttributes(redrive_target="dlq", max_receive_count=1))
+    sent = await db.send_batch("q", [NewMessage(str(i)) for i in range(5)])
+    await db.send("q", NewMessage("later", delay_seconds=60))
+    assert await counts("q") == (6, 5, 0, 1, 6, 0, 0, 0)
+    held = (await db.claim("q", 2, 30)).messages
+    await db.delete(held[0].id, held[0].token)
+    assert await counts("q") == (5, 3, 1, 1, 6, 2, 1, 0)
+    await db.change_visibility(held[1].id, held[1].token or "", 0)
+    assert (await db.claim("q", 1, 30)).messages[0].id == sent[2].id  # oldest visible first
+    await db.claim("q", 10, 0)  # the released one goes over max_receive_count: to the dead letters
+    assert (await counts("dlq"))[0] == 1
+    assert await db.purge("q") == 4
+    assert await counts("q") == (0, 0, 0, 0, 6, 5, 1, 0)  # the one moved was not received
