@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint coverage bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,16 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
+# Two workers: the suite is CPU-bound on a 2-core machine.
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
+
+# Line and branch coverage of the suites that run WonderQ's code in this process
+# (the system tests run it in subprocesses); fails below the floor.
+COVERAGE_FLOOR := 80
+coverage: $(VENV)/.installed
+	$(BIN)/pytest -n 2 --cov --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR) \
+		tests/backends tests/broker tests/edge tests/client tests/cli tests/apps
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/bench.py

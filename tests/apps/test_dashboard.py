@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from tests.conftest import BrokerProcess
 from tests.apps.test_devtool import DevToolServer
+from tests.conftest import BrokerProcess
 
 try:
     from playwright.sync_api import expect, sync_playwright
@@ -34,7 +34,7 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
 ]
-SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "dashboard.png"
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
 sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the UI is backend-blind
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from wonderq.backends import backend_for
 from wonderq.backends.base import Backend
-from wonderq.models import NewMessage, QueueAttributes
+from wonderq.clock import ManualClock
 from wonderq.errors import MessageNotFound, PayloadTooLarge, QueueExists, QueueNotFound, StaleToken
+from wonderq.models import NewMessage, QueueAttributes
 from wonderq.settings import Settings
 
 
@@ -229,3 +231,61 @@ async def test_counts_follow_every_change(db: Backend) -> None:
     assert (await counts("dlq"))[0] == 1
     assert await db.purge("q") == 4
     assert await counts("q") == (0, 0, 0, 0, 6, 5, 1, 0)  # the one moved was not received
+
+
+# -- time under a hand-moved clock (SQLite: message times come from the broker's clock;
+#    PostgreSQL takes them from the database's, which a test cannot move) --
+
+
+@pytest.fixture
+async def clocked(tmp_path: Path) -> AsyncIterator[tuple[Backend, ManualClock]]:
+    url = f"sqlite:///{tmp_path / 'clocked.db'}"
+    clock = ManualClock()
+    backend = backend_for(Settings(db=url, retention_interval=3600), clock)
+    await backend.open()
+    yield backend, clock
+    await backend.close()
+
+
+async def test_visibility_timeout_runs_on_the_clock(clocked: tuple[Backend, ManualClock]) -> None:
+    db, clock = clocked
+    await db.create_queue("q", QueueAttributes(visibility_timeout=30))
+    await db.send("q", NewMessage("m"))
+    first = (await db.claim("q", 1, None)).messages[0]
+    assert first.visible_at == clock.now_ms() + 30_000
+    clock.advance(29.999)
+    assert (await db.claim("q", 1, None)).messages == []
+    clock.advance(0.001)
+    again = (await db.claim("q", 1, None)).messages
+    assert [m.id for m in again] == [first.id] and again[0].receive_count == 2
+
+
+async def test_delay_runs_on_the_clock(clocked: tuple[Backend, ManualClock]) -> None:
+    db, clock = clocked
+    await db.create_queue("q", QueueAttributes(delay_seconds=900))
+    await db.send("q", NewMessage("later"))
+    claim = await db.claim("q", 1, None)
+    assert claim.messages == [] and claim.next_visible_at == clock.now_ms() + 900_000
+    (stats,) = await db.stats()
+    assert (stats.visible, stats.delayed) == (0, 1)
+    clock.advance(900)
+    (stats,) = await db.stats()
+    assert (stats.visible, stats.delayed) == (1, 0)
+    assert [m.body for m in (await db.claim("q", 1, None)).messages] == ["later"]
+
+
+async def test_retention_runs_on_the_clock(clocked: tuple[Backend, ManualClock]) -> None:
+    db, clock = clocked
+    await db.create_queue("q", QueueAttributes(retention_seconds=60))
+    await db.send("q", NewMessage("old"))
+    clock.advance(30)
+    await db.send("q", NewMessage("young"))
+    clock.advance(30)
+    assert await db.expire() == 0  # exactly 60 s old is still kept
+    clock.advance(0.001)
+    assert await db.expire() == 1
+    assert [m.body for m in await db.peek("q", 10)] == ["young"]
+    clock.advance(30)
+    assert await db.expire() == 1
+    (stats,) = await db.stats()
+    assert (stats.messages, stats.expired) == (0, 2)

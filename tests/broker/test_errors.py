@@ -1,8 +1,8 @@
 """Every error path over HTTP: the right status, the stable error envelope
 ``{"error": {"code": ..., "message": ...}}``, and never a traceback.
 
-One broker serves the whole module (starting one per test costs ~0.5 s each), so
-every test works on its own uniquely named queues.
+One broker app per backend serves the whole module, in this process (see
+``conftest.py``), so every test works on its own uniquely named queues.
 """
 
 from __future__ import annotations
@@ -13,21 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import BrokerProcess, create_queue, unique
+from tests.conftest import create_queue, unique
 
 UNKNOWN_ID = 999_999_999
-
-
-@pytest.fixture(scope="module")
-def broker(module_broker: BrokerProcess) -> BrokerProcess:
-    """One broker per module and backend (conftest's is one per test)."""
-    return module_broker
-
-
-@pytest.fixture
-def queue(client: httpx.Client) -> dict[str, Any]:
-    """Overrides conftest's "jobs" queue: a fresh, uniquely named queue per test."""
-    return create_queue(client, unique("jobs"))
 
 
 def receive(client: httpx.Client, queue: dict[str, Any], **params: Any) -> dict[str, Any]:

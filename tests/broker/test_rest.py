@@ -1,7 +1,8 @@
 """The broker's HTTP API over the wire: every endpoint, its JSON shape and semantics.
 
-One broker serves the whole module (starting one per test costs ~0.5 s each), so
-every test works on its own uniquely named queues and never on global totals.
+One broker app per backend serves the whole module, in this process (see
+``conftest.py``), so every test works on its own uniquely named queues and never
+on global totals.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import BrokerProcess, create_queue, unique
+from tests.conftest import create_queue, unique
+from tests.inprocess import InProcess
 
 QUEUE_KEYS = {
     "id", "name", "created_at", "visibility_timeout", "delay_seconds", "retention_seconds",
@@ -30,18 +32,6 @@ DEFAULT_ATTRIBUTES = {
     "visibility_timeout": 30, "delay_seconds": 0, "retention_seconds": 345_600,
     "max_message_size": 262_144, "redrive_target": None, "max_receive_count": 0,
 }
-
-
-@pytest.fixture(scope="module")
-def broker(module_broker: BrokerProcess) -> BrokerProcess:
-    """One broker per module and backend (conftest's is one per test)."""
-    return module_broker
-
-
-@pytest.fixture
-def queue(client: httpx.Client) -> dict[str, Any]:
-    """Overrides conftest's "jobs" queue: a fresh, uniquely named queue per test."""
-    return create_queue(client, unique("jobs"))
 
 
 def send(client: httpx.Client, queue: dict[str, Any], body: str = "hello", **extra: Any) -> int:
@@ -418,10 +408,10 @@ def test_wait_time_waits_then_returns_empty(client: httpx.Client, queue: dict[st
 
 
 def test_long_poll_returns_as_soon_as_a_message_arrives(
-    broker: BrokerProcess, client: httpx.Client, queue: dict[str, Any]
+    broker: InProcess, client: httpx.Client, queue: dict[str, Any]
 ) -> None:
     def long_poll() -> tuple[float, list[dict[str, Any]]]:
-        with httpx.Client(base_url=broker.url, timeout=30) as other:
+        with broker.client() as other:
             started = time.monotonic()
             r = other.get("/messages/consume", params={"queue_name": queue["name"], "wait_time": 10})
             return time.monotonic() - started, r.json()

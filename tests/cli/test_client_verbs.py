@@ -1,8 +1,11 @@
-"""The ``wonderq`` client verbs and servers, run as ``python -m wonderq ...`` subprocesses
-against a real broker on each backend (one per module; every test uses its own queues)."""
+"""The ``wonderq`` client verbs against a real broker on each backend (one per module;
+every test uses its own queues). Each verb runs in this process through ``wonderq.cli.main``
+with its own stdin, stdout, stderr and environment; where a real process is the point
+(signals, raw bytes on stdin, a file as stdin) it runs as ``python -m wonderq``."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -20,21 +23,32 @@ import pytest
 
 from tests.conftest import BrokerProcess, free_port
 from wonderq import Client
+from wonderq.cli import main
 from wonderq.cli.client_verbs import send_lines
 from wonderq.cli.output import UsageError
 
 
 def wq(url: str | None, *args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-    """``python -m wonderq *args`` with WONDERQ_URL set to ``url``; never a traceback."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("WONDERQ_")} | env
+    """``wonderq *args`` with WONDERQ_URL set to ``url``, as its exit status and output."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update({k: v for k, v in saved.items() if not k.startswith("WONDERQ_")} | env)
     if url is not None:
-        environ["WONDERQ_URL"] = url
-    result = subprocess.run(
-        [sys.executable, "-m", "wonderq", *args], input=stdin, capture_output=True, text=True,
-        env=environ, timeout=60,
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
+        os.environ["WONDERQ_URL"] = url
+    out, err = io.StringIO(), io.StringIO()
+    old_stdin = sys.stdin
+    sys.stdin = io.TextIOWrapper(io.BytesIO((stdin or "").encode()), encoding="utf-8")
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse: usage errors and --help
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.stdin = old_stdin
+        os.environ.clear()
+        os.environ.update(saved)
+    return subprocess.CompletedProcess(["wonderq", *args], code, out.getvalue(), err.getvalue())
 
 
 def unique(prefix: str = "q") -> str:
@@ -266,7 +280,7 @@ def test_receive_human_json_and_delete(url: str, client: Client) -> None:
     r = wq(url, "receive", other, "--size", "2", "--json", "--delete", "--visibility-timeout", "600")
     got = json.loads(r.stdout)
     assert r.returncode == 0 and [m["body"] for m in got] == ["x", "y"]
-    assert all(m["reservation_token"] and m["receive_count"] == 1 for m in got)
+    assert all(m["token"] and m["receive_count"] == 1 for m in got)
     assert bodies(client, other) == ["z"]
     r = wq(url, "receive", other, "--delete")
     assert r.returncode == 0 and "\n  z\n" in r.stdout and r.stderr == "wonderq: deleted 1 message\n"

@@ -8,13 +8,13 @@ import re
 import signal
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.cli.test_client_verbs import wq
 from tests.conftest import BrokerProcess, free_port, fresh_database
 
 SUMMARY = re.compile(r"^migrated (\d+) queues and (\d+) messages from .+ in \d+\.\d s$")
@@ -22,11 +22,8 @@ FAR = 600  # seconds: a delay or visibility timeout that cannot run out during a
 
 
 def migrate(*args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "wonderq", "migrate", *args], capture_output=True, text=True, timeout=120
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
+    """``wonderq migrate *args``, run in this process."""
+    return wq(None, "migrate", *args)
 
 
 def create(c: httpx.Client, name: str, **attributes: Any) -> dict[str, Any]:

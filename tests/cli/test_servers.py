@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import BrokerProcess, free_port
 from tests.cli.test_client_verbs import wait_for
+from tests.conftest import BrokerProcess, free_port
 from wonderq import Client
 
 

@@ -30,7 +30,7 @@ import pytest
 
 from tests.conftest import BrokerProcess, free_port, fresh_database
 
-TEMPLATE = Path(__file__).resolve().parents[1] / "deploy" / "nginx.conf"
+TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "nginx.conf"
 MESSAGES = 2000
 BATCH = 10
 PRODUCERS = 4
