@@ -12,34 +12,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from typing import TypeVar
 
 from wonderq.settings import DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_RETENTION, DEFAULT_VISIBILITY_TIMEOUT
 
 QueueRef = int | str  # a queue's id, or its name
+T = TypeVar("T")
 Row = Mapping[str, object]  # sqlite3.Row and asyncpg.Record both look up columns by name
 
 
-def integer(row: Row, name: str) -> int:
+def column(row: Row, name: str, kind: type[T]) -> T:
     value = row[name]
-    assert isinstance(value, int), (name, value)
+    assert isinstance(value, kind), (name, value)
     return value
 
 
-def maybe_integer(row: Row, name: str) -> int | None:
+def optional(row: Row, name: str, kind: type[T]) -> T | None:
     value = row[name]
-    assert value is None or isinstance(value, int), (name, value)
-    return value
-
-
-def text(row: Row, name: str) -> str:
-    value = row[name]
-    assert isinstance(value, str), (name, value)
-    return value
-
-
-def maybe_text(row: Row, name: str) -> str | None:
-    value = row[name]
-    assert value is None or isinstance(value, str), (name, value)
+    assert value is None or isinstance(value, kind), (name, value)
     return value
 
 
@@ -57,11 +47,11 @@ class QueueAttributes:
     @classmethod
     def from_row(cls, row: Row) -> QueueAttributes:
         return cls(
-            visibility_timeout=integer(row, "visibility_timeout"), delay_seconds=integer(row, "delay_seconds"),
-            retention_seconds=integer(row, "retention_seconds"),
-            max_message_size=integer(row, "max_message_size"),
-            redrive_target=maybe_text(row, "redrive_target"),
-            max_receive_count=integer(row, "max_receive_count"),
+            visibility_timeout=column(row, "visibility_timeout", int), delay_seconds=column(row, "delay_seconds", int),
+            retention_seconds=column(row, "retention_seconds", int),
+            max_message_size=column(row, "max_message_size", int),
+            redrive_target=optional(row, "redrive_target", str),
+            max_receive_count=column(row, "max_receive_count", int),
         )
 
 
@@ -78,7 +68,10 @@ class Queue:
 
     @classmethod
     def from_row(cls, row: Row) -> Queue:
-        return cls(integer(row, "id"), text(row, "name"), integer(row, "created_at"), QueueAttributes.from_row(row))
+        return cls(
+            column(row, "id", int), column(row, "name", str), column(row, "created_at", int),
+            QueueAttributes.from_row(row),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,10 +103,11 @@ class Message:
     @classmethod
     def from_row(cls, row: Row) -> Message:
         return cls(
-            integer(row, "id"), text(row, "message_id"), integer(row, "queue_id"), text(row, "body"),
-            integer(row, "created_at"), integer(row, "visible_at"), integer(row, "receive_count"),
-            maybe_integer(row, "first_received_at"), maybe_text(row, "token"), maybe_text(row, "attributes"),
-            maybe_text(row, "group_id"), maybe_text(row, "dedup_id"),
+            column(row, "id", int), column(row, "message_id", str), column(row, "queue_id", int),
+            column(row, "body", str), column(row, "created_at", int), column(row, "visible_at", int),
+            column(row, "receive_count", int),
+            optional(row, "first_received_at", int), optional(row, "token", str), optional(row, "attributes", str),
+            optional(row, "group_id", str), optional(row, "dedup_id", str),
         )
 
 
@@ -139,11 +133,11 @@ class QueueStats:
     def from_row(cls, row: Row) -> QueueStats:
         """A queue's columns plus ``messages``, ``in_flight``, ``delayed``,
         ``oldest_created_at`` and the four cumulative counters."""
-        n = [int(maybe_integer(row, name) or 0) for name in COUNTS]
+        n = [optional(row, name, int) or 0 for name in COUNTS]
         messages, in_flight, delayed, sent, received, deleted, expired = n
         return cls(
             Queue.from_row(row), messages, max(0, messages - in_flight - delayed), in_flight, delayed,
-            maybe_integer(row, "oldest_created_at"), sent, received, deleted, expired,
+            optional(row, "oldest_created_at", int), sent, received, deleted, expired,
         )
 
 
