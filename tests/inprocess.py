@@ -19,7 +19,7 @@ import httpx
 
 from wonderq.edge.app import App
 
-BASE_URL = "http://wonderq.test"
+BASE_URL = "http://localhost"
 
 
 class _Recorder(logging.Handler):

@@ -326,14 +326,16 @@ def unreachable(url: str, exc: httpx.TransportError) -> BrokerUnreachable:
 class _Base:
     """What both clients share: the URL, the timeouts and the httpx settings."""
 
-    def __init__(self, url: str | None, timeout: float) -> None:
+    def __init__(self, url: str | None, timeout: float, max_connections: int) -> None:
         self.url = (url or os.environ.get("WONDERQ_URL") or DEFAULT_URL).rstrip("/")
         self.timeout = timeout
+        self.max_connections = max_connections
 
     def _httpx_options(self) -> dict[str, Any]:
         return {
             "base_url": self.url,
             "timeout": httpx.Timeout(self.timeout),
+            "limits": httpx.Limits(max_connections=self.max_connections, max_keepalive_connections=20),
             "headers": {"user-agent": f"wonderq-python/{__version__}"},
         }
 
@@ -353,11 +355,14 @@ class Client(_Base):
 
     ``url`` defaults to ``$WONDERQ_URL``, else ``http://127.0.0.1:3213``.
     ``timeout`` (seconds) bounds connecting, writing and reading; a receive's read
-    may take its ``wait`` longer. Use it as a context manager or call :meth:`close`.
+    may take its ``wait`` longer. At most ``max_connections`` requests are under way at once.
+    Use it as a context manager or call :meth:`close`.
     """
 
-    def __init__(self, url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> None:
-        super().__init__(url, timeout)
+    def __init__(
+        self, url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT, max_connections: int = 100
+    ) -> None:
+        super().__init__(url, timeout, max_connections)
         self.http = httpx.Client(**self._httpx_options())
 
     def call(self, call: Call[T]) -> T:
@@ -465,8 +470,10 @@ class AsyncClient(_Base):
     pooled ``httpx.AsyncClient`` (kept in :attr:`http`). Close it with :meth:`aclose`
     or ``async with``."""
 
-    def __init__(self, url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> None:
-        super().__init__(url, timeout)
+    def __init__(
+        self, url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT, max_connections: int = 100
+    ) -> None:
+        super().__init__(url, timeout, max_connections)
         self.http = httpx.AsyncClient(**self._httpx_options())
 
     async def call(self, call: Call[T]) -> T:

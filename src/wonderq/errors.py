@@ -6,15 +6,20 @@ as ``{"error": {"code": ..., "message": ...}}``::
     WonderQError                      500  internal_error
      ├── BadRequest                   400  bad_request
      │    └── InvalidParameter        400  invalid_parameter
+     ├── Forbidden                    403  forbidden
      ├── NotFound                     404  not_found
      │    ├── QueueNotFound           404  queue_not_found
      │    └── MessageNotFound         404  message_not_found
      ├── MethodNotAllowed             405  method_not_allowed
+     ├── RequestTimeout               408  request_timeout
      ├── Conflict                     409  conflict
      │    ├── QueueExists             409  queue_exists
      │    └── StaleToken              409  stale_token
      ├── PayloadTooLarge              413  payload_too_large
+     ├── TooManyRequests              429  too_many_requests
+     ├── HeaderTooLarge               431  header_too_large
      └── Unavailable                  503  unavailable
+          ├── TooManyConnections      503  too_many_connections
           └── BrokerUnreachable       (client side: no answer at all)
 
 Each API at the edge renders these its own way (the REST API as the envelope
@@ -51,6 +56,11 @@ class InvalidParameter(BadRequest):
     code = "invalid_parameter"
 
 
+class Forbidden(WonderQError):
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(WonderQError):
     status = 404
     code = "not_found"
@@ -74,6 +84,11 @@ class MethodNotAllowed(WonderQError):
             self.headers = ((b"allow", ", ".join(allowed).encode()),)
 
 
+class RequestTimeout(WonderQError):
+    status = 408
+    code = "request_timeout"
+
+
 class Conflict(WonderQError):
     status = 409
     code = "conflict"
@@ -92,9 +107,23 @@ class PayloadTooLarge(WonderQError):
     code = "payload_too_large"
 
 
+class TooManyRequests(WonderQError):
+    status = 429
+    code = "too_many_requests"
+
+
+class HeaderTooLarge(WonderQError):
+    status = 431
+    code = "header_too_large"
+
+
 class Unavailable(WonderQError):
     status = 503
     code = "unavailable"
+
+
+class TooManyConnections(Unavailable):
+    code = "too_many_connections"
 
 
 class BrokerUnreachable(Unavailable):
@@ -104,8 +133,8 @@ class BrokerUnreachable(Unavailable):
 BY_CODE: dict[str, type[WonderQError]] = {
     cls.code: cls
     for cls in (
-        WonderQError, BadRequest, InvalidParameter, NotFound, QueueNotFound,
-        MessageNotFound, MethodNotAllowed, Conflict, QueueExists, StaleToken,
-        PayloadTooLarge, Unavailable,
+        WonderQError, BadRequest, InvalidParameter, Forbidden, NotFound, QueueNotFound,
+        MessageNotFound, MethodNotAllowed, RequestTimeout, Conflict, QueueExists, StaleToken,
+        PayloadTooLarge, TooManyRequests, HeaderTooLarge, Unavailable, TooManyConnections,
     )
 }

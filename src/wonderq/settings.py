@@ -54,6 +54,14 @@ class Settings:
     url: str = DEFAULT_URL  # where the dev tool, user app and CLI find the broker
     dev_port: int = DEV_PORT
     user_port: int = USER_PORT
+    # the door: browser safety (edge/guard.py) and connection limits (edge/connections.py)
+    allowed_hosts: str = ""  # comma-separated Host names besides loopback and the bound address; * any
+    allowed_origins: str = ""  # comma-separated origins that may change state (e.g. https://app.example)
+    header_timeout: float = 10.0  # seconds for a request's line and headers to arrive
+    body_timeout: float = 30.0  # seconds for its body, after the headers
+    keep_alive_timeout: int = 75  # seconds an idle kept-alive connection stays open
+    max_header_bytes: int = 64 * 1024  # request line and headers together
+    max_connections: int = 10_000  # open at once per process, kept below the descriptor limit
 
     def __post_init__(self) -> None:
         if self.durability not in DURABILITY:
@@ -62,6 +70,10 @@ class Settings:
             raise ValueError(f"log level must be one of {', '.join(LOG_LEVELS)}")
         if not 0 < self.port < 65536:
             raise ValueError("port must be 1-65535")
+        if min(self.header_timeout, self.body_timeout, self.keep_alive_timeout) <= 0:
+            raise ValueError("timeouts must be positive numbers of seconds")
+        if self.max_header_bytes < 1024 or self.max_connections < 1:
+            raise ValueError("max header bytes must be at least 1024 and max connections at least 1")
         if self.cluster < 0:
             raise ValueError("cluster must be a positive number of workers")
         object.__setattr__(self, "db", database_url(self.db))

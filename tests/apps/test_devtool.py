@@ -159,12 +159,12 @@ def test_create_send_purge_and_delete(devtool: httpx.Client, wq: httpx.Client) -
     assert (counts["queue_size"], counts["retrievable_size"], counts["delayed_size"]) == (3, 2, 1)
     # an action refreshes the dashboard's counts at once, not at the next sample
     row = ok(devtool.get("/api/overview"))["queues"][0]
-    assert (row["name"], row["queue_size"], row["delayed_size"]) == ("jobs", 3, 1)
+    assert (row["name"], row["messages"], row["delayed"]) == ("jobs", 3, 1)
 
     assert ok(devtool.delete(f"/api/messages/{sent['id']}")) == {"success": True}
     assert error_code(devtool.delete(f"/api/messages/{sent['id']}"), 404) == "message_not_found"
     assert ok(devtool.post("/api/queues/jobs/purge")) == {"success": True, "purged": 2}
-    assert ok(devtool.get("/api/overview"))["queues"][0]["queue_size"] == 0
+    assert ok(devtool.get("/api/overview"))["queues"][0]["messages"] == 0
     assert error_code(devtool.post("/api/queues/nope/purge"), 404) == "queue_not_found"
 
     assert ok(devtool.delete("/api/queues/jobs")) == {"success": True}
@@ -194,17 +194,17 @@ def test_overview_and_the_sampled_history(devtool: httpx.Client, wq: httpx.Clien
 
     def grown() -> dict[str, Any] | None:
         h = ok(devtool.get("/api/overview", params={"queue": queue["id"], "window": 600}))["history"]
-        return h if len(h["t"]) >= len(first["history"]["t"]) + 5 and h["queue_size"][-1] == 5 else None
+        return h if len(h["t"]) >= len(first["history"]["t"]) + 5 and h["messages"][-1] == 5 else None
 
     history = eventually(grown)
     assert history, "the history did not grow"
     assert history["t"] == sorted(history["t"])
     assert all(len(history[name]) == len(history["t"]) for name in SERIES)
-    assert history["visible"][-1] == 5 and min(history["queue_size"]) == 0
+    assert history["visible"][-1] == 5 and min(history["messages"]) == 0
     assert all(rate >= 0 for name in ("send_rate", "receive_rate", "delete_rate") for rate in history[name])
     assert max(history["send_rate"]) > 0  # from the broker's cumulative "sent"
     idle = ok(devtool.get("/api/overview", params={"queue": "idle"}))["history"]
-    assert set(idle["queue_size"]) == {0}
+    assert set(idle["messages"]) == {0}
 
     current = ok(devtool.get("/api/overview"))
     same = ok(devtool.get("/api/overview", params={"since": current["version"]}))
@@ -251,7 +251,7 @@ def test_history_rates_are_differences_of_the_counters() -> None:
     w = h.window(1, 600)
     assert w is not None
     assert w["t"] == [1_000_000, 1_002_000, 1_003_000]
-    assert w["queue_size"] == [0, 4, 4]
+    assert w["messages"] == [0, 4, 4]
     assert (w["send_rate"], w["receive_rate"], w["delete_rate"]) == ([0, 2, 0], [0, 3, 0], [0, 3, 0])
     idle = h.window(2, 600)  # no counters at all: rates 0, and no ring allocated
     assert idle is not None and idle["send_rate"] == [0, 0, 0] and 2 not in h.rings
@@ -262,7 +262,7 @@ def test_history_keeps_the_last_samples_and_forgets_deleted_queues() -> None:
     for n in range(7):
         h.record(float(n), float(n), [stats(1, n)] + ([stats(2, 1)] if n < 5 else []))
     w = h.window(1, 600)
-    assert w is not None and w["queue_size"] == [3, 4, 5, 6]
+    assert w is not None and w["messages"] == [3, 4, 5, 6]
     assert h.window(1, 1.5) == {name: values[-2:] for name, values in w.items()}
     assert h.window(2, 600) is None and 2 not in h.rings
     h.record(7.0, 7.0, [stats(1, 7), stats(3, 0)])

@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import BACKENDS, BrokerProcess, free_port, fresh_database
 from wonderq import AsyncClient, Client
-from wonderq.apps.userapp import Listener, ListenParams
+from wonderq.apps.userapp import MAX_LISTENERS, Listener, ListenParams
 
 SERVE = """
 import logging, sys
@@ -288,6 +288,20 @@ def test_the_listener_keeps_consuming_after_the_stream_closes(
     until(lambda: listener(app, listener_id)["processed"] == 3)
     assert listener(app, listener_id)["state"] == "running"
     assert count(wq, queue) == 0
+
+
+def test_listeners_are_capped_and_never_starve_dispatch(app: httpx.Client, wq: Client) -> None:
+    """Each listener long-polls on a pool of its own; past the cap a /listen is a 429."""
+    queue = unique()
+    wq.create_queue(queue)
+    for _ in range(MAX_LISTENERS):
+        start_listener(app, queue_name=queue, wait_time=20)
+    r = app.get("/listen", params={"queue_name": queue})
+    assert r.status_code == 429 and r.json()["error"]["code"] == "too_many_requests"
+    other = unique()
+    r = app.post("/dispatch", json={"queue_name": other, "stub": 25})  # while 64 long polls hold connections
+    assert r.status_code == 200 and r.json()["created"] == 25
+    assert count(wq, other) == 25
 
 
 def test_listen_errors(app: httpx.Client, wq: Client) -> None:

@@ -63,7 +63,7 @@ def make_app(events: list[str]) -> App:
 async def test_a_second_api_dispatches_on_a_header_and_a_form_field() -> None:
     events: list[str] = []
     app = make_app(events)
-    async with app.running(), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+    async with app.running(), client(app) as c:
         assert events == ["open"]
         assert (await c.get("/hello/ann")).json() == {"hello": "ann"}
         r = await c.post("/", headers={"X-Test-Target": "Tiny.SendMessage"})
@@ -77,7 +77,7 @@ async def test_a_second_api_dispatches_on_a_header_and_a_form_field() -> None:
 
 async def test_each_api_renders_its_own_errors() -> None:
     app = make_app([])
-    async with app.running(), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+    async with app.running(), client(app) as c:
         r = await c.post("/", headers={"X-Test-Target": "Tiny.Fail"})
         assert r.status_code == 400 and r.json() == {"__type": "invalid_parameter", "message": "Fail always fails"}
         assert r.headers["x-error"] == "invalid_parameter"
@@ -93,6 +93,10 @@ async def test_each_api_renders_its_own_errors() -> None:
 
 async def test_405_names_the_allowed_methods() -> None:
     app = make_app([])
-    async with app.running(), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+    async with app.running(), client(app) as c:
         r = await c.delete("/hello")
         assert r.status_code == 405 and r.headers["allow"] == "GET"
+
+
+def client(app: App) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost")

@@ -34,6 +34,7 @@ import orjson
 from wonderq.broker.names import path_id, queue_ref
 from wonderq.client import AsyncClient, Message, Queue
 from wonderq.edge.app import App
+from wonderq.edge.guard import BrowserGuard
 from wonderq.edge.params import Params, integer, optional_integer
 from wonderq.edge.requests import Request
 from wonderq.edge.responses import Response, Stream, json
@@ -45,6 +46,7 @@ from wonderq.errors import (
     PayloadTooLarge,
     QueueExists,
     QueueNotFound,
+    TooManyRequests,
     WonderQError,
 )
 from wonderq.models import QueueRef
@@ -53,6 +55,7 @@ from wonderq.settings import MAX_BATCH, MAX_VISIBILITY, MAX_WAIT, Settings
 log = logging.getLogger("wonderq.userapp")
 
 MAX_STUB = 1_000_000  # messages per dispatch
+MAX_LISTENERS = 64  # running at once; each holds one connection of the listeners' own pool
 BATCH = MAX_BATCH  # messages per POST /messages
 # Batch requests in flight per dispatch. The app's CPU (httpx) is the limit, and httpcore's
 # pool costs more per request the more connections it juggles: sending 100,000 stubs took
@@ -228,11 +231,12 @@ class UserApp:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._client: AsyncClient | None = None
+        self._listen_client: AsyncClient | None = None  # the listeners' own pool: they never starve /dispatch
         self.listeners: dict[int, Listener] = {}
         self._ids = itertools.count(1)
         self.routes: list[Route] = [
             Route("POST", "/dispatch", self.dispatch),
-            Route("GET", "/listen", self.listen),
+            Route("GET", "/listen", self.listen, changes_state=True),  # it consumes and deletes
             Route("GET", "/listeners", self.list_listeners),
             Route("DELETE", "/listeners/{listener}", self.delete_listener),
         ]
@@ -240,12 +244,14 @@ class UserApp:
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
         self._client = AsyncClient(self.settings.url)
+        self._listen_client = AsyncClient(self.settings.url, max_connections=MAX_LISTENERS)
         try:
             yield
         finally:
             await asyncio.gather(*(listener.stop() for listener in self.listeners.values()))
             await self._client.aclose()
-            self._client = None
+            await self._listen_client.aclose()
+            self._client = self._listen_client = None
 
     @property
     def client(self) -> AsyncClient:
@@ -319,8 +325,12 @@ class UserApp:
             wait_time=integer(p, "wait_time", MAX_WAIT, 0, MAX_WAIT),
             visibility_timeout=optional_integer(p, "visibility_timeout", 0, MAX_VISIBILITY),
         )
+        if len(self.listeners) >= MAX_LISTENERS:
+            raise TooManyRequests(f"{MAX_LISTENERS} listeners are running, the most this app runs at once;"
+                                  " stop one with DELETE /listeners/<id>")
         queue = await self.client.get_queue(ref)  # an unknown queue is a 404 now, not a dead listener
-        listener = Listener(next(self._ids), self.client, queue, ref, params)
+        assert self._listen_client is not None
+        listener = Listener(next(self._ids), self._listen_client, queue, ref, params)
         self.listeners[listener.id] = listener
         lines = listener.subscribe()
         gone = asyncio.ensure_future(req.disconnected())
@@ -394,4 +404,4 @@ def failure(body: str, exc: WonderQError) -> dict[str, str]:
 def create_app(settings: Settings) -> App:
     """The user app as an ASGI app, talking to the broker at ``settings.url``."""
     app = UserApp(settings)
-    return App([Api(app.routes)], app.lifespan)
+    return App([Api(app.routes)], app.lifespan, guard=BrowserGuard.for_settings(settings))

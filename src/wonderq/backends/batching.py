@@ -30,6 +30,8 @@ class Pending(Generic[T]):
     """An op's outcome: whether it must be on disk before it is acknowledged,
     and the caller's future, resolved by :meth:`settle` after the commit."""
 
+    __slots__ = ("_future", "_outcome", "durable")
+
     def __init__(self, durable: bool) -> None:
         self.durable = durable
         self._future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -56,6 +58,7 @@ class Pending(Generic[T]):
 class Write(Generic[Txn]):
     """What a writer thread runs: any op, whatever its result's type."""
 
+    __slots__ = ()
     durable: bool
 
     def run(self, txn: Txn) -> None:
@@ -71,6 +74,7 @@ class Write(Generic[Txn]):
 class AsyncWrite(Generic[Txn]):
     """What a batch on a connection awaits: any op, whatever its result's type."""
 
+    __slots__ = ()
     durable: bool
 
     async def run(self, txn: Txn) -> None:
@@ -86,6 +90,8 @@ class AsyncWrite(Generic[Txn]):
 class Op(Pending[T], Write[Txn]):
     """A write run by a writer thread: ``fn(txn)``; a WonderQError fails it alone."""
 
+    __slots__ = ("fn",)
+
     def __init__(self, fn: Callable[[Txn], T], durable: bool = False) -> None:
         super().__init__(durable)
         self.fn = fn
@@ -99,6 +105,8 @@ class Op(Pending[T], Write[Txn]):
 
 class AsyncOp(Pending[T], AsyncWrite[Txn]):
     """A write run as a coroutine on the batch's connection: ``await fn(txn)``."""
+
+    __slots__ = ("fn",)
 
     def __init__(self, fn: Callable[[Txn], Awaitable[T]], durable: bool = False) -> None:
         super().__init__(durable)

@@ -15,6 +15,7 @@ from wonderq.broker.metrics import Metrics
 from wonderq.broker.rest import RestApi
 from wonderq.clock import Clock
 from wonderq.edge.app import App
+from wonderq.edge.guard import BrowserGuard
 from wonderq.edge.routing import Api
 from wonderq.settings import Settings
 
@@ -36,4 +37,4 @@ def create_app(settings: Settings, *, clock: Clock | None = None, backend: Backe
         finally:
             await db.close()
 
-    return App([rest], lifespan, observe=metrics.observe)
+    return App([rest], lifespan, observe=metrics.observe, guard=BrowserGuard.for_settings(settings))

@@ -81,6 +81,18 @@ def server_verb(verbs: Verbs, name: str, help: str, command: Run) -> argparse.Ar
         p.add_argument("--broker-url", dest="url", metavar="URL",
                        help="where the dev tool and user app find the broker (WONDERQ_URL)")
     p.add_argument("--log-level", choices=LOG_LEVELS, help="default info")
+    door = p.add_argument_group("the door: browser safety and connection limits")
+    door.add_argument("--allowed-hosts", metavar="H,H", help="Host names to serve besides loopback and the"
+                      " bound address, comma-separated; * for any (WONDERQ_ALLOWED_HOSTS)")
+    door.add_argument("--allowed-origins", metavar="O,O", help="web origins that may change state,"
+                      " e.g. https://app.example (WONDERQ_ALLOWED_ORIGINS; default: none)")
+    for flag, what in (("--header-timeout", "seconds for a request's headers to arrive (10)"),
+                       ("--body-timeout", "seconds for its body, after the headers (30)")):
+        door.add_argument(flag, type=float, metavar="S", help=f"{what}; WONDERQ_{flag[2:].upper().replace('-', '_')}")
+    for flag, what in (("--keep-alive-timeout", "seconds an idle connection stays open (75)"),
+                       ("--max-header-bytes", "request line and headers, in bytes (65536)"),
+                       ("--max-connections", "open at once per process, kept below the descriptor limit (10000)")):
+        door.add_argument(flag, type=int, metavar="N", help=f"{what}; WONDERQ_{flag[2:].upper().replace('-', '_')}")
     p.set_defaults(run=command)
     return p
 

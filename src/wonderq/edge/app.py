@@ -4,7 +4,8 @@ Why not Starlette: on one core its per-request overhead alone caps a trivial
 handler near the broker's send target (see ARCHITECTURE.md), so the services
 speak ASGI directly and keep this toolkit to the few things they need.
 
-An :class:`App` tries its APIs in order; the first route that matches the
+Every request passes the :class:`~wonderq.edge.guard.BrowserGuard` (its Host,
+and for a state change its Origin). An :class:`App` then tries its APIs in order; the first route that matches the
 method, the path and its condition handles the request, and that API renders
 any error the handler raises. A request no route takes is answered by the
 first API's renderer (404, or 405 with ``Allow``). Anything but a
@@ -20,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 
+from wonderq.edge.guard import BrowserGuard
 from wonderq.edge.requests import Receive, Request, Scope, Send, read_body
 from wonderq.edge.responses import Response, Stream
 from wonderq.edge.routing import Api, Route
@@ -32,9 +34,10 @@ Observe = Callable[[str, float], None]  # after each response: its endpoint and 
 
 class App:
     def __init__(self, apis: Sequence[Api], lifespan: Lifespan | None = None,
-                 observe: Observe | None = None) -> None:
+                 observe: Observe | None = None, guard: BrowserGuard | None = None) -> None:
         assert apis, "an app needs at least one API"
         self.apis = tuple(apis)
+        self.guard = guard or BrowserGuard()
         self._lifespan = lifespan
         self._observe = observe
 
@@ -66,27 +69,28 @@ class App:
 
     def route(self, request: Request) -> tuple[Api, Route]:
         parts = request.path.strip("/").split("/")
-        allowed: set[str] = set()
         for api in self.apis:
-            route = api.find(request, parts, allowed)
+            route = api.find(request, parts)
             if route is not None:
                 return api, route
-        if allowed:
+        allowed = set().union(*(api.allowed(parts) for api in self.apis))
+        if allowed and request.method not in allowed:
             raise MethodNotAllowed(f"{request.method} is not allowed on {request.path}", sorted(allowed))
         raise NotFound(f"no such endpoint: {request.method} {request.path}")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        method, path, query, headers = scope["method"], scope["path"], scope["query_string"], scope["headers"]
-        assert isinstance(method, str) and isinstance(path, str) and isinstance(query, bytes)
-        assert isinstance(headers, list)
-        request = Request(method, path, query, headers, b"", receive, {})
+        method, path = scope["method"], scope["path"]
+        request = Request(method, path, scope["query_string"], scope["headers"], b"", receive, {})
         api, endpoint = self.apis[0], "other"
         response: Response | Stream
         try:
+            self.guard.check_host(request)
             request.body = await read_body(receive)
             api, route = self.route(request)
             endpoint = route.endpoint
+            if route.changes_state:
+                self.guard.check_origin(request)
             response = await route.handler(request)
         except WonderQError as exc:
             response = api.render_error(exc)

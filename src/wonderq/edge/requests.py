@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
+from typing import TypedDict
 from urllib.parse import parse_qsl
 
 import orjson
@@ -16,7 +17,16 @@ from wonderq.settings import MAX_REQUEST_BYTES
 Message = MutableMapping[str, object]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-Scope = MutableMapping[str, object]
+
+
+class Scope(TypedDict, total=False):
+    """The keys of an ASGI scope this edge reads (``http`` and ``lifespan``)."""
+
+    type: str
+    method: str
+    path: str
+    query_string: bytes
+    headers: list[tuple[bytes, bytes]]
 Params = dict[str, object]
 
 

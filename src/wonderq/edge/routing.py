@@ -24,12 +24,15 @@ class Route:
     path: str
     handler: Handler
     when: Condition | None = None  # None: the method and path suffice
+    changes_state: bool | None = None  # None: every method but GET and HEAD does
     parts: tuple[str, ...] = field(init=False)
     endpoint: str = field(init=False)  # "METHOD /path/{pattern}", for metrics
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "parts", tuple(self.path.strip("/").split("/")))
         object.__setattr__(self, "endpoint", f"{self.method} {self.path}")
+        if self.changes_state is None:
+            object.__setattr__(self, "changes_state", self.method not in ("GET", "HEAD"))
 
     def match(self, parts: list[str]) -> dict[str, str] | None:
         """The placeholders' values if the path matches, else None."""
@@ -73,16 +76,17 @@ class Api:
     routes: Sequence[Route]
     render_error: RenderError = error_envelope
 
-    def find(self, request: Request, parts: list[str], allowed: set[str]) -> Route | None:
-        """The route for this request (its placeholders into ``request.args``); methods
-        that would match the path go into ``allowed``."""
+    def find(self, request: Request, parts: list[str]) -> Route | None:
+        """The route for this request, its placeholders into ``request.args``."""
         for route in self.routes:
-            args = route.match(parts)
-            if args is None:
-                continue
-            if route.method != request.method:
-                allowed.add(route.method)
-            elif route.when is None or route.when(request):
+            if (
+                route.method == request.method and (args := route.match(parts)) is not None
+                and (route.when is None or route.when(request))
+            ):
                 request.args = args
                 return route
         return None
+
+    def allowed(self, parts: list[str]) -> set[str]:
+        """The methods some route takes on this path (for a 405's ``Allow``)."""
+        return {route.method for route in self.routes if route.match(parts) is not None}

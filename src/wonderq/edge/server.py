@@ -16,14 +16,16 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
 
 import uvicorn
 
+from wonderq.edge.app import App
+from wonderq.edge.connections import LimitedProtocol, Limits
 from wonderq.settings import Settings
 
 log = logging.getLogger("wonderq.server")
 BACKLOG = 8192
+RESERVED_DESCRIPTORS = 64
 
 
 def configure_logging(settings: Settings) -> None:
@@ -33,26 +35,38 @@ def configure_logging(settings: Settings) -> None:
         logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def raise_file_limit() -> None:
-    """Many keep-alive clients need many descriptors: use the hard limit."""
+def raise_file_limit() -> int:
+    """Many keep-alive clients need many descriptors: use the hard limit; return it."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        return hard
+    return soft
 
 
-def uvicorn_config(app: Any, settings: Settings, port: int) -> uvicorn.Config:
+def connection_limits(settings: Settings, descriptors: int) -> Limits:
+    """The settings' limits, with the connection cap below the descriptor limit
+    (room kept for the database, the log and the listening socket)."""
+    return Limits(
+        header_timeout=settings.header_timeout, body_timeout=settings.body_timeout,
+        max_header_bytes=settings.max_header_bytes,
+        max_connections=max(1, min(settings.max_connections, descriptors - RESERVED_DESCRIPTORS)),
+    )
+
+
+def uvicorn_config(app: App, settings: Settings, port: int) -> uvicorn.Config:
     return uvicorn.Config(
-        app, host=settings.host, port=port, loop="uvloop", http="httptools",
+        app, host=settings.host, port=port, loop="uvloop", http=LimitedProtocol,
         lifespan="on", log_level=settings.log_level,
         access_log=settings.log_level in ("info", "debug"),
-        backlog=BACKLOG, timeout_keep_alive=75, timeout_graceful_shutdown=3,
+        backlog=BACKLOG, timeout_keep_alive=settings.keep_alive_timeout, timeout_graceful_shutdown=3,
         server_header=False, date_header=False, proxy_headers=False,
     )
 
 
-def serve(make_app: Callable[[], Any], settings: Settings, port: int) -> None:
+def serve(make_app: Callable[[], App], settings: Settings, port: int) -> None:
     """Serve in this process, or in ``settings.cluster`` forked workers."""
-    raise_file_limit()
+    LimitedProtocol.limits = connection_limits(settings, raise_file_limit())
     if not settings.cluster:
         uvicorn.Server(uvicorn_config(make_app(), settings, port)).run()
         return
@@ -66,7 +80,7 @@ def serve(make_app: Callable[[], Any], settings: Settings, port: int) -> None:
 
 class Supervisor:
     def __init__(
-        self, make_app: Callable[[], Any], settings: Settings, port: int, sock: socket.socket
+        self, make_app: Callable[[], App], settings: Settings, port: int, sock: socket.socket
     ) -> None:
         self.make_app, self.settings, self.port, self.sock = make_app, settings, port, sock
         self.workers: set[int] = set()

@@ -39,14 +39,23 @@ from wonderq.client import (
     stats_call,
 )
 from wonderq.edge.app import App
+from wonderq.edge.guard import BrowserGuard
 from wonderq.edge.params import integer, optional_integer, string
 from wonderq.edge.requests import Request
-from wonderq.edge.responses import Response, json, raw
+from wonderq.edge.responses import Response, json
 from wonderq.edge.routing import Api, Route
 from wonderq.errors import NotFound
 from wonderq.models import ATTRIBUTES
 from wonderq.settings import MAX_ID, MAX_PEEK, Settings
 
+# The dashboard loads only its own files, and no other site may frame it.
+SECURITY_HEADERS = (
+    (b"content-security-policy",
+     b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+)
 ASSETS = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
@@ -174,10 +183,11 @@ def load_asset(name: str) -> Response:
     """One of the dashboard's files, from the package (``wonderq/apps/devtool/static/``)."""
     if name not in ASSETS:
         raise NotFound(f"no such file: {name}")
-    return raw((resources.files("wonderq.apps.devtool") / "static" / name).read_bytes(), ASSETS[name])
+    data = (resources.files("wonderq.apps.devtool") / "static" / name).read_bytes()
+    return Response(data, 200, ASSETS[name].encode(), SECURITY_HEADERS)
 
 
 def create_app(settings: Settings, *, interval: float = 1.0, window: float = 600.0) -> App:
     """The dev tool as an ASGI app, talking to the broker at ``settings.url``."""
     tool = DevTool(settings, interval=interval, window=window)
-    return App([Api(tool.routes)], tool.lifespan)
+    return App([Api(tool.routes)], tool.lifespan, guard=BrowserGuard.for_settings(settings))

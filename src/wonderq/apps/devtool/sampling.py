@@ -15,7 +15,7 @@ from wonderq.errors import WonderQError
 
 log = logging.getLogger("wonderq.devtool")
 # One sample of one queue: its depths, then its rates (messages per second).
-SERIES = ("queue_size", "visible", "in_flight", "delayed", "send_rate", "receive_rate", "delete_rate")
+SERIES = ("messages", "visible", "in_flight", "delayed", "send_rate", "receive_rate", "delete_rate")
 DEPTHS = 4
 COUNTERS = ("sent", "received", "deleted")  # cumulative, per queue, from the broker's stats
 NO_RATES = (0.0, 0.0, 0.0)
@@ -104,8 +104,8 @@ def queue_row(s: QueueStats, rates: tuple[float, ...]) -> dict[str, Any]:
     """A queue as the dashboard's list shows it."""
     age = s.oldest_message_age
     return {
-        "id": s.queue.id, "name": s.queue.name, "queue_size": s.messages,
-        "retrievable_size": s.visible, "in_flight_size": s.in_flight, "delayed_size": s.delayed,
+        "id": s.queue.id, "name": s.queue.name, "messages": s.messages,
+        "visible": s.visible, "in_flight": s.in_flight, "delayed": s.delayed,
         "oldest_message_age": None if age is None else int(age),
         "send_rate": round(rates[0], 2), "receive_rate": round(rates[1], 2),
         "delete_rate": round(rates[2], 2),

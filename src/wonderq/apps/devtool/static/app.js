@@ -7,7 +7,7 @@ const POLL_MS = 1000;
 const HIDDEN_POLL_MS = 5000;
 const PREVIEW_CHARS = 160;
 const DEPTH_SERIES = [
-  ["queue_size", "Messages", "#4f6bed"],
+  ["messages", "Messages", "#4f6bed"],
   ["visible", "Visible", "#2a9d5c"],
   ["in_flight", "In flight", "#e08a1e"],
   ["delayed", "Delayed", "#9b59b6"],
@@ -89,8 +89,8 @@ function age(seconds) {
 }
 
 function rowCells(q) {
-  return [q.name, fmt(q.queue_size), fmt(q.retrievable_size), fmt(q.in_flight_size),
-    fmt(q.delayed_size), age(q.oldest_message_age)];
+  return [q.name, fmt(q.messages), fmt(q.visible), fmt(q.in_flight),
+    fmt(q.delayed), age(q.oldest_message_age)];
 }
 
 // -- the queue list: rows are kept and patched, never rebuilt --
@@ -147,7 +147,7 @@ function updateTable(queues) {
 
 function summarize(queues) {
   let messages = 0;
-  for (const q of queues) messages += q.queue_size;
+  for (const q of queues) messages += q.messages;
   let shown = 0;
   for (const entry of state.rows.values()) if (!entry.tr.hidden) shown++;
   const filtered = shown === queues.length ? "" : ` (${fmt(shown)} shown)`;
@@ -229,8 +229,8 @@ function showSelected() {
   const q = entry.data;
   $("queue-title").textContent = q.name;
   const stats = [
-    ["Messages", fmt(q.queue_size)], ["Visible", fmt(q.retrievable_size)],
-    ["In flight", fmt(q.in_flight_size)], ["Delayed", fmt(q.delayed_size)],
+    ["Messages", fmt(q.messages)], ["Visible", fmt(q.visible)],
+    ["In flight", fmt(q.in_flight)], ["Delayed", fmt(q.delayed)],
     ["Oldest", age(q.oldest_message_age)], ["Sent/s", q.send_rate],
     ["Received/s", q.receive_rate], ["Deleted/s", q.delete_rate], ["ID", q.id],
   ];
@@ -330,7 +330,7 @@ function legends() {
 // -- the message browser: one page at a time, peeked --
 
 // The page of messages is reloaded when the selected queue's counts change.
-const countsOf = (q) => `${q.queue_size}|${q.retrievable_size}|${q.in_flight_size}|${q.delayed_size}`;
+const countsOf = (q) => `${q.messages}|${q.visible}|${q.in_flight}|${q.delayed}`;
 
 async function loadMessages() {
   if (state.selected === null) return;

@@ -1,0 +1,96 @@
+"""Browser safety on all three services, in-process: a page on another site cannot
+drive them (CSRF), and a rebound DNS name cannot reach them (DNS rebinding)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.inprocess import InProcess
+from wonderq.apps import devtool, userapp
+from wonderq.broker.app import create_app
+from wonderq.edge.guard import BrowserGuard, host_name
+from wonderq.settings import Settings
+
+EVIL = "http://evil.example"
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    db = Path(tmp_path_factory.mktemp("guard")) / "wonderq.db"
+    settings = Settings(db=str(db), allowed_hosts="queue.internal", allowed_origins="https://ops.example")
+    with InProcess(create_app(settings)) as app, app.client() as client:
+        assert client.post("/queues", json={"name": "q"}).status_code == 200
+        yield client
+
+
+def forbidden(r: httpx.Response) -> str:
+    assert r.status_code == 403, r.text
+    assert r.json()["error"]["code"] == "forbidden"
+    return str(r.json()["error"]["message"])
+
+
+def test_a_foreign_host_is_refused_everywhere(broker: httpx.Client) -> None:
+    assert "evil.example" in forbidden(broker.get("/queues", headers={"Host": "evil.example"}))
+    forbidden(broker.get("/queues", headers={"Host": "evil.example:3213"}))
+    forbidden(broker.post("/messages", json={"queue_name": "q", "body": "x"}, headers={"Host": "attacker"}))
+    forbidden(broker.get("/nowhere", headers={"Host": "evil.example"}))  # before routing, too
+
+
+@pytest.mark.parametrize("host", ["localhost", "localhost:3213", "127.0.0.1:3213", "[::1]:3213", "queue.internal"])
+def test_loopback_and_configured_hosts_are_served(broker: httpx.Client, host: str) -> None:
+    assert broker.get("/queues", headers={"Host": host}).status_code == 200
+
+
+def test_a_foreign_origin_cannot_change_state(broker: httpx.Client) -> None:
+    forbidden(broker.post("/queues/q/purge", headers={"Origin": EVIL}))
+    forbidden(broker.post("/messages", data={"queue_name": "q", "body": "x"}, headers={"Origin": EVIL}))
+    forbidden(broker.post("/queues", content=b"name=x", headers={"Origin": "null", "Content-Type": "text/plain"}))
+    forbidden(broker.delete("/queues/q", headers={"Origin": "http://localhost:3000"}))  # another port
+    # a browser's own page (same origin) and a configured origin may
+    assert broker.post("/queues/q/purge", headers={"Origin": "http://localhost"}).status_code == 200
+    assert broker.post("/queues/q/purge", headers={"Origin": "https://ops.example"}).status_code == 200
+    # reads are not state changes (and a rebinding page is stopped by its Host)
+    assert broker.get("/queues", headers={"Origin": EVIL}).status_code == 200
+
+
+def test_cross_site_fetch_metadata_without_origin_is_refused(broker: httpx.Client) -> None:
+    forbidden(broker.post("/queues/q/purge", headers={"Sec-Fetch-Site": "cross-site"}))
+    forbidden(broker.post("/queues/q/purge", headers={"Sec-Fetch-Site": "same-site"}))
+    assert broker.post("/queues/q/purge", headers={"Sec-Fetch-Site": "same-origin"}).status_code == 200
+    assert broker.post("/queues/q/purge", headers={"Sec-Fetch-Site": "none"}).status_code == 200
+
+
+def test_the_dev_tool_refuses_cross_site_actions() -> None:
+    app = devtool.create_app(Settings(url="http://127.0.0.1:9"), interval=3600)
+    with InProcess(app) as running, running.client() as client:
+        forbidden(client.post("/api/queues/Q/purge", data={"x": "1"}, headers={"Origin": EVIL}))
+        forbidden(client.post("/api/queues", content=b"name=Q", headers={"Content-Type": "text/plain",
+                                                                          "Sec-Fetch-Site": "cross-site"}))
+        forbidden(client.get("/", headers={"Host": "evil.example"}))
+        page = client.get("/")
+        assert page.status_code == 200
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert page.headers["x-frame-options"] == "DENY"
+        assert page.headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_user_app_refuses_a_cross_site_listen() -> None:
+    app = userapp.create_app(Settings(url="http://127.0.0.1:9"))
+    with InProcess(app) as running, running.client() as client:
+        # what <img src="http://127.0.0.1:3000/listen?queue_name=Q"> sends
+        forbidden(client.get("/listen", params={"queue_name": "Q"}, headers={"Sec-Fetch-Site": "cross-site"}))
+        forbidden(client.post("/dispatch", data={"queue_name": "Q"}, headers={"Origin": EVIL}))
+        forbidden(client.get("/listeners", headers={"Host": "evil.example"}))
+
+
+def test_host_names() -> None:
+    assert host_name("Example.COM:3213") == "example.com"
+    assert host_name("[::1]:3213") == "::1"
+    assert host_name("::1") == "::1"
+    guard = BrowserGuard.of("0.0.0.0", " a.example , b.example ")
+    assert {"a.example", "b.example", "localhost"} <= guard.hosts and "0.0.0.0" not in guard.hosts
+    assert "10.0.0.5" in BrowserGuard.of("10.0.0.5").hosts
