@@ -96,6 +96,15 @@ def test_oversized_headers_get_431(broker: BrokerProcess) -> None:
     assert status == 431 and error["code"] == "header_too_large"
 
 
+def test_oversized_headers_on_a_kept_alive_connection_get_431(broker: BrokerProcess) -> None:
+    with connect(broker) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert s.recv(65536).startswith(b"HTTP/1.1 200")
+        s.sendall(b"GET /queues HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 8192 + b"\r\n\r\n")
+        raw = read_all(s)
+    assert b"431" in raw.split(b"\r\n")[0] or b"HTTP/1.1 431" in raw
+
+
 def test_malformed_http_gets_the_envelope(broker: BrokerProcess) -> None:
     with connect(broker) as s:
         s.sendall(b"NOT HTTP AT ALL\r\n\r\n")

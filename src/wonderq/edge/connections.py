@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import ClassVar
@@ -34,6 +35,7 @@ from wonderq.errors import BadRequest, HeaderTooLarge, RequestTimeout, TooManyCo
 log = logging.getLogger("wonderq.edge")
 REPORT_EVERY = 60.0  # seconds between summaries of refused connections
 LINGER = 1.0  # seconds a refused connection stays half-open, so its answer is read
+SWEEP_EVERY = 0.25  # seconds between looks at every connection's deadline
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,34 +46,43 @@ class Limits:
     max_connections: int = 10_000
 
 
+IDLE, HEADERS, BODY = 0, 1, 2  # what a connection is waiting for; IDLE: nothing of ours
+
+
 class LimitedProtocol(HttpToolsProtocol):
-    """Set :attr:`limits` before the server starts (:func:`wonderq.edge.server.serve` does)."""
+    """Set :attr:`limits` before the server starts (:func:`wonderq.edge.server.serve` does).
+
+    No timer per request: each connection notes when its current phase began, and
+    one sweep a second closes those past their deadline, so a request costs a few
+    attribute writes, and ten thousand idle connections a few milliseconds a second.
+    """
 
     limits: ClassVar[Limits] = Limits()
     refused: ClassVar[dict[str, int]] = {}
     reported_at: ClassVar[float] = 0.0
+    _sweeper: ClassVar[asyncio.Task[None] | None] = None
 
-    _deadline: asyncio.TimerHandle | None = None
+    _phase = IDLE
+    _since = 0.0
     _header_bytes = 0
     _closed_by_us = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._start_sweeper()
         if len(self.connections) > self.limits.max_connections:
             self._refuse(TooManyConnections(
                 f"the server holds its maximum of {self.limits.max_connections} connections; try again"
             ))
             return
-        self._arm(self.limits.header_timeout, "header_timeout")
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
+        self._phase, self._since = HEADERS, self.loop.time()
 
     def data_received(self, data: bytes) -> None:
         if self._closed_by_us:
             return
         self._unset_keepalive_if_required()
+        if self._phase != BODY:  # headers of this request, or the start of the next one
+            self._header_bytes += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -79,57 +90,57 @@ class LimitedProtocol(HttpToolsProtocol):
         except httptools.HttpParserError as exc:
             if not self._closed_by_us:
                 self._refuse(BadRequest(f"malformed HTTP request: {exc}"))
+            return
+        if self._phase == HEADERS and self._header_bytes > self.limits.max_header_bytes:
+            self._refuse(HeaderTooLarge(f"request line and headers are over {self.limits.max_header_bytes} bytes"))
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._header_bytes = 0
-        self._arm(self.limits.header_timeout, "header_timeout")
-
-    def on_url(self, url: bytes) -> None:
-        self._count(len(url))
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4)
-        super().on_header(name, value)
+        if self._phase != HEADERS:  # the next request on a kept-alive connection
+            self._phase, self._since = HEADERS, self.loop.time()
 
     def on_headers_complete(self) -> None:
-        self._arm(self.limits.body_timeout, "body_timeout")
+        limit = self.limits.max_header_bytes
+        if self._header_bytes > limit and len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers) > limit:
+            self._refuse(HeaderTooLarge(f"request line and headers are over {limit} bytes"))
+            raise HeaderTooLarge("headers too large")  # stops the parser
+        self._phase, self._since = BODY, self.loop.time()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
-        self._disarm()
+        self._phase = IDLE  # the app has the request; uvicorn's keep-alive timer covers idleness
         super().on_message_complete()
 
-    # -- the limits -------------------------------------------------------------
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._header_bytes = 0
 
-    def _count(self, n: int) -> None:
-        self._header_bytes += n
-        if self._header_bytes > self.limits.max_header_bytes:
-            self._refuse(HeaderTooLarge(
-                f"request line and headers are over {self.limits.max_header_bytes} bytes"
-            ))
-            raise HeaderTooLarge("headers too large")  # stops the parser
+    # -- the sweep ----------------------------------------------------------------
 
-    def _arm(self, seconds: float, what: str) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(seconds, self._expire, what, seconds)
+    def _start_sweeper(self) -> None:
+        cls = type(self)
+        if cls._sweeper is None or cls._sweeper.done():
+            cls._sweeper = self.loop.create_task(cls._sweep(self.connections))
 
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _expire(self, what: str, seconds: float) -> None:
-        self._deadline = None
-        if self.cycle is not None and not self.cycle.response_complete and what == "header_timeout":
-            return  # a response is under way (a long poll): the request itself was complete
-        phase = "headers" if what == "header_timeout" else "body"
-        self._refuse(RequestTimeout(f"the request's {phase} did not arrive within {seconds:g} s ({what})"))
+    @classmethod
+    async def _sweep(cls, connections: Collection[object]) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_EVERY)
+            now = asyncio.get_running_loop().time()
+            for conn in list(connections):
+                if not isinstance(conn, LimitedProtocol):
+                    continue
+                if conn._phase == HEADERS and now - conn._since > cls.limits.header_timeout:
+                    conn._refuse(RequestTimeout(
+                        f"the request's headers did not arrive within {cls.limits.header_timeout:g} s"
+                        " (header_timeout)"))
+                elif conn._phase == BODY and now - conn._since > cls.limits.body_timeout:
+                    conn._refuse(RequestTimeout(
+                        f"the request's body did not arrive within {cls.limits.body_timeout:g} s (body_timeout)"))
 
     def _refuse(self, error: WonderQError) -> None:
         """Answer with the error envelope and close the connection."""
-        self._disarm()
+        self._phase = IDLE
         self._closed_by_us = True
         type(self).refused[error.code] = type(self).refused.get(error.code, 0) + 1
         self._report()
