@@ -24,6 +24,7 @@ from wonderq.errors import WonderQError
 log = logging.getLogger("wonderq.batching")
 Txn = TypeVar("Txn")
 T = TypeVar("T")
+TxnIn = TypeVar("TxnIn", contravariant=True)
 
 
 class Pending(Generic[T]):
@@ -55,39 +56,29 @@ class Pending(Generic[T]):
         return await self._future
 
 
-class Write(Generic[Txn]):
-    """What a writer thread runs: any op, whatever its result's type."""
+class Batchable(Protocol):
+    """What the flusher needs of an op, whatever its result's type."""
 
-    __slots__ = ()
     durable: bool
 
-    def run(self, txn: Txn) -> None:
-        raise NotImplementedError
+    def fail(self, error: WonderQError) -> None: ...
 
-    def fail(self, error: WonderQError) -> None:
-        raise NotImplementedError
-
-    def settle(self) -> None:
-        raise NotImplementedError
+    def settle(self) -> None: ...
 
 
-class AsyncWrite(Generic[Txn]):
-    """What a batch on a connection awaits: any op, whatever its result's type."""
+class Write(Batchable, Protocol[TxnIn]):
+    """An op a writer thread runs."""
 
-    __slots__ = ()
-    durable: bool
-
-    async def run(self, txn: Txn) -> None:
-        raise NotImplementedError
-
-    def fail(self, error: WonderQError) -> None:
-        raise NotImplementedError
-
-    def settle(self) -> None:
-        raise NotImplementedError
+    def run(self, txn: TxnIn) -> None: ...
 
 
-class Op(Pending[T], Write[Txn]):
+class AsyncWrite(Batchable, Protocol[TxnIn]):
+    """An op a batch on a connection awaits."""
+
+    async def run(self, txn: TxnIn) -> None: ...
+
+
+class Op(Pending[T], Generic[Txn, T]):
     """A write run by a writer thread: ``fn(txn)``; a WonderQError fails it alone."""
 
     __slots__ = ("fn",)
@@ -103,7 +94,7 @@ class Op(Pending[T], Write[Txn]):
             self.fail(exc)
 
 
-class AsyncOp(Pending[T], AsyncWrite[Txn]):
+class AsyncOp(Pending[T], Generic[Txn, T]):
     """A write run as a coroutine on the batch's connection: ``await fn(txn)``."""
 
     __slots__ = ("fn",)
@@ -117,14 +108,6 @@ class AsyncOp(Pending[T], AsyncWrite[Txn]):
             self.succeed(await self.fn(txn))
         except WonderQError as exc:
             self.fail(exc)
-
-
-class Batchable(Protocol):
-    durable: bool
-
-    def fail(self, error: WonderQError) -> None: ...
-
-    def settle(self) -> None: ...
 
 
 P = TypeVar("P", bound=Batchable)
