@@ -20,7 +20,7 @@ MAX_PEEK = 1000  # messages per peek
 MAX_ID = 2**63 - 1
 DEFAULT_VISIBILITY_TIMEOUT = 30
 DEFAULT_RETENTION = 4 * 24 * 3600
-DEFAULT_MAX_MESSAGE_SIZE = 256 * 1024
+DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024  # as on AWS since 2025
 # (attribute, low, high) of each integer queue attribute
 QUEUE_BOUNDS = (
     ("visibility_timeout", 0, MAX_VISIBILITY),

@@ -16,6 +16,17 @@ from wonderq.models import Message, NewMessage, Queue
 Woken = list[tuple[int, int]]  # (queue_id, messages made visible)
 REDRIVE_PASSES = 10  # bounded, so a flood of poison messages cannot stall a batch
 EXPIRE_CHUNK = 5000  # messages removed per retention transaction
+DEDUP_WINDOW = 300  # seconds a FIFO queue remembers a dedup id (SQS: 5 minutes)
+
+
+def dedup_key(queue: Queue, message: NewMessage) -> str | None:
+    """The key under which a FIFO queue remembers a message's dedup id (None:
+    not deduplicated): the id itself, or group and id with ``dedup_by_group``."""
+    if not queue.fifo or message.dedup_id is None:
+        return None
+    if queue.attributes.dedup_by_group:
+        return f"{message.group_id or ''}\x00{message.dedup_id}"
+    return message.dedup_id
 
 
 def check_sizes(queue: Queue, messages: Sequence[NewMessage]) -> None:
