@@ -25,7 +25,7 @@ def dedup_key(queue: Queue, message: NewMessage) -> str | None:
     if not queue.fifo or message.dedup_id is None:
         return None
     if queue.attributes.dedup_by_group:
-        return f"{message.group_id or ''}\x00{message.dedup_id}"
+        return f"{message.group_id or ''}\x1f{message.dedup_id}"
     return message.dedup_id
 
 
