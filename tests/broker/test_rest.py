@@ -30,7 +30,7 @@ MESSAGE_KEYS = {
 }
 DEFAULT_ATTRIBUTES = {
     "visibility_timeout": 30, "delay_seconds": 0, "retention_seconds": 345_600,
-    "max_message_size": 262_144, "redrive_target": None, "max_receive_count": 0,
+    "max_message_size": 1_048_576, "redrive_target": None, "max_receive_count": 0,  # SQS since 2025
 }
 
 

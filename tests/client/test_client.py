@@ -117,7 +117,7 @@ def test_create_get_list_delete_queue(wq: Any) -> None:
     assert isinstance(q.id, int) and close_to_now(q.created_at)
 
     assert (dlq.visibility_timeout, dlq.delay_seconds, dlq.retention_seconds) == (30, 0, 345_600)
-    assert (dlq.max_message_size, dlq.redrive_target, dlq.max_receive_count) == (262_144, None, 0)
+    assert (dlq.max_message_size, dlq.redrive_target, dlq.max_receive_count) == (1_048_576, None, 0)
 
     assert wq.get_queue(name) == q
     assert wq.get_queue(q.id) == q

@@ -5,18 +5,33 @@ transaction plumbing, and calls these."""
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import astuple, dataclass, field, fields
 from typing import NoReturn
 
 from wonderq.errors import MessageNotFound, PayloadTooLarge, StaleToken
-from wonderq.models import Message, NewMessage, Queue
+from wonderq.models import Message, NewMessage, Queue, QueueAttributes
 
 Woken = list[tuple[int, int]]  # (queue_id, messages made visible)
 REDRIVE_PASSES = 10  # bounded, so a flood of poison messages cannot stall a batch
 EXPIRE_CHUNK = 5000  # messages removed per retention transaction
 DEDUP_WINDOW = 300  # seconds a FIFO queue remembers a dedup id (SQS: 5 minutes)
+
+
+# The queue's columns holding its attributes, named as QueueAttributes' fields, in their order.
+SETTINGS: tuple[str, ...] = tuple(f.name for f in fields(QueueAttributes))
+
+
+def settings(attributes: QueueAttributes) -> list[int | str | None]:
+    """The values of the SETTINGS columns (booleans as 0/1)."""
+    return [int(v) if isinstance(v, bool) else v for v in astuple(attributes)]
+
+
+def tags_json(tags: Mapping[str, str]) -> str | None:
+    """The ``tags`` column: a JSON object, or NULL for none."""
+    return json.dumps(dict(sorted(tags.items())), separators=(",", ":")) if tags else None
 
 
 def dedup_key(queue: Queue, message: NewMessage) -> str | None:
@@ -99,6 +114,15 @@ class Changes:
     def sent(self, queue_id: int, n: int, visible_now: int) -> None:
         self.woken.append((queue_id, visible_now or 1))  # 1: wake someone to re-time its wait
         self.tally.add(queue_id, messages=n, sent=n)
+
+    def moved(self, queue_id: int, to: Mapping[int, int]) -> int:
+        """Messages moved out of a queue, ``to[destination]`` to each; how many in all."""
+        n = sum(to.values())
+        self.tally.add(queue_id, messages=-n)
+        for destination, k in sorted(to.items()):
+            self.tally.add(destination, messages=k)
+            self.woken.append((destination, k))
+        return n
 
 
 class Redrive:
