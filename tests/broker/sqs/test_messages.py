@@ -16,6 +16,12 @@ from tests.conftest import unique
 from wonderq.broker.sqs import message_attributes as ma
 
 
+def system_names(sqs: Any, names: list[str]) -> dict[str, list[str]]:
+    """MessageSystemAttributeNames where the model has it (JSON), else the older AttributeNames."""
+    json_protocol = sqs.meta.service_model.protocol == "json"
+    return {"MessageSystemAttributeNames" if json_protocol else "AttributeNames": names}
+
+
 @pytest.fixture
 def url(sqs: Any) -> str:
     return str(sqs.create_queue(QueueName=unique("q"))["QueueUrl"])
@@ -61,7 +67,7 @@ def test_message_attributes_and_their_digests(sqs: Any, url: str) -> None:
     assert sent["MD5OfMessageAttributes"] == ma.md5_attributes(wire)
     assert sent["MD5OfMessageSystemAttributes"] == ma.md5_attributes(trace)
     (m,) = sqs.receive_message(QueueUrl=url, MessageAttributeNames=["x.*", "b"], VisibilityTimeout=0,
-                               MessageSystemAttributeNames=["AWSTraceHeader"])["Messages"]
+                               **system_names(sqs, ["AWSTraceHeader"]))["Messages"]
     assert set(m["MessageAttributes"]) == {"x.one", "b"}
     assert m["MessageAttributes"]["b"]["BinaryValue"] == b"\x00\x01GIF"
     assert m["MD5OfMessageAttributes"] == ma.md5_attributes({k: wire[k] for k in ("x.one", "b")})
@@ -82,7 +88,7 @@ def test_system_attributes_on_receive(sqs: Any, url: str) -> None:
     assert int(a["SentTimestamp"]) >= before and int(a["ApproximateFirstReceiveTimestamp"]) >= int(a["SentTimestamp"])
     assert "SequenceNumber" not in a and "MessageGroupId" not in a
     sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
-    (m,) = sqs.receive_message(QueueUrl=url, MessageSystemAttributeNames=["ApproximateReceiveCount"])["Messages"]
+    (m,) = sqs.receive_message(QueueUrl=url, **system_names(sqs, ["ApproximateReceiveCount"]))["Messages"]
     assert m["Attributes"] == {"ApproximateReceiveCount": "3"}
 
 

@@ -52,7 +52,7 @@ async def handle(request: Request, actions: Mapping[str, Action], context: Conte
         raise SqsError(INVALID_ACTION, f"The action {name} is not valid for this endpoint.")
     params.pop("Version", None)
     result = await action(context(request, name, reshape(params)))
-    inner = "" if not result else f"<{name}Result>{element_items(name, result)}</{name}Result>"
+    inner = f"<{name}Result>{element_items(name, result)}</{name}Result>"  # botocore wants it even empty
     rid = request_id()
     body = (f'<?xml version="1.0"?><{name}Response xmlns="{XMLNS}">{inner}'
             f"<ResponseMetadata><RequestId>{rid[1].decode()}</RequestId></ResponseMetadata></{name}Response>")
