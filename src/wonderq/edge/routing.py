@@ -88,5 +88,6 @@ class Api:
         return None
 
     def allowed(self, parts: list[str]) -> set[str]:
-        """The methods some route takes on this path (for a 405's ``Allow``)."""
-        return {route.method for route in self.routes if route.match(parts) is not None}
+        """The methods some route takes on this path (for a 405's ``Allow``). A
+        route with a condition does not count: it claims only what it is told by."""
+        return {route.method for route in self.routes if route.when is None and route.match(parts) is not None}
