@@ -28,8 +28,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, backend: Backe
     clock = clock or Clock()
     db = backend or backend_for(settings, clock)
     metrics = Metrics(clock)
-    rest = Api(RestApi(db, metrics, clock).routes())
-    moves = MoveTasks(db, clock)
+    moves = MoveTasks(db, clock)  # message move tasks, started through either API
+    rest = Api(RestApi(db, metrics, clock, moves).routes())
     sqs = SqsApi(db, settings, clock, moves)
     apis = [rest, *sqs.apis()]
     metrics.track(route.endpoint for api in apis for route in api.routes)
