@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import astuple, dataclass, field, fields
+from dataclasses import astuple, dataclass, field, fields, replace
 from typing import NoReturn
 
 from wonderq.errors import MessageNotFound, PayloadTooLarge, StaleToken
@@ -42,6 +42,37 @@ def dedup_key(queue: Queue, message: NewMessage) -> str | None:
     if queue.attributes.dedup_by_group:
         return f"{message.group_id or ''}\x1f{message.dedup_id}"
     return message.dedup_id
+
+
+def firsts(keys: Sequence[str | None]) -> list[int]:
+    """The indices of a FIFO send batch's messages to store, given their dedup
+    keys: those without one, and the first of each key."""
+    seen: set[str] = set()
+    out = []
+    for i, key in enumerate(keys):
+        if key is None or key not in seen:
+            out.append(i)
+            if key is not None:
+                seen.add(key)
+    return out
+
+
+def in_place(stored: Mapping[int, Message], keys: Sequence[str | None],
+             known: Mapping[str, tuple[int, str]]) -> list[Message]:
+    """A FIFO send batch's result: each message as stored (``stored`` holds at
+    least the first of each key), except that a key's messages all carry its
+    original's ``id`` and ``message_id``: the one ``known`` from before (as
+    ``(id, message_id)``), else the first stored in this batch."""
+    originals = dict(known)
+    result = []
+    for i, key in enumerate(keys):
+        if key is None:
+            result.append(stored[i])
+            continue
+        m = stored.get(i) or stored[next(j for j in range(i) if keys[j] == key and j in stored)]
+        original = originals.setdefault(key, (m.id, m.message_id))
+        result.append(replace(m, id=original[0], message_id=original[1]))
+    return result
 
 
 def check_sizes(queue: Queue, messages: Sequence[NewMessage]) -> None:

@@ -29,7 +29,7 @@ from wonderq.backends.batching import AsyncOp, AsyncWrite, GroupCommit
 from wonderq.backends.postgres import queries, queues, schema
 from wonderq.backends.postgres.queues import Txn
 from wonderq.clock import Clock
-from wonderq.errors import Unavailable
+from wonderq.errors import Unavailable, WonderQError
 from wonderq.models import Claim, Message, NewMessage, Queue, QueueAttributes, QueueRef, QueueStats
 from wonderq.settings import Settings
 
@@ -147,6 +147,9 @@ class PostgresBackend(Backend):
         return await self._write(lambda txn: queries.send_batch(txn, ref, messages), durable=True)
 
     async def claim(self, ref: QueueRef, size: int, visibility_timeout: int | None) -> Claim:
+        queue = self._queues.peek(ref) or (await self._read(lambda conn: self._queues.get(conn, ref))).queue
+        if queue.fifo:  # its lock in a transaction of its own, so no batch's row locks wait behind it
+            return await self._write_alone(lambda txn: queries.claim(txn, ref, size, visibility_timeout))
         return await self._write(lambda txn: queries.claim(txn, ref, size, visibility_timeout))
 
     async def move_messages(self, ref: QueueRef, destination: QueueRef | None, limit: int) -> int:
@@ -211,6 +214,18 @@ class PostgresBackend(Backend):
     async def _write(self, fn: Callable[[Txn], Awaitable[T]], durable: bool = False) -> T:
         op = AsyncOp(fn, durable)
         self._group.submit(op)
+        return await op.result()
+
+    async def _write_alone(self, fn: Callable[[Txn], Awaitable[T]]) -> T:
+        """A write in a transaction of its own, outside the group commit."""
+        op = AsyncOp(fn)
+        try:
+            woken = await self._run_batch([op])
+        except WonderQError as exc:
+            op.fail(exc)
+            woken = []
+        op.settle()
+        self._committed(woken)
         return await op.result()
 
     async def _run_batch(self, batch: list[AsyncWrite[Txn]]) -> rules.Woken:

@@ -14,6 +14,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from wonderq.backends import rules
+from wonderq.backends.postgres import fifo
 from wonderq.backends.postgres.queues import (
     MESSAGE_COLUMNS,
     NOW,
@@ -78,6 +80,9 @@ async def _send(txn: Txn, cached: Cached, messages: Sequence[NewMessage]) -> lis
             return None  # the limit may have changed
         raise
     seconds = delays(queue, messages)
+    keys = [rules.dedup_key(queue, m) for m in messages] if queue.fifo else []
+    if any(keys):
+        return await _send_fifo(txn, cached, messages, seconds, keys)
     rows = await txn.conn.fetch(
         INSERT_MESSAGES, uuid4s(len(messages)), queue.id, [m.body for m in messages], seconds,
         [m.attributes for m in messages], [m.group_id for m in messages], [m.dedup_id for m in messages],
@@ -89,6 +94,27 @@ async def _send(txn: Txn, cached: Cached, messages: Sequence[NewMessage]) -> lis
     return sorted((Message.from_row(row) for row in rows), key=lambda m: m.id)
 
 
+async def _send_fifo(
+    txn: Txn, cached: Cached, messages: Sequence[NewMessage], seconds: list[int], keys: list[str | None]
+) -> list[Message] | None:
+    """Store the first message of each dedup key (see :mod:`.fifo`); the
+    others, and those whose key another send holds, answer with the original."""
+    queue = cached.queue
+    store = rules.firsts(keys)
+    stored = await fifo.insert(
+        txn.conn, queue.id, cached.version, [messages[i] for i in store], [seconds[i] for i in store],
+        [keys[i] for i in store],
+    )
+    if not stored:
+        return None
+    lost = {key: m.id for i, (m, kept) in zip(store, stored, strict=True) if not kept and (key := keys[i])}
+    known = await fifo.originals(txn.conn, queue.id, lost) if lost else {}
+    kept = [m for m, keep in stored if keep]
+    if kept:
+        txn.changes.sent(queue.id, len(kept), sum(m.visible_at == m.created_at for m in kept))
+    return rules.in_place({i: m for i, (m, _) in zip(store, stored, strict=True)}, keys, known)
+
+
 CLAIM = f"""
 UPDATE wonderq.messages m
 SET visible_at = {NOW} + $3 * 1000, token = $4 || m.id, receive_count = m.receive_count + 1,
@@ -98,6 +124,30 @@ FROM (
     WHERE queue_id = $1 AND visible_at <= {NOW}
       AND EXISTS (SELECT 1 FROM wonderq.queues WHERE id = $1 AND version = $5)
     ORDER BY visible_at, id LIMIT $2
+    FOR UPDATE SKIP LOCKED
+) c
+WHERE m.id = c.id
+RETURNING {", ".join("m." + c for c in MESSAGE_COLUMNS.split(", "))}
+"""
+# FIFO: in id order, and only messages whose group has none in flight and none earlier
+# still invisible (a NULL group_id is one group: the second test, by messages_ready).
+FIFO_CLAIM = f"""
+UPDATE wonderq.messages m
+SET visible_at = {NOW} + $3 * 1000, token = $4 || m.id, receive_count = m.receive_count + 1,
+    first_received_at = coalesce(m.first_received_at, {NOW})
+FROM (
+    SELECT id FROM wonderq.messages c
+    WHERE queue_id = $1 AND visible_at <= {NOW}
+      AND EXISTS (SELECT 1 FROM wonderq.queues WHERE id = $1 AND version = $5)
+      AND NOT EXISTS (
+          SELECT 1 FROM wonderq.messages o
+          WHERE o.queue_id = $1 AND o.group_id = c.group_id AND o.visible_at > {NOW}
+            AND (o.token IS NOT NULL OR o.id < c.id))
+      AND (c.group_id IS NOT NULL OR NOT EXISTS (
+          SELECT 1 FROM wonderq.messages o
+          WHERE o.queue_id = $1 AND o.group_id IS NULL AND o.visible_at > {NOW}
+            AND (o.token IS NOT NULL OR o.id < c.id)))
+    ORDER BY id LIMIT $2
     FOR UPDATE SKIP LOCKED
 ) c
 WHERE m.id = c.id
@@ -128,10 +178,13 @@ async def _claim(txn: Txn, cached: Cached, size: int, visibility_timeout: int | 
     queue, version = cached.queue, cached.version
     timeout = queue.attributes.visibility_timeout if visibility_timeout is None else visibility_timeout
     prefix = secrets.token_hex(8) + "-"
-    rows = await txn.conn.fetch(CLAIM, queue.id, size, timeout, prefix, version)
+    if queue.fifo:
+        await fifo.lock(txn.conn, queue.id)
+    statement = FIFO_CLAIM if queue.fifo else CLAIM
+    rows = await txn.conn.fetch(statement, queue.id, size, timeout, prefix, version)
     claimed = [Message.from_row(row) for row in rows]
     if claimed and queue.attributes.max_receive_count:
-        claimed = await _redrive(txn, cached, claimed, timeout, prefix)
+        claimed = await _redrive(txn, cached, claimed, timeout, prefix, statement)
     if not claimed:
         row = await txn.conn.fetchrow(NEXT_VISIBLE, queue.id)
         return None if row["version"] != version else Claim([], queue.id, row["next_visible_at"])
@@ -139,7 +192,9 @@ async def _claim(txn: Txn, cached: Cached, size: int, visibility_timeout: int | 
     return Claim(sorted(claimed, key=lambda m: m.id), queue.id)
 
 
-async def _redrive(txn: Txn, cached: Cached, claimed: list[Message], timeout: int, prefix: str) -> list[Message]:
+async def _redrive(
+    txn: Txn, cached: Cached, claimed: list[Message], timeout: int, prefix: str, statement: str
+) -> list[Message]:
     queue = cached.queue
     dlq = queue.attributes.redrive_target and await find_queue(txn.conn, queue.attributes.redrive_target)
     if not dlq:
@@ -148,7 +203,7 @@ async def _redrive(txn: Txn, cached: Cached, claimed: list[Message], timeout: in
     while over := redrive.over(claimed):
         await txn.conn.execute(REDRIVE, dlq.id, [m.id for m in over], queue.name)
         again = redrive.again(over)
-        rows = await txn.conn.fetch(CLAIM, queue.id, again, timeout, prefix, cached.version) if again else []
+        rows = await txn.conn.fetch(statement, queue.id, again, timeout, prefix, cached.version) if again else []
         claimed = [Message.from_row(row) for row in rows]
     return redrive.kept
 
@@ -255,7 +310,9 @@ DELETE FROM wonderq.messages WHERE queue_id = $1 AND id IN (
 
 async def expire(txn: Txn, limit: int) -> int:
     """Ids grow with created_at, so a queue's expired messages are the ones
-    below its first unexpired id: found by walking only the expired."""
+    below its first unexpired id: found by walking only the expired. Expired
+    dedup keys go too (not counted)."""
+    await fifo.forget(txn.conn, limit)
     removed = await _orphans(txn)
     now = await txn.conn.fetchval(f"SELECT {NOW}")
     for queue in await list_queues(txn.conn):

@@ -14,7 +14,9 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from wonderq.backends import rules
 from wonderq.backends.rules import SETTINGS, Changes, Redrive, check_sizes, delays, missing, settings, tags_json, uuid4s
+from wonderq.backends.sqlite import fifo
 from wonderq.errors import InvalidParameter, QueueExists, QueueNotFound
 from wonderq.models import Claim, Message, NewMessage, Queue, QueueAttributes, QueueRef, QueueStats
 
@@ -160,13 +162,25 @@ def send_batch(txn: Txn, ref: QueueRef, messages: Sequence[NewMessage]) -> list[
                 group_id=m.group_id, dedup_id=m.dedup_id, system_attributes=m.system_attributes)
         for id, uuid, m, delay in zip(txn.take_ids(n), uuid4s(n), messages, delays(queue, messages), strict=True)
     ]
+    keys = [rules.dedup_key(queue, m) for m in messages] if queue.fifo else []
+    if not any(keys):
+        _insert(txn, sent)
+        return sent
+    known = fifo.originals(txn.conn, queue.id, keys, now)
+    store = [i for i in rules.firsts(keys) if keys[i] not in known]
+    _insert(txn, [sent[i] for i in store])
+    fifo.remember(txn.conn, [(keys[i], sent[i]) for i in store], now)
+    return rules.in_place(dict(enumerate(sent)), keys, known)
+
+
+def _insert(txn: Txn, messages: list[Message]) -> None:
     txn.conn.executemany(INSERT_MESSAGE, [
-        (m.id, m.message_id, m.queue_id, m.body, now, m.visible_at, m.attributes, m.group_id, m.dedup_id,
-         m.system_attributes)
-        for m in sent
+        (m.id, m.message_id, m.queue_id, m.body, m.created_at, m.visible_at, m.attributes, m.group_id,
+         m.dedup_id, m.system_attributes)
+        for m in messages
     ])
-    txn.changes.sent(queue.id, n, sum(m.visible_at == now for m in sent))
-    return sent
+    if messages:
+        txn.changes.sent(messages[0].queue_id, len(messages), sum(m.visible_at == txn.now for m in messages))
 
 
 CLAIM = f"""
@@ -177,6 +191,27 @@ WHERE id IN (
     SELECT id FROM messages
     WHERE queue_id = :queue AND visible_at <= :now
     ORDER BY visible_at, id LIMIT :size
+)
+RETURNING {MESSAGE_COLUMNS}
+"""
+# FIFO: in id order, and only messages whose group has none in flight and none earlier
+# still invisible (a NULL group_id is one group: the second test, by messages_ready).
+FIFO_CLAIM = f"""
+UPDATE messages
+SET visible_at = :until, token = :prefix || id, receive_count = receive_count + 1,
+    first_received_at = coalesce(first_received_at, :now)
+WHERE id IN (
+    SELECT id FROM messages m
+    WHERE queue_id = :queue AND visible_at <= :now
+      AND NOT EXISTS (
+          SELECT 1 FROM messages o
+          WHERE o.queue_id = :queue AND o.group_id = m.group_id AND o.visible_at > :now
+            AND (o.token IS NOT NULL OR o.id < m.id))
+      AND (m.group_id IS NOT NULL OR NOT EXISTS (
+          SELECT 1 FROM messages o
+          WHERE o.queue_id = :queue AND o.group_id IS NULL AND o.visible_at > :now
+            AND (o.token IS NOT NULL OR o.id < m.id)))
+    ORDER BY id LIMIT :size
 )
 RETURNING {MESSAGE_COLUMNS}
 """
@@ -191,9 +226,10 @@ def claim(txn: Txn, ref: QueueRef, size: int, visibility_timeout: int | None) ->
         "queue": queue.id, "now": txn.now, "size": size,
         "until": txn.now + timeout * 1000, "prefix": secrets.token_hex(8) + "-",
     }
-    claimed = [Message.from_row(row) for row in txn.conn.execute(CLAIM, params)]
+    statement = FIFO_CLAIM if queue.fifo else CLAIM
+    claimed = [Message.from_row(row) for row in txn.conn.execute(statement, params)]
     if claimed and queue.attributes.max_receive_count:
-        claimed = _redrive(txn, queue, claimed, params, timeout)
+        claimed = _redrive(txn, queue, claimed, params, timeout, statement)
     if not claimed:
         (next_visible_at,) = txn.conn.execute(NEXT_VISIBLE, (queue.id,)).fetchone()
         return Claim([], queue.id, next_visible_at)
@@ -203,7 +239,7 @@ def claim(txn: Txn, ref: QueueRef, size: int, visibility_timeout: int | None) ->
 
 
 def _redrive(
-    txn: Txn, queue: Queue, claimed: list[Message], params: dict[str, int | str], timeout: int
+    txn: Txn, queue: Queue, claimed: list[Message], params: dict[str, int | str], timeout: int, statement: str
 ) -> list[Message]:
     dlq = queue.attributes.redrive_target and find_queue(txn.conn, queue.attributes.redrive_target)
     if not dlq:
@@ -212,7 +248,7 @@ def _redrive(
     while over := redrive.over(claimed):
         txn.conn.executemany(REDRIVE, [(dlq.id, txn.now, queue.name, m.id) for m in over])
         params["size"] = redrive.again(over)
-        claimed = [Message.from_row(row) for row in txn.conn.execute(CLAIM, params)] if params["size"] else []
+        claimed = [Message.from_row(row) for row in txn.conn.execute(statement, params)] if params["size"] else []
     return redrive.kept
 
 
@@ -305,7 +341,9 @@ DELETE FROM messages WHERE id IN (
 
 def expire(txn: Txn, limit: int) -> int:
     """Ids grow with created_at, so a queue's expired messages are the ones
-    below its first unexpired id: found by walking only the expired."""
+    below its first unexpired id: found by walking only the expired. Expired
+    dedup keys go too (not counted)."""
+    fifo.forget(txn.conn, txn.now, limit)
     removed = 0
     for queue in list_queues(txn.conn):
         cutoff = txn.now - queue.attributes.retention_seconds * 1000
