@@ -2,8 +2,8 @@
 
 Runs tests/broker/sqs (botocore in-process, both protocols, both backends)
 with every call recorded, then marks an action as working over a protocol
-when the tests called it over that protocol and got a 200 on every backend,
-and all the tests passed. Run with ``make sqs-table``.
+when the tests called it over that protocol and got a 200, and all the tests
+(on both backends) passed. Run with ``make sqs-table``.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ NOTES = {
 def record() -> tuple[int, list[tuple[str, str, int]]]:
     with tempfile.TemporaryDirectory() as folder:
         env = dict(os.environ, WONDERQ_SQS_RECORD=folder)
-        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "2", "tests/broker/sqs"],
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "2", "tests/broker/sqs",
+                               "--ignore", "tests/broker/sqs/test_table.py"],
                               cwd=ROOT, env=env, check=False)
         calls = [tuple(c) for f in Path(folder).glob("*.json") for c in json.loads(f.read_text())]
     return done.returncode, calls  # type: ignore[return-value]
