@@ -26,7 +26,7 @@ def queue_arn(region: str, account: str, name: str) -> str:
 def name_of_url(url: str) -> str:
     """The queue name a queue URL (or a bare name) ends with."""
     path = urlsplit(url).path if "://" in url else url
-    name = path.rstrip("/").rsplit("/", 1)[-1]
+    name = path.rstrip("/").rpartition("/")[2]
     if not QUEUE_NAME.fullmatch(name):
         raise SqsError(QUEUE_DOES_NOT_EXIST, "The specified queue does not exist.")
     return name

@@ -8,7 +8,8 @@ Errors carry ``__type`` and ``message``, and the legacy Query code in
 
 from __future__ import annotations
 
-import uuid
+import itertools
+import os
 from collections.abc import Awaitable, Callable, Mapping
 
 import orjson
@@ -25,8 +26,14 @@ Action = Callable[[Call], Awaitable[Shape]]
 Context = Callable[[Request, str, Mapping[str, object]], Call]
 
 
+_PREFIX = os.urandom(10).hex()
+_PREFIX = f"{_PREFIX[:8]}-{_PREFIX[8:12]}-{_PREFIX[12:16]}-{_PREFIX[16:20]}-"
+_COUNTER = itertools.count()
+
+
 def request_id() -> tuple[bytes, bytes]:
-    return (b"x-amzn-requestid", str(uuid.uuid4()).encode())
+    """``x-amzn-RequestId``: shaped as a UUID, unique per process start and request."""
+    return (b"x-amzn-requestid", f"{_PREFIX}{next(_COUNTER) % 16**12:012x}".encode())
 
 
 def action_of(request: Request) -> str:

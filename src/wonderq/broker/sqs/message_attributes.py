@@ -30,6 +30,12 @@ XML_INVALID = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U001
 SYSTEM_ATTRIBUTES = ("AWSTraceHeader",)
 
 
+def valid_text(text: str) -> bool:
+    """Only characters XML 1.0 allows (what SQS allows in bodies and values).
+    A printable string has none of the others: the quick answer, in C."""
+    return text.isprintable() or not XML_INVALID.search(text)
+
+
 def check(raw: object, system: bool = False) -> Attributes:
     """Validated attributes (``system``: MessageSystemAttributes), or raise."""
     if raw is None:
@@ -75,7 +81,7 @@ def check_value(name: str, value: object) -> dict[str, str]:
         raise invalid(f"The message attribute '{name}' with type '{base}' must use field 'String'.")
     if base == "Number" and not NUMBER.fullmatch(text):
         raise invalid(f"Can't cast the value of message (user) attribute '{name}' to a number.")
-    if XML_INVALID.search(text):
+    if not valid_text(text):
         raise SqsError(INVALID_PARAMETER_VALUE, f"Message attribute '{name}' contains invalid characters.")
     return {"DataType": data_type, "StringValue": text}
 

@@ -79,7 +79,7 @@ def outgoing(entry: Mapping[str, object], queue: Queue | None, fifo: bool) -> Ou
     body = entry.get("MessageBody")
     if not isinstance(body, str) or not body:
         raise SqsError(MISSING_PARAMETER, "The request must contain the parameter MessageBody.")
-    if ma.XML_INVALID.search(body):
+    if not ma.valid_text(body):
         raise SqsError(INVALID_MESSAGE_CONTENTS, "Invalid binary character in the message body.")
     delay = integer_of(entry, "DelaySeconds", 0, MAX_DELAY)
     attributes = ma.check(entry.get("MessageAttributes"))
