@@ -20,7 +20,7 @@ from tests.inprocess import InProcess
 
 QUEUE_KEYS = {
     "id", "name", "created_at", "visibility_timeout", "delay_seconds", "retention_seconds",
-    "max_message_size", "redrive_target", "max_receive_count",
+    "max_message_size", "redrive_target", "max_receive_count", "receive_wait_seconds", "fifo", "tags",
 }
 STATS_KEYS = QUEUE_KEYS | {
     "queue_size", "retrievable_size", "in_flight_size", "delayed_size", "oldest_message_age",
