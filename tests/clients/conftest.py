@@ -127,63 +127,51 @@ class MotoServer:
             self.proc.wait()
 
 
-class Servers:
-    """The SQS servers of a test session, started on first use, one per target."""
-
-    def __init__(self, request: pytest.FixtureRequest, folder: Path) -> None:
-        self.request = request
-        self.folder = folder
-        self.running: dict[str, MotoServer | BrokerProcess] = {}
-
-    def url(self, name: str) -> str:
-        if name not in self.running:
-            self.running[name] = self._start(name)
-        return self.running[name].url
-
-    def _start(self, name: str) -> MotoServer | BrokerProcess:
-        folder = self.folder / name
-        folder.mkdir()
-        if name == "moto":
-            try:
-                import moto.server  # noqa: F401
-            except ImportError as exc:
-                missing("moto[server]", str(exc))
-            return MotoServer(folder).start()
-        if name == "wonderq":
-            return BrokerProcess(folder / "q.db", log_dir=folder).start()
-        db = fresh_database(self.request.getfixturevalue("postgres"))
-        return BrokerProcess(db, log_dir=folder).start()
-
-    def stop(self) -> list[str]:
-        """Stop every server; return the logs of WonderQ brokers that crashed a handler."""
-        crashed = []
-        for server in self.running.values():
-            server.stop()
-            if isinstance(server, BrokerProcess):
-                log = server.log.read_text()
-                if "Traceback" in log:
-                    crashed.append(log)
-        return crashed
+def stop_broker(broker: BrokerProcess) -> None:
+    broker.stop()
+    log = broker.log.read_text()
+    assert "Traceback" not in log, "a request crashed a WonderQ handler:\n" + log
 
 
 @pytest.fixture(scope="session")
-def sqs_servers(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    servers = Servers(request, tmp_path_factory.mktemp("sqs"))
-    yield servers
-    crashed = servers.stop()
-    assert not crashed, "a request crashed a WonderQ handler:\n" + "\n".join(crashed)
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    try:
+        import moto.server  # noqa: F401
+    except ImportError as exc:
+        missing("moto[server]", str(exc))
+    server = MotoServer(tmp_path_factory.mktemp("moto")).start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture(scope="session")
-def sqs_endpoint(sqs_servers: Servers) -> str:
-    """The URL of the session's SQS server (``WONDERQ_SQS_TARGET``), e.g. ``http://127.0.0.1:PORT``."""
-    return sqs_servers.url(target())
+def wonderq_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``wonderq broker --db <tmp>/q.db``."""
+    folder = tmp_path_factory.mktemp("wonderq")
+    broker = BrokerProcess(folder / "q.db", log_dir=folder).start()
+    yield broker.url
+    stop_broker(broker)
+
+
+@pytest.fixture(scope="session")
+def wonderq_pg_endpoint(postgres: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``wonderq broker --db postgresql://...``, a fresh database on the session's PostgreSQL."""
+    broker = BrokerProcess(fresh_database(postgres), log_dir=tmp_path_factory.mktemp("wonderq_pg")).start()
+    yield broker.url
+    stop_broker(broker)
+
+
+@pytest.fixture(scope="session")
+def sqs_endpoint(request: pytest.FixtureRequest) -> str:
+    """The URL of the session's SQS server (``WONDERQ_SQS_TARGET``), e.g. ``http://127.0.0.1:PORT``.
+    Each server is started once a session, on first use, and shared."""
+    return str(request.getfixturevalue(f"{target()}_endpoint"))
 
 
 @pytest.fixture(scope="session", params=boto3_targets())
-def sqs_backend_endpoint(request: pytest.FixtureRequest, sqs_servers: Servers) -> str:
+def sqs_backend_endpoint(request: pytest.FixtureRequest) -> str:
     """Like :func:`sqs_endpoint`, once for each backend of the target (boto3's tests)."""
-    return sqs_servers.url(request.param)
+    return str(request.getfixturevalue(f"{request.param}_endpoint"))
 
 
 def run(cmd: list[str | Path], *, timeout: float = 60, **kwargs: Any) -> subprocess.CompletedProcess[str]:
