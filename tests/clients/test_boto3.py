@@ -464,3 +464,94 @@ def test_fifo_sequence_numbers(sqs: Client) -> None:
     got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
     assert [int(m["Attributes"]["SequenceNumber"]) for m in got] == numbers
     assert numbers == sorted(numbers) and len(set(numbers)) == 5
+
+
+TRACE = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+
+
+def test_message_system_attributes(sqs: Client, queue: str) -> None:
+    sqs.send_message(QueueUrl=queue, MessageBody="traced",
+                     MessageSystemAttributes={"AWSTraceHeader": {"DataType": "String", "StringValue": TRACE}})
+    [message] = sqs.receive_message(QueueUrl=queue, MessageSystemAttributeNames=["AWSTraceHeader", "SentTimestamp"],
+                                    VisibilityTimeout=0)["Messages"]
+    assert message["Attributes"]["AWSTraceHeader"] == TRACE
+    assert set(message["Attributes"]) == {"AWSTraceHeader", "SentTimestamp"}  # only what was asked for
+    [message] = sqs.receive_message(QueueUrl=queue, AttributeNames=["ApproximateReceiveCount"])["Messages"]
+    assert message["Attributes"] == {"ApproximateReceiveCount": "2"}
+
+
+@moto_gets_wrong("no MD5OfMessageSystemAttributes")
+def test_digest_of_message_system_attributes(sqs: Client, queue: str) -> None:
+    system = {"AWSTraceHeader": {"DataType": "String", "StringValue": TRACE}}
+    sent = sqs.send_message(QueueUrl=queue, MessageBody="traced", MessageSystemAttributes=system)
+    assert sent["MD5OfMessageSystemAttributes"] == md5_of_attributes(system) == "5ae4d5d7636402d80f4eb6d213245a88"
+    batch = sqs.send_message_batch(QueueUrl=queue, Entries=[
+        {"Id": "t", "MessageBody": "traced", "MessageSystemAttributes": system},
+    ])
+    assert batch["Successful"][0]["MD5OfMessageSystemAttributes"] == md5_of_attributes(system)
+
+
+def test_permissions_are_kept_as_the_policy(sqs: Client, queue: str) -> None:
+    sqs.add_permission(QueueUrl=queue, Label="partner", AWSAccountIds=["111122223333"],
+                       Actions=["SendMessage", "ReceiveMessage"])
+    policy = json.loads(sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["Policy"])["Attributes"]["Policy"])
+    [statement] = policy["Statement"]
+    assert statement["Sid"] == "partner" and statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"AWS": "arn:aws:iam::111122223333:root"}
+    assert sorted(statement["Action"]) == ["SQS:ReceiveMessage", "SQS:SendMessage"]
+    assert statement["Resource"] == arn(sqs, queue)
+    sqs.remove_permission(QueueUrl=queue, Label="partner")
+    attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["Policy"]).get("Attributes", {})
+    assert json.loads(attributes.get("Policy", '{"Statement": []}'))["Statement"] == []
+    with pytest.raises(ClientError) as exc:
+        sqs.remove_permission(QueueUrl=queue, Label="partner")
+    assert error_code(exc) == "InvalidParameterValue"
+
+
+def dead_letters(sqs: Client, count: int) -> tuple[str, str]:
+    """A source queue and its dead-letter queue holding ``count`` dead-lettered messages."""
+    dlq = sqs.create_queue(QueueName=unique("dlq"))["QueueUrl"]
+    policy = json.dumps({"deadLetterTargetArn": arn(sqs, dlq), "maxReceiveCount": 1})
+    source = sqs.create_queue(QueueName=unique("src"), Attributes={"RedrivePolicy": policy})["QueueUrl"]
+    sqs.send_message_batch(QueueUrl=source, Entries=[{"Id": str(i), "MessageBody": f"m{i}"} for i in range(count)])
+    received, deadline = 0, time.monotonic() + 10
+    while received < count and time.monotonic() < deadline:
+        received += len(sqs.receive_message(QueueUrl=source, MaxNumberOfMessages=10, VisibilityTimeout=0)
+                        .get("Messages", []))
+    assert "Messages" not in sqs.receive_message(QueueUrl=source, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+    return source, dlq
+
+
+def wait_for_task(sqs: Client, source_arn: str, statuses: set[str]) -> dict[str, Any]:
+    deadline = time.monotonic() + 20
+    while True:
+        [task] = sqs.list_message_move_tasks(SourceArn=source_arn, MaxResults=1)["Results"]
+        if task["Status"] in statuses or time.monotonic() > deadline:
+            return dict(task)
+        time.sleep(0.2)
+
+
+@moto_gets_wrong("StartMessageMoveTask and ListMessageMoveTasks answer 500")
+def test_message_move_task_back_to_the_source(sqs: Client) -> None:
+    source, dlq = dead_letters(sqs, 3)
+    handle = sqs.start_message_move_task(SourceArn=arn(sqs, dlq))["TaskHandle"]
+    task = wait_for_task(sqs, arn(sqs, dlq), {"COMPLETED", "FAILED"})
+    assert task["Status"] == "COMPLETED" and task["TaskHandle"] == handle
+    assert task["ApproximateNumberOfMessagesMoved"] == 3
+    back = sqs.receive_message(QueueUrl=source, MaxNumberOfMessages=10, WaitTimeSeconds=1)["Messages"]
+    assert sorted(m["Body"] for m in back) == ["m0", "m1", "m2"]
+
+
+@moto_gets_wrong("StartMessageMoveTask and CancelMessageMoveTask answer 500")
+def test_message_move_task_to_a_destination_at_a_rate_cancelled(sqs: Client) -> None:
+    _, dlq = dead_letters(sqs, 5)
+    destination = sqs.create_queue(QueueName=unique("dest"))["QueueUrl"]
+    handle = sqs.start_message_move_task(SourceArn=arn(sqs, dlq), DestinationArn=arn(sqs, destination),
+                                         MaxNumberOfMessagesPerSecond=1)["TaskHandle"]
+    running = wait_for_task(sqs, arn(sqs, dlq), {"RUNNING"})
+    assert running["Status"] == "RUNNING" and running["MaxNumberOfMessagesPerSecond"] == 1
+    assert running["DestinationArn"] == arn(sqs, destination)
+    sqs.cancel_message_move_task(TaskHandle=handle)
+    task = wait_for_task(sqs, arn(sqs, dlq), {"CANCELLED"})
+    assert task["Status"] == "CANCELLED"
+    assert task["ApproximateNumberOfMessagesMoved"] < 5  # the rate limit held it back
