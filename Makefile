@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint clients coverage bench clean
+.PHONY: run test lint clients coverage bench bench-sqs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ coverage: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/bench.py
+
+# The SQS API against the REST API, with moto's server as the peer row (bench/README.md).
+bench-sqs: $(VENV)/.installed
+	$(BIN)/python bench/sqs_bench.py
 
 clean:
 	rm -rf $(VENV) .venv-query .venv-awscli $(NODE_DIR)/node_modules .pytest_cache .mypy_cache .ruff_cache
