@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint clients coverage bench bench-sqs clean
+.PHONY: run test lint clients coverage bench bench-sqs clean sqs-table
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,7 @@ run: $(VENV)/.installed
 	$(BIN)/wonderq up
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench tools
 	$(BIN)/mypy
 
 # Two workers: the suite is CPU-bound on a 2-core machine. The system tests (the longest)
@@ -48,6 +48,10 @@ COVERAGE_FLOOR := 78
 coverage: $(VENV)/.installed
 	$(BIN)/pytest -n 2 --cov --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR) \
 		tests/backends tests/broker tests/edge tests/client tests/cli tests/apps
+
+# docs/sqs.md's compatibility table, from what tests/broker/sqs did (tools/sqs_table.py).
+sqs-table: $(VENV)/.installed
+	$(BIN)/python tools/sqs_table.py
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/bench.py
