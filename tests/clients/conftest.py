@@ -34,9 +34,9 @@ import pytest
 
 from tests.conftest import BrokerProcess, free_port, fresh_database
 
-# The target when WONDERQ_SQS_TARGET is unset. "moto" until WonderQ's SQS API (issue 8) is on
-# main; then flip it to "wonderq".
-DEFAULT_TARGET = "moto"
+# The target when WONDERQ_SQS_TARGET is unset: WonderQ itself (its SQS API is on main), on both
+# backends for boto3. WONDERQ_SQS_TARGET=moto runs the same tests against moto's server.
+DEFAULT_TARGET = "wonderq"
 TARGETS = ("moto", "wonderq", "wonderq_pg")
 
 ROOT = Path(__file__).resolve().parents[2]
