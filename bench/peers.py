@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import WONDERQ, free_port, http_json
+from bench import WONDERQ, cpu_times, free_port, http_json
 from loadgen import Stats, cpu_seconds, timed_window
 from loadgen import run as run_loop
 from pg import BenchPostgres
@@ -89,12 +89,14 @@ class System:
     consume_each: float | None = None  # consume 10 + one delete per message (WonderQ and the ceiling)
     gen_cpu: float = 0.0  # the highest share of CPU 1 the load used over the measurements
     sut_cpu: float = 0.0  # the highest share of CPU 0 the system used
+    others_cpu: float = 0.0  # the highest share of CPU 0 other processes took meanwhile
     notes: list[str] = field(default_factory=list)
 
     def add(self, key: str, result: dict[str, Any]) -> None:
         setattr(self, key, result["rate"])
         self.gen_cpu = max(self.gen_cpu, result.get("gen_cpu_pct", 0.0))
         self.sut_cpu = max(self.sut_cpu, result.get("sut_cpu_pct", 0.0))
+        self.others_cpu = max(self.others_cpu, result.get("others_cpu_pct", 0.0))
         if result.get("errors"):
             self.notes.append(f"{key}: {result['errors']} errors {result.get('error_kinds')}")
         if result.get("duplicates"):
@@ -125,14 +127,23 @@ def process_tree_ticks(root: int) -> int:
 def measured(pids: list[int], command: list[str]) -> dict[str, Any]:
     """Run one load process pinned to CPU 1; its JSON, plus the system's CPU share."""
     cmd = ["taskset", "-c", str(LOAD_CPU), *command]
-    t0, ticks0 = time.monotonic(), sum(process_tree_ticks(p) for p in pids)
+    t0, ticks0, cpu0 = time.monotonic(), sum(process_tree_ticks(p) for p in pids), cpu_times(SUT_CPU)
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     wall = (time.monotonic() - t0) * os.sysconf("SC_CLK_TCK")
     ticks = sum(process_tree_ticks(p) for p in pids) - ticks0
     if done.returncode != 0 or not done.stdout.strip():
         raise RuntimeError(f"{' '.join(command[:4])} failed:\n{done.stderr[-2000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result | {"sut_cpu_pct": round(100 * ticks / wall, 1) if wall else 0.0}
+    return result | {"sut_cpu_pct": round(100 * ticks / wall, 1) if wall else 0.0,
+                     "others_cpu_pct": others_share(cpu0, ticks)}
+
+
+def others_share(before: list[int], own_ticks: int) -> float:
+    """How much of CPU 0 went to other processes since ``before``: busy minus the system's own."""
+    delta = [b - a for a, b in zip(before, cpu_times(SUT_CPU), strict=True)]
+    total = sum(delta[:8]) or 1
+    busy = total - delta[3] - delta[4]  # all but idle and iowait
+    return round(100 * max(0, busy - own_ticks) / total, 1)
 
 
 def loadgen(pids: list[int], port: int, scenario: str, *flags: str) -> dict[str, Any]:
@@ -311,11 +322,13 @@ def measure_sqlite(plan: Plan) -> System:
             db = tmp / f"raw{rows}.db"
             cmd = ["taskset", "-c", str(SUT_CPU), sys.executable, __file__, "sqlite", str(db), "--rows", str(rows),
                    "--duration", str(plan.duration), "--warmup", str(plan.warmup)]
+            cpu0 = cpu_times(SUT_CPU)
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
             if done.returncode != 0:
                 raise RuntimeError(f"raw sqlite failed:\n{done.stderr[-2000:]}")
             result = json.loads(done.stdout)
-            system.add(key, result | {"sut_cpu_pct": result["cpu_pct"]})
+            own = round(result["cpu_seconds_total"] * os.sysconf("SC_CLK_TCK"))
+            system.add(key, result | {"sut_cpu_pct": result["cpu_pct"], "others_cpu_pct": others_share(cpu0, own)})
     system.notes.append("one process on CPU 0, no load generator; send = 1 row a transaction, batch = 100 rows")
     return system
 
@@ -667,7 +680,7 @@ def raw_sqlite(path: Path, rows: int, duration: float, warmup: float) -> dict[st
     wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     conn.close()
     return {"rate": round(inserted / wall, 1), "messages": inserted, "seconds": round(wall, 3),
-            "cpu_pct": round(100 * cpu / wall, 1)}
+            "cpu_pct": round(100 * cpu / wall, 1), "cpu_seconds_total": round(cpu_seconds(), 3)}
 
 
 # -- the table -----------------------------------------------------------------------------------------
@@ -690,6 +703,7 @@ def markdown(head: list[str], body: list[list[str]]) -> str:
 
 def report(systems: dict[str, System]) -> str:
     head = ["system", "send", "batch send (10)", "consume+ack", "consume+delete each", "sys CPU", "gen CPU",
+            "others on CPU 0",
             "WonderQ / it (send, batch, consume)"]
     rows = []
     for key, s in systems.items():
@@ -697,8 +711,11 @@ def report(systems: dict[str, System]) -> str:
         ratios = "" if key.startswith("wonderq") or against is None else " / ".join(
             ratio(getattr(against, k), getattr(s, k)) for k in ("send", "batch", "consume"))
         rows.append([s.name, rate(s.send), rate(s.batch), rate(s.consume), rate(s.consume_each),
-                     f"{s.sut_cpu:.0f}%", f"{s.gen_cpu:.0f}%", ratios])
+                     f"{s.sut_cpu:.0f}%", f"{s.gen_cpu:.0f}%", f"{s.others_cpu:.0f}%", ratios])
     out = [markdown(head, rows), ""]
+    for s in systems.values():
+        if s.others_cpu >= 10:
+            s.notes.append(f"other processes took up to {s.others_cpu:.0f}% of CPU 0 meanwhile: its rates are low")
     out += [f"- {s.name}: {'; '.join(s.notes)}" for s in systems.values() if s.notes]
     out += ["", markdown(["target (issue 9)", "measured", "result"], targets(systems))]
     return "\n".join(out)
