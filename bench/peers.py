@@ -582,10 +582,17 @@ async def drive_rabbitmq(args: argparse.Namespace) -> dict[str, Any]:
         for p in publishers:
             p.close()
     else:
-        await admin.confirming()
-        chunk = [body().encode()] * 500
-        for _ in range(0, args.prefill, len(chunk)):
-            await admin.publish(chunk)
+        fillers = [await Rabbit(args.port).open() for _ in range(CONSUMERS)]
+        chunk, left = [body().encode()] * 100, [args.prefill]
+
+        async def fill(p: Rabbit) -> None:
+            await p.confirming()
+            while left[0] > 0:
+                left[0] -= len(chunk)
+                await p.publish(chunk)
+            p.close()
+
+        await asyncio.gather(*(fill(p) for p in fillers))
         stats = Stats()
         consumers = [await Rabbit(args.port).open() for _ in range(CONSUMERS)]
         for c in consumers:
