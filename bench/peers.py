@@ -219,23 +219,26 @@ def trivial_server() -> Iterator[tuple[int, int]]:
         stop(proc)
 
 
+HTTP_RUNS = {  # loadgen's scenario and flags for each column
+    "send": ("send", ["--connections", str(SENDERS)]),
+    "batch": ("send", ["--connections", str(SENDERS), "--batch", "10"]),
+    "consume": ("consume", ["--delete", "batch"]),
+    "consume_each": ("consume", ["--delete", "each"]),
+}
+
+
 def measure_http(name: str, plan: Plan, server: Callable[[], contextlib.AbstractContextManager[tuple[int, int]]],
-                 setup: Callable[[int], None] = lambda port: None) -> System:
-    """The four loadgen scenarios, each against a fresh server from ``server()``."""
+                 columns: tuple[str, ...] = tuple(HTTP_RUNS), also: tuple[int, ...] = ()) -> System:
+    """loadgen's scenarios, each against a fresh server from ``server()``; ``also``: more
+    processes whose CPU counts as the system's (its database)."""
     system = System(name)
-    runs: list[tuple[str, str, list[str]]] = [
-        ("send", "send", ["--connections", str(SENDERS)]),
-        ("batch", "send", ["--connections", str(SENDERS), "--batch", "10"]),
-        ("consume", "consume", ["--delete", "batch"]),
-        ("consume_each", "consume", ["--delete", "each"]),
-    ]
-    for key, scenario, flags in runs:
+    for key in columns:
+        scenario, flags = HTTP_RUNS[key]
+        if scenario == "consume":
+            flags = [*flags, "--consumers", str(CONSUMERS), "--size", str(SIZE), "--wait", "1",
+                     "--prefill", str(plan.prefill)]
         with server() as (port, pid):
-            setup(port)
-            if scenario == "consume":
-                flags = [*flags, "--consumers", str(CONSUMERS), "--size", str(SIZE), "--wait", "1",
-                         "--prefill", str(plan.prefill)]
-            system.add(key, loadgen([pid], port, scenario, *plan.timing(), *flags))
+            system.add(key, loadgen([pid, *also], port, scenario, *plan.timing(), *flags))
     return system
 
 
@@ -245,7 +248,8 @@ def measure_trivial(plan: Plan) -> System:
     return system
 
 
-def wonderq_server(db: Callable[[Path], str], pg: BenchPostgres | None = None) -> Callable[[], Any]:
+def wonderq_server(db: Callable[[Path], str]) -> Callable[[], Any]:
+    """A factory of fresh brokers, each on the database ``db(its temporary folder)`` names."""
     @contextlib.contextmanager
     def server() -> Iterator[tuple[int, int]]:
         with workdir("wonderq") as tmp:
@@ -295,22 +299,9 @@ def measure_wonderq_pg(plan: Plan) -> System:
     need_module("asyncpg")
     with postgres() as pg:
         assert pg.cluster.proc is not None
-        pg_pid = pg.cluster.proc.pid
-        inner = wonderq_server(lambda tmp: pg.fresh_database())
-
-        @contextlib.contextmanager
-        def server() -> Iterator[tuple[int, int]]:
-            with inner() as (port, pid):
-                yield port, pid
-        system = System("WonderQ REST, PostgreSQL")
-        for key, scenario, flags in [
-            ("send", "send", ["--connections", str(SENDERS)]),
-            ("batch", "send", ["--connections", str(SENDERS), "--batch", "10"]),
-            ("consume", "consume", ["--delete", "batch", "--consumers", str(CONSUMERS), "--size", str(SIZE),
-                                    "--wait", "1", "--prefill", str(plan.prefill)]),
-        ]:
-            with server() as (port, pid):
-                system.add(key, loadgen([pid, pg_pid], port, scenario, *plan.timing(), *flags))
+        server = wonderq_server(lambda tmp: pg.fresh_database())
+        system = measure_http("WonderQ REST, PostgreSQL", plan, server, ("send", "batch", "consume"),
+                              also=(pg.cluster.proc.pid,))
     system.notes.append("broker and PostgreSQL share CPU 0")
     return system
 
