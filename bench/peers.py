@@ -21,8 +21,8 @@ Every peer is started and stopped here; one that cannot be started is skipped wi
 one line. The table gives each system's rates and WonderQ's ratio to each, then the
 issue's ratio targets with PASS/FAIL.
 
-    .venv/bin/python bench/peers.py            # ~10 s a measurement, ~6 minutes
-    .venv/bin/python bench/peers.py --quick    # ~1.5 s a measurement: a smoke test
+    .venv/bin/python bench/peers.py            # ~10 s a measurement, ~8 minutes
+    .venv/bin/python bench/peers.py --quick    # ~1.5 s a measurement: a smoke test, ~2.5 minutes
     .venv/bin/python bench/peers.py --only trivial,wonderq,redis-always
 
 The peers' clients come with the ``bench`` extra: ``pip install -e '.[bench]'``;
