@@ -106,7 +106,7 @@ def broker(
         db: Path | str = folder / "wonderq.db"
     else:
         db = fresh_database(request.getfixturevalue("postgres"))
-    b = BrokerProcess(db, "--log-level", "info", log_dir=folder).start()
+    b = BrokerProcess(db, "--log-level", "info", "--access-log", log_dir=folder).start()
     yield b
     b.stop()
     assert "Traceback" not in b.log.read_text()

@@ -540,3 +540,23 @@ def test_wrong_method(client: httpx.Client, method: str, url: str) -> None:
 def test_nul_in_a_body_is_refused(client: httpx.Client, queue: dict[str, Any]) -> None:
     r = client.post("/messages", json={"queue_id": queue["id"], "body": "a\u0000b"})
     assert "NUL" in assert_error(r, 400, "invalid_parameter")
+
+
+def test_a_stale_token_is_not_called_received_again(client: httpx.Client, queue: dict[str, Any]) -> None:
+    """A token that never was the message's gets the same 409, worded so it is true for both."""
+    m = receive(client, queue)
+    r = client.delete(f"/messages/{m['id']}", params={"reservation_token": "never-issued"})
+    message = assert_error(r, 409, "stale_token")
+    assert message == f"the token is not message {m['id']}'s current receipt token", message
+
+
+@pytest.mark.parametrize("url", ["/healthz", "/readyz"])
+def test_head_on_the_health_checks(client: httpx.Client, url: str) -> None:
+    r = client.head(url)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+
+
+def test_405_says_what_is_allowed(client: httpx.Client) -> None:
+    r = client.post("/healthz")
+    assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
+    assert client.put("/queues").headers["allow"] == "GET, POST"

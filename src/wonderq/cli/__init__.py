@@ -14,8 +14,9 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from wonderq import __version__
 from wonderq.cli import client_verbs, servers
-from wonderq.cli.output import INTERRUPTED, OK, TOP_EPILOG, USAGE, Run, UsageError, complain
+from wonderq.cli.output import INTERRUPTED, OK, TOP_EPILOG, USAGE, VERB_EPILOG, Run, UsageError, complain
 from wonderq.settings import Settings
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="wonderq", description="A durable SQS-style message queue.",
                                   epilog=TOP_EPILOG)
+    top.add_argument("--version", action="version", version=f"wonderq {__version__}")
     verbs = top.add_subparsers(dest="verb", required=True)
     servers.register(verbs)
     add_copy(verbs)
@@ -55,7 +57,7 @@ def add_copy(verbs: Verbs) -> None:
         "migrate", help="copy queues and messages from SQLite to PostgreSQL",
         description="Copy every queue and message (ids, bodies, visibility state, reservation tokens)"
         " from a SQLite database to PostgreSQL, in one transaction. Stop the brokers on the SQLite"
-        " file first: it is only read. Exit status: 0 done, 1 refused or failed, 2 usage.",
+        " file first: it is only read.", epilog=VERB_EPILOG,
     )
     p.add_argument("--from", dest="source", required=True, metavar="URL",
                    help="the SQLite database: sqlite:///path/wonderq.db (or a path)")

@@ -17,12 +17,40 @@ if TYPE_CHECKING:
     Verbs = argparse._SubParsersAction[argparse.ArgumentParser]
 Run = Callable[[argparse.Namespace, Settings], int]  # a verb: exit status
 
-OK, REFUSED, USAGE, UNREACHABLE, EMPTY, INTERRUPTED = 0, 1, 2, 3, 4, 130
-EXIT_STATUS = (
-    "exit status: 0 ok; 1 the broker said no (its error code and message go to stderr);"
-    " 2 bad usage; 3 broker unreachable; 4 receive found no message; 130 interrupted"
+OK, REFUSED, USAGE, UNREACHABLE, EMPTY, CANNOT_START, INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
+FAILED = REFUSED  # a server's status when it failed while running
+EXIT_CODES = (  # one table for every verb
+    (OK, "ok (a server: stopped by Ctrl-C or SIGTERM)"),
+    (REFUSED, "the broker said no (its error code and message on stderr); a server failed while running"),
+    (USAGE, "bad usage: a flag, an argument, a WONDERQ_* variable"),
+    (UNREACHABLE, "broker unreachable (client verbs)"),
+    (EMPTY, "receive found no message"),
+    (CANNOT_START, "a server could not start: its port is in use, its database cannot be opened"),
+    (INTERRUPTED, "interrupted by Ctrl-C (client verbs)"),
 )
-TOP_EPILOG = f"client verbs' {EXIT_STATUS}. `wonderq VERB --help` tells a verb's flags."
+EXIT_STATUS = "exit status: " + "; ".join(f"{code} {what}" for code, what in EXIT_CODES)
+ENVIRONMENT = (
+    "Every flag --some-flag can also be set as WONDERQ_SOME_FLAG in the environment (a flag wins):"
+    " WONDERQ_URL (--broker-url), WONDERQ_DB, WONDERQ_PORT, WONDERQ_HOST, WONDERQ_LOG_LEVEL, …"
+)
+VERB_EPILOG = f"{ENVIRONMENT}. {EXIT_STATUS}."
+TOP_EPILOG = f"{VERB_EPILOG} `wonderq VERB --help` tells a verb's flags."
+
+
+def bounded(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer from ``low`` to ``high`` (else exit 2, from the parser)."""
+
+    def integer(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {low}-{high}, not {value}")
+        return value
+
+    integer.__name__ = "integer"
+    return integer
 
 
 class UsageError(Exception):
