@@ -84,7 +84,8 @@ class Activity:
             return None
         top = ", ".join(f"{endpoint} {n:,}" for endpoint, n in requests.most_common(4))
         more = ", …" if len(requests) > 4 else ""
-        return (f"{requests.total():,} requests in the last {time.monotonic() - since:.0f} s"
+        total = requests.total()
+        return (f"{total:,} request{'' if total == 1 else 's'} in the last {time.monotonic() - since:.0f} s"
                 f" ({top}{more}); {errors:,} failed with 5xx")
 
     async def report(self, log: logging.Logger, interval: float = SUMMARY_INTERVAL) -> None:
