@@ -2,7 +2,8 @@
 
 Its verbs live by kind: :mod:`.client_verbs` (``queues``, ``send``, ``receive``,
 … over the Python client), :mod:`.servers` (``broker``, ``dev``, ``user``, ``up``),
-:mod:`.copy` (``migrate``: copy a SQLite database into PostgreSQL); what they
+:mod:`.copy` (``migrate``: copy a SQLite database into PostgreSQL), :mod:`.backup`
+(``backup``: an online copy of a SQLite database); what they
 print and how they exit is :mod:`.output`.
 """
 
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from wonderq import __version__
-from wonderq.cli import client_verbs, servers
+from wonderq.cli import backup, client_verbs, servers
 from wonderq.cli.output import INTERRUPTED, OK, TOP_EPILOG, USAGE, VERB_EPILOG, Run, UsageError, complain
 from wonderq.settings import Settings
 
@@ -30,6 +31,7 @@ def parser() -> argparse.ArgumentParser:
     verbs = top.add_subparsers(dest="verb", required=True)
     servers.register(verbs)
     add_copy(verbs)
+    backup.register(verbs)
     client_verbs.register(verbs)
     return top
 
