@@ -17,7 +17,17 @@ from typing import TYPE_CHECKING
 
 from wonderq import __version__
 from wonderq.cli import backup, client_verbs, servers
-from wonderq.cli.output import INTERRUPTED, OK, TOP_EPILOG, USAGE, VERB_EPILOG, Run, UsageError, complain
+from wonderq.cli.output import (
+    INTERRUPTED,
+    OK,
+    TOP_EPILOG,
+    USAGE,
+    VERB_EPILOG,
+    Parser,
+    Run,
+    UsageError,
+    complain,
+)
 from wonderq.settings import Settings
 
 if TYPE_CHECKING:
@@ -25,10 +35,9 @@ if TYPE_CHECKING:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="wonderq", description="A durable SQS-style message queue.",
-                                  epilog=TOP_EPILOG)
+    top = Parser(prog="wonderq", description="A durable SQS-style message queue.", epilog=TOP_EPILOG)
     top.add_argument("--version", action="version", version=f"wonderq {__version__}")
-    verbs = top.add_subparsers(dest="verb", required=True)
+    verbs = top.add_subparsers(dest="verb", required=True, parser_class=Parser)
     servers.register(verbs)
     add_copy(verbs)
     backup.register(verbs)

@@ -13,8 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from wonderq.settings import Settings
 
-if TYPE_CHECKING:
-    Verbs = argparse._SubParsersAction[argparse.ArgumentParser]
 Run = Callable[[argparse.Namespace, Settings], int]  # a verb: exit status
 
 OK, REFUSED, USAGE, UNREACHABLE, EMPTY, CANNOT_START, INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
@@ -28,13 +26,34 @@ EXIT_CODES = (  # one table for every verb
     (CANNOT_START, "a server could not start: its port is in use, its database cannot be opened"),
     (INTERRUPTED, "interrupted by Ctrl-C (client verbs)"),
 )
-EXIT_STATUS = "exit status: " + "; ".join(f"{code} {what}" for code, what in EXIT_CODES)
+EXIT_STATUS = "exit status:\n" + "\n".join(f"  {code:<4} {what}" for code, what in EXIT_CODES)
 ENVIRONMENT = (
-    "Every flag --some-flag can also be set as WONDERQ_SOME_FLAG in the environment (a flag wins):"
-    " WONDERQ_URL (--broker-url), WONDERQ_DB, WONDERQ_PORT, WONDERQ_HOST, WONDERQ_LOG_LEVEL, …"
+    "environment: every flag --some-flag can also be set as WONDERQ_SOME_FLAG (a flag wins),\n"
+    "  e.g. WONDERQ_URL (--broker-url), WONDERQ_DB, WONDERQ_PORT, WONDERQ_HOST, WONDERQ_LOG_LEVEL"
 )
-VERB_EPILOG = f"{ENVIRONMENT}. {EXIT_STATUS}."
-TOP_EPILOG = f"{VERB_EPILOG} `wonderq VERB --help` tells a verb's flags."
+VERB_EPILOG = f"{ENVIRONMENT}\n\n{EXIT_STATUS}"
+TOP_EPILOG = f"{VERB_EPILOG}\n\n`wonderq VERB --help` tells a verb's flags."
+
+
+class Formatter(argparse.HelpFormatter):
+    """Descriptions wrapped as usual; a text with line breaks (the epilogs' tables) kept as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+class Parser(argparse.ArgumentParser):
+    """``wonderq``'s parsers: every one with :class:`Formatter`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", Formatter)
+        super().__init__(*args, **kwargs)
+
+
+if TYPE_CHECKING:
+    Verbs = argparse._SubParsersAction[Parser]
 
 
 def bounded(low: int, high: int) -> Callable[[str], int]:

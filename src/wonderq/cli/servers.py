@@ -45,8 +45,7 @@ if TYPE_CHECKING:
     from wonderq.cli.output import Verbs
 
 SERVER_STATUS = (
-    f"{VERB_EPILOG} On SIGTERM a server shuts down cleanly and then ends by that signal"
-    " (up: exits 0)"
+    f"{VERB_EPILOG}\n\nOn SIGTERM a server shuts down cleanly and then ends by that signal (up: exits 0)."
 )
 SERVICES = (  # verb, what it is, the module with its create_app(settings), the Settings field of its port
     ("broker", "broker", "wonderq.broker.app", "port"),
