@@ -8,7 +8,7 @@ RUN_VENV := .venv-run
 RUN_BIN := $(RUN_VENV)/bin
 SOURCES := pyproject.toml $(shell find src -type f -not -name '*.pyc' -not -path '*.egg-info*')
 
-.PHONY: run test lint coverage package bench clean
+.PHONY: run test lint coverage package bench clean sqs-table
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,7 @@ run: $(RUN_VENV)/.installed
 	$(RUN_BIN)/wonderq up
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench tools
 	$(BIN)/mypy
 
 # Two workers: the suite is CPU-bound on a 2-core machine. The system tests (the longest)
@@ -55,6 +55,10 @@ package: $(VENV)/.installed
 	.venv-smoke/bin/pip install -q dist/wonderq-*.whl
 	deploy/smoke.sh .venv-smoke/bin
 	rm -rf .venv-smoke
+
+# docs/sqs.md's compatibility table, from what tests/broker/sqs did (tools/sqs_table.py).
+sqs-table: $(VENV)/.installed
+	$(BIN)/python tools/sqs_table.py
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/bench.py

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
@@ -57,6 +57,8 @@ class Queue:
     max_message_size: int  # bytes of UTF-8 body
     redrive_target: str | None  # dead-letter queue's name
     max_receive_count: int  # 0: never dead-lettered
+    fifo: bool = False  # its name ends with .fifo: order per group, duplicates dropped
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,14 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class Moving:
+    """A move task started: its id, and how many messages it found to move."""
+
+    task: str
+    to_move: int
+
+
+@dataclass(frozen=True, slots=True)
 class Sent:
     id: int
     message_id: str
@@ -114,6 +124,7 @@ def parse_queue(data: Mapping[str, Any]) -> Queue:
         visibility_timeout=data["visibility_timeout"], delay_seconds=data["delay_seconds"],
         retention_seconds=data["retention_seconds"], max_message_size=data["max_message_size"],
         redrive_target=data["redrive_target"], max_receive_count=data["max_receive_count"],
+        fifo=data.get("fifo", False), tags=data.get("tags") or {},
     )
 
 
@@ -216,6 +227,15 @@ def delete_queue_call(queue: QueueRef) -> Call[None]:
 
 def purge_call(queue: QueueRef) -> Call[int]:
     return Call("POST", f"/queues/{_queue_path(queue)}/purge", lambda data: int(data["purged"]))
+
+
+def parse_moving(data: Mapping[str, Any]) -> Moving:
+    return Moving(data["task"], data["to_move"])
+
+
+def move_call(queue: QueueRef, destination: str | None) -> Call[Moving]:
+    json = _present({"destination": destination})
+    return Call("POST", f"/queues/{_queue_path(queue)}/move", parse_moving, json=json)
 
 
 def send_call(queue: QueueRef, body: str, delay_seconds: int | None) -> Call[Sent]:
@@ -416,6 +436,11 @@ class Client(_Base):
         """Delete every message of a queue; returns how many."""
         return self.call(purge_call(queue))
 
+    def move_messages(self, queue: QueueRef, destination: str | None = None) -> Moving:
+        """Start moving a dead-letter queue's messages back to their source queues
+        (or to ``destination``); the move runs on in the broker."""
+        return self.call(move_call(queue, destination))
+
     # -- messages --
 
     def send(self, queue: QueueRef, body: str, *, delay_seconds: int | None = None) -> Sent:
@@ -526,6 +551,11 @@ class AsyncClient(_Base):
     async def purge(self, queue: QueueRef) -> int:
         """Delete every message of a queue; returns how many."""
         return await self.call(purge_call(queue))
+
+    async def move_messages(self, queue: QueueRef, destination: str | None = None) -> Moving:
+        """Start moving a dead-letter queue's messages back to their source queues
+        (or to ``destination``); the move runs on in the broker."""
+        return await self.call(move_call(queue, destination))
 
     # -- messages --
 

@@ -10,8 +10,9 @@ epoch.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from wonderq.settings import DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_RETENTION, DEFAULT_VISIBILITY_TIMEOUT
@@ -43,6 +44,10 @@ class QueueAttributes:
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE  # bytes of UTF-8 body
     redrive_target: str | None = None  # dead-letter queue name
     max_receive_count: int = 0  # 0: never move to the dead-letter queue
+    receive_wait_seconds: int = 0  # the long poll of a receive that names no wait (SQS's API)
+    content_dedup: bool = False  # FIFO: a send without dedup_id uses its body's SHA-256 (set by the edge)
+    dedup_by_group: bool = False  # FIFO: dedup ids are unique per message group, not per queue
+    extras: str | None = None  # JSON object of further settings, kept verbatim (SQS's Policy, KMS, …)
 
     @classmethod
     def from_row(cls, row: Row) -> QueueAttributes:
@@ -52,11 +57,20 @@ class QueueAttributes:
             max_message_size=column(row, "max_message_size", int),
             redrive_target=optional(row, "redrive_target", str),
             max_receive_count=column(row, "max_receive_count", int),
+            receive_wait_seconds=column(row, "receive_wait_seconds", int),
+            content_dedup=bool(column(row, "content_dedup", int)),
+            dedup_by_group=bool(column(row, "dedup_by_group", int)),
+            extras=optional(row, "extras", str),
         )
 
 
-# The one list of queue attributes: columns, REST parameters, client and CLI arguments.
-ATTRIBUTES: tuple[str, ...] = tuple(f.name for f in fields(QueueAttributes))
+# The queue attributes of the REST API, the client, the CLI and the dashboard's form. The
+# SQS API maps its own names onto every field of QueueAttributes (broker/sqs/attributes.py).
+ATTRIBUTES: tuple[str, ...] = (
+    "visibility_timeout", "delay_seconds", "retention_seconds", "max_message_size", "redrive_target",
+    "max_receive_count",
+)
+FIFO_SUFFIX = ".fifo"  # a queue whose name ends so keeps order per group and drops duplicates
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,12 +79,20 @@ class Queue:
     name: str
     created_at: int
     attributes: QueueAttributes = field(default_factory=QueueAttributes)
+    modified_at: int = 0  # the last change of attributes (created_at until then)
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def fifo(self) -> bool:
+        return self.name.endswith(FIFO_SUFFIX)
 
     @classmethod
     def from_row(cls, row: Row) -> Queue:
+        """The queue's columns; ``tags`` is a JSON object (text) or NULL."""
+        tags = optional(row, "tags", str)
         return cls(
             column(row, "id", int), column(row, "name", str), column(row, "created_at", int),
-            QueueAttributes.from_row(row),
+            QueueAttributes.from_row(row), column(row, "modified_at", int), json.loads(tags) if tags else {},
         )
 
 
@@ -80,9 +102,10 @@ class NewMessage:
 
     body: str
     delay_seconds: int | None = None
-    attributes: str | None = None  # JSON text, kept verbatim
-    group_id: str | None = None
-    dedup_id: str | None = None
+    attributes: str | None = None  # JSON text, kept verbatim (SQS's MessageAttributes)
+    group_id: str | None = None  # FIFO: order is kept per group
+    dedup_id: str | None = None  # FIFO: a second send with this id within DEDUP_WINDOW is dropped
+    system_attributes: str | None = None  # JSON text, kept verbatim (SQS's MessageSystemAttributes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +122,8 @@ class Message:
     attributes: str | None = None
     group_id: str | None = None
     dedup_id: str | None = None
+    system_attributes: str | None = None
+    origin: str | None = None  # the queue it was dead-lettered from, by name
 
     @classmethod
     def from_row(cls, row: Row) -> Message:
@@ -108,6 +133,7 @@ class Message:
             column(row, "receive_count", int),
             optional(row, "first_received_at", int), optional(row, "token", str), optional(row, "attributes", str),
             optional(row, "group_id", str), optional(row, "dedup_id", str),
+            optional(row, "system_attributes", str), optional(row, "origin", str),
         )
 
 

@@ -20,7 +20,7 @@ MAX_PEEK = 1000  # messages per peek
 MAX_ID = 2**63 - 1
 DEFAULT_VISIBILITY_TIMEOUT = 30
 DEFAULT_RETENTION = 4 * 24 * 3600
-DEFAULT_MAX_MESSAGE_SIZE = 256 * 1024
+DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024  # as on AWS since 2025
 # (attribute, low, high) of each integer queue attribute
 QUEUE_BOUNDS = (
     ("visibility_timeout", 0, MAX_VISIBILITY),
@@ -64,6 +64,9 @@ class Settings:
     keep_alive_timeout: int = 75  # seconds an idle kept-alive connection stays open
     max_header_bytes: int = 64 * 1024  # request line and headers together
     max_connections: int = 10_000  # open at once per process, kept below the descriptor limit
+    # the SQS API (broker/sqs/): queue URLs are http://<Host>/<account_id>/<name>
+    account_id: str = "000000000000"
+    region: str = "us-east-1"  # in ARNs: arn:aws:sqs:<region>:<account_id>:<name>
 
     def __post_init__(self) -> None:
         if self.durability not in DURABILITY:
@@ -76,6 +79,8 @@ class Settings:
             raise ValueError("timeouts must be positive numbers of seconds")
         if self.max_header_bytes < 1024 or self.max_connections < 1:
             raise ValueError("max header bytes must be at least 1024 and max connections at least 1")
+        if not (len(self.account_id) == 12 and self.account_id.isdigit()):
+            raise ValueError("account id must be 12 digits")
         if self.cluster < 0:
             raise ValueError("cluster must be a positive number of workers")
         if not self.url.startswith(("http://", "https://")):

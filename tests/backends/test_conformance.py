@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -14,14 +12,6 @@ from wonderq.clock import ManualClock
 from wonderq.errors import MessageNotFound, PayloadTooLarge, QueueExists, QueueNotFound, StaleToken
 from wonderq.models import NewMessage, QueueAttributes
 from wonderq.settings import Settings
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Backend]:
-    backend = backend_for(Settings(db=db_url, retention_interval=3600))
-    await backend.open()
-    yield backend
-    await backend.close()
 
 
 async def test_queue_life_cycle(db: Backend) -> None:
@@ -235,16 +225,6 @@ async def test_counts_follow_every_change(db: Backend) -> None:
 
 # -- time under a hand-moved clock (SQLite: message times come from the broker's clock;
 #    PostgreSQL takes them from the database's, which a test cannot move) --
-
-
-@pytest.fixture
-async def clocked(tmp_path: Path) -> AsyncIterator[tuple[Backend, ManualClock]]:
-    url = f"sqlite:///{tmp_path / 'clocked.db'}"
-    clock = ManualClock()
-    backend = backend_for(Settings(db=url, retention_interval=3600), clock)
-    await backend.open()
-    yield backend, clock
-    await backend.close()
 
 
 async def test_visibility_timeout_runs_on_the_clock(clocked: tuple[Backend, ManualClock]) -> None:

@@ -20,7 +20,7 @@ from tests.inprocess import InProcess
 
 QUEUE_KEYS = {
     "id", "name", "created_at", "visibility_timeout", "delay_seconds", "retention_seconds",
-    "max_message_size", "redrive_target", "max_receive_count",
+    "max_message_size", "redrive_target", "max_receive_count", "receive_wait_seconds", "fifo", "tags",
 }
 STATS_KEYS = QUEUE_KEYS | {
     "queue_size", "retrievable_size", "in_flight_size", "delayed_size", "oldest_message_age",
@@ -30,7 +30,7 @@ MESSAGE_KEYS = {
 }
 DEFAULT_ATTRIBUTES = {
     "visibility_timeout": 30, "delay_seconds": 0, "retention_seconds": 345_600,
-    "max_message_size": 262_144, "redrive_target": None, "max_receive_count": 0,
+    "max_message_size": 1_048_576, "redrive_target": None, "max_receive_count": 0,  # SQS since 2025
 }
 
 

@@ -117,7 +117,7 @@ def test_create_get_list_delete_queue(wq: Any) -> None:
     assert isinstance(q.id, int) and close_to_now(q.created_at)
 
     assert (dlq.visibility_timeout, dlq.delay_seconds, dlq.retention_seconds) == (30, 0, 345_600)
-    assert (dlq.max_message_size, dlq.redrive_target, dlq.max_receive_count) == (262_144, None, 0)
+    assert (dlq.max_message_size, dlq.redrive_target, dlq.max_receive_count) == (1_048_576, None, 0)
 
     assert wq.get_queue(name) == q
     assert wq.get_queue(q.id) == q
@@ -153,6 +153,22 @@ def test_stats_and_purge(wq: Any) -> None:
     assert wq.purge(q.name) == 3
     assert wq.purge(q.id) == 0
     assert {s.queue.id: s for s in wq.stats()}[q.id].messages == 0
+
+
+def test_fifo_flag_and_move_messages(wq: Any) -> None:
+    assert wq.create_queue(unique() + ".fifo").fifo and not wq.create_queue(unique()).fifo
+    dead = wq.create_queue(unique())
+    work = wq.create_queue(unique(), redrive_target=dead.name, max_receive_count=1)
+    wq.send(work.name, "poison")
+    for _ in range(2):
+        wq.receive(work.name, wait=0, visibility_timeout=0)
+    moving = wq.move_messages(dead.name)
+    assert moving.to_move == 1 and moving.task
+    for _ in range(100):
+        if {s.queue.id: s for s in wq.stats()}[work.id].messages == 1:
+            break
+        time.sleep(0.02)
+    assert [m.body for m in wq.receive(work.name, wait=0)] == ["poison"]
 
 
 # -- messages --

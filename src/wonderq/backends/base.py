@@ -22,7 +22,7 @@ import abc
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 
 from wonderq.backends.rules import EXPIRE_CHUNK
 from wonderq.backends.waiters import Waiters
@@ -78,6 +78,17 @@ class Backend(abc.ABC):
         """Delete a queue and all its messages, or raise QueueNotFound."""
 
     @abc.abstractmethod
+    async def set_attributes(self, ref: QueueRef, attributes: QueueAttributes) -> Queue:
+        """Replace a queue's attributes and set its ``modified_at`` to now; return
+        the queue. Raise QueueNotFound, or InvalidParameter if ``redrive_target``
+        names no queue. Takes effect at once for every later send and claim, on
+        every process and broker sharing the database."""
+
+    @abc.abstractmethod
+    async def set_tags(self, ref: QueueRef, tags: Mapping[str, str]) -> Queue:
+        """Replace a queue's tags (``modified_at`` unchanged); return the queue."""
+
+    @abc.abstractmethod
     async def purge(self, ref: QueueRef) -> int:
         """Delete every message of a queue; return how many."""
 
@@ -88,6 +99,12 @@ class Backend(abc.ABC):
         Raise QueueNotFound, or PayloadTooLarge if a body's UTF-8 length is over
         the queue's ``max_message_size``. Each becomes visible after its delay
         (the queue's ``delay_seconds`` when None). Returns them in order.
+
+        In a FIFO queue (:attr:`Queue.fifo`) a message whose ``dedup_id`` was
+        sent within the last ``rules.DEDUP_WINDOW`` seconds (even if deleted
+        since) is not stored again: its place in the result is the original
+        (same ``id`` and ``message_id``). Ids are unique per queue, or per
+        (queue, group) when the queue's ``dedup_by_group`` is set.
         """
 
     async def send(self, ref: QueueRef, message: NewMessage) -> Message:
@@ -104,10 +121,26 @@ class Backend(abc.ABC):
         out twice while its ``visible_at`` is in the future, whatever the
         number of concurrent claimers, processes or brokers. A message whose
         receive count would exceed the queue's ``max_receive_count`` is moved
-        to its ``redrive_target`` instead. With nothing to hand out,
+        to its ``redrive_target`` instead, with ``origin`` set to this queue's
+        name, ``receive_count`` kept, visible at once. With nothing to hand out,
         ``next_visible_at`` tells when the queue's next message becomes
         visible (None if it holds none).
+
+        In a FIFO queue, messages go out in id order within a group (a NULL
+        ``group_id`` is one group of its own), and a message is handed out only
+        if no message of its group is in flight and none before it in its group
+        is invisible; so a group is blocked while one of its messages is out.
+        Concurrent claimers of a FIFO queue take turns.
         """
+
+    @abc.abstractmethod
+    async def move_messages(self, ref: QueueRef, destination: QueueRef | None, limit: int) -> int:
+        """Move up to ``limit`` visible messages of a queue, oldest first, to
+        ``destination``, or when None each to its ``origin`` (messages without
+        an origin, or whose origin no longer exists, stay). Moved messages are
+        as if new: visible now, ``receive_count`` 0, no token, no origin,
+        ``first_received_at`` NULL. Return how many moved. Raise QueueNotFound
+        for a missing queue or destination."""
 
     @abc.abstractmethod
     async def delete(self, message_id: int, token: str | None = None) -> None:
@@ -134,7 +167,8 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def expire_some(self, limit: int) -> int:
         """Delete up to ``limit`` messages older than their queue's retention, in
-        one transaction; return how many."""
+        one transaction, and FIFO dedup ids older than the window; return how
+        many messages."""
 
     async def expire(self) -> int:
         """Delete every message older than its queue's retention; return how many.

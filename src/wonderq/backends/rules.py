@@ -5,17 +5,74 @@ transaction plumbing, and calls these."""
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import astuple, dataclass, field, fields, replace
 from typing import NoReturn
 
 from wonderq.errors import MessageNotFound, PayloadTooLarge, StaleToken
-from wonderq.models import Message, NewMessage, Queue
+from wonderq.models import Message, NewMessage, Queue, QueueAttributes
 
 Woken = list[tuple[int, int]]  # (queue_id, messages made visible)
 REDRIVE_PASSES = 10  # bounded, so a flood of poison messages cannot stall a batch
 EXPIRE_CHUNK = 5000  # messages removed per retention transaction
+DEDUP_WINDOW = 300  # seconds a FIFO queue remembers a dedup id (SQS: 5 minutes)
+
+
+# The queue's columns holding its attributes, named as QueueAttributes' fields, in their order.
+SETTINGS: tuple[str, ...] = tuple(f.name for f in fields(QueueAttributes))
+
+
+def settings(attributes: QueueAttributes) -> list[int | str | None]:
+    """The values of the SETTINGS columns (booleans as 0/1)."""
+    return [int(v) if isinstance(v, bool) else v for v in astuple(attributes)]
+
+
+def tags_json(tags: Mapping[str, str]) -> str | None:
+    """The ``tags`` column: a JSON object, or NULL for none."""
+    return json.dumps(dict(sorted(tags.items())), separators=(",", ":")) if tags else None
+
+
+def dedup_key(queue: Queue, message: NewMessage) -> str | None:
+    """The key under which a FIFO queue remembers a message's dedup id (None:
+    not deduplicated): the id itself, or group and id with ``dedup_by_group``."""
+    if not queue.fifo or message.dedup_id is None:
+        return None
+    if queue.attributes.dedup_by_group:
+        return f"{message.group_id or ''}\x1f{message.dedup_id}"
+    return message.dedup_id
+
+
+def firsts(keys: Sequence[str | None]) -> list[int]:
+    """The indices of a FIFO send batch's messages to store, given their dedup
+    keys: those without one, and the first of each key."""
+    seen: set[str] = set()
+    out = []
+    for i, key in enumerate(keys):
+        if key is None or key not in seen:
+            out.append(i)
+            if key is not None:
+                seen.add(key)
+    return out
+
+
+def in_place(stored: Mapping[int, Message], keys: Sequence[str | None],
+             known: Mapping[str, tuple[int, str]]) -> list[Message]:
+    """A FIFO send batch's result: each message as stored (``stored`` holds at
+    least the first of each key), except that a key's messages all carry its
+    original's ``id`` and ``message_id``: the one ``known`` from before (as
+    ``(id, message_id)``), else the first stored in this batch."""
+    originals = dict(known)
+    result = []
+    for i, key in enumerate(keys):
+        if key is None:
+            result.append(stored[i])
+            continue
+        m = stored.get(i) or stored[next(j for j in range(i) if keys[j] == key and j in stored)]
+        original = originals.setdefault(key, (m.id, m.message_id))
+        result.append(replace(m, id=original[0], message_id=original[1]))
+    return result
 
 
 def check_sizes(queue: Queue, messages: Sequence[NewMessage]) -> None:
@@ -88,6 +145,15 @@ class Changes:
     def sent(self, queue_id: int, n: int, visible_now: int) -> None:
         self.woken.append((queue_id, visible_now or 1))  # 1: wake someone to re-time its wait
         self.tally.add(queue_id, messages=n, sent=n)
+
+    def moved(self, queue_id: int, to: Mapping[int, int]) -> int:
+        """Messages moved out of a queue, ``to[destination]`` to each; how many in all."""
+        n = sum(to.values())
+        self.tally.add(queue_id, messages=-n)
+        for destination, k in sorted(to.items()):
+            self.tally.add(destination, messages=k)
+            self.woken.append((destination, k))
+        return n
 
 
 class Redrive:

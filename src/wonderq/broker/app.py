@@ -1,7 +1,7 @@
 """The broker's assembly: one backend, opened in the app's lifespan, its metrics,
 and the wire protocols mounted on one port, each calling the backend directly.
 
-    create_app(settings) -> App([REST API])        # the SQS API mounts beside it
+    create_app(settings) -> App([REST API, SQS JSON, SQS Query])
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from contextlib import asynccontextmanager
 from wonderq.backends import backend_for
 from wonderq.backends.base import Backend
 from wonderq.broker.metrics import Metrics
+from wonderq.broker.moves import MoveTasks
 from wonderq.broker.rest import RestApi
+from wonderq.broker.sqs import SqsApi
 from wonderq.clock import Clock
 from wonderq.edge.app import App
 from wonderq.edge.guard import BrowserGuard
@@ -26,8 +28,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None, backend: Backe
     clock = clock or Clock()
     db = backend or backend_for(settings, clock)
     metrics = Metrics(clock)
-    rest = Api(RestApi(db, metrics, clock).routes())
-    metrics.track(route.endpoint for route in rest.routes)
+    moves = MoveTasks(db, clock)  # message move tasks, started through either API
+    rest = Api(RestApi(db, metrics, clock, moves).routes())
+    sqs = SqsApi(db, settings, clock, moves)
+    apis = [rest, *sqs.apis()]
+    metrics.track(route.endpoint for api in apis for route in api.routes)
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
@@ -35,6 +40,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, backend: Backe
         try:
             yield
         finally:
+            await moves.close()
             await db.close()
 
-    return App([rest], lifespan, observe=metrics.observe, guard=BrowserGuard.for_settings(settings))
+    return App(apis, lifespan, observe=metrics.observe, guard=BrowserGuard.for_settings(settings))

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from wonderq.backends.base import Backend
 from wonderq.broker import wire
 from wonderq.broker.metrics import CONTENT_TYPE, Metrics
+from wonderq.broker.moves import MAX_RATE, MoveTasks
 from wonderq.broker.names import path_id, path_queue, queue_name, queue_ref
 from wonderq.clock import Clock
 from wonderq.edge.params import Params, integer, known, one_of, optional_integer, present, string
@@ -43,6 +44,7 @@ def queue_json(queue: Queue) -> JsonObject:
         "visibility_timeout": a.visibility_timeout, "delay_seconds": a.delay_seconds,
         "retention_seconds": a.retention_seconds, "max_message_size": a.max_message_size,
         "redrive_target": a.redrive_target, "max_receive_count": a.max_receive_count,
+        "receive_wait_seconds": a.receive_wait_seconds, "fifo": queue.fifo, "tags": dict(queue.tags),
     }
 
 
@@ -74,10 +76,11 @@ def peeked_json(m: Message, now: int) -> JsonObject:
 class RestApi:
     """The handlers, over one backend; the app's lifespan opens and closes it."""
 
-    def __init__(self, backend: Backend, metrics: Metrics, clock: Clock) -> None:
+    def __init__(self, backend: Backend, metrics: Metrics, clock: Clock, moves: MoveTasks) -> None:
         self.db = backend
         self.metrics = metrics
         self.clock = clock
+        self.moves = moves
 
     def routes(self) -> list[Route]:
         ref, token = ("queue_id", "queue_name"), wire.TOKEN
@@ -87,6 +90,7 @@ class RestApi:
             Route("GET", "/queues/find", self.find_queue, params=("name", "id")),
             Route("DELETE", "/queues/{queue}", self.delete_queue, params=()),
             Route("POST", "/queues/{queue}/purge", self.purge, params=()),
+            Route("POST", "/queues/{queue}/move", self.move, params=("destination", "rate")),
             Route("GET", "/queues/{queue}/messages", self.peek, params=("size", "after")),
             Route("POST", "/messages", self.send, params=(*ref, "body", "delay_seconds", "messages")),
             Route("GET", "/messages/consume", self.consume,
@@ -145,6 +149,17 @@ class RestApi:
     async def purge(self, req: Request) -> Response:
         purged = await self.db.purge(path_queue(req.args["queue"]))
         return json({"success": True, "purged": purged})
+
+    async def move(self, req: Request) -> Response:
+        """Start moving a dead-letter queue's messages back to where they came
+        from (or to ``destination``): a move task, as SQS's StartMessageMoveTask."""
+        source = await self.db.get_queue(path_queue(req.args["queue"]))
+        p = req.params
+        destination = queue_name(p["destination"], "destination") if present(p, "destination") else None
+        rate = optional_integer(p, "rate", 1, MAX_RATE)
+        task = await self.moves.start(source.name, destination, rate)
+        return json({"task": task.id, "status": task.status, "source": task.source,
+                     "destination": task.destination, "to_move": task.to_move})
 
     async def peek(self, req: Request) -> Response:
         p = req.params

@@ -53,7 +53,14 @@ from wonderq.cli.output import (
 )
 from wonderq.errors import BrokerUnreachable, QueueNotFound, WonderQError
 from wonderq.models import QueueRef
-from wonderq.settings import MAX_BATCH, MAX_VISIBILITY, MAX_WAIT, QUEUE_BOUNDS, Settings
+from wonderq.settings import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    MAX_BATCH,
+    MAX_VISIBILITY,
+    MAX_WAIT,
+    QUEUE_BOUNDS,
+    Settings,
+)
 
 if TYPE_CHECKING:  # the client is imported when a client verb runs: the broker never loads httpx
     from wonderq.cli.output import Verbs
@@ -118,7 +125,7 @@ def queue_verbs(verbs: Verbs) -> None:
         ("--visibility-timeout", "visibility_timeout", "seconds a received message stays hidden (30)"),
         ("--delay", "delay_seconds", "seconds before a new message is visible (0)"),
         ("--retention", "retention_seconds", "seconds a message is kept (345600)"),
-        ("--max-message-size", "max_message_size", "bytes of UTF-8 body (262144)"),
+        ("--max-message-size", "max_message_size", f"bytes of UTF-8 body ({DEFAULT_MAX_MESSAGE_SIZE})"),
         ("--max-receive-count", "max_receive_count", "receives before dead-lettering (0: never)"),
     ):
         low, high = bounds[attribute]

@@ -78,18 +78,25 @@ class Api:
 
     routes: Sequence[Route]
     render_error: RenderError = error_envelope
+    # the routes by method and number of path segments, in their order: a request
+    # is matched against only the few it could be
+    index: dict[tuple[str, int], list[Route]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index: dict[tuple[str, int], list[Route]] = {}
+        for route in self.routes:
+            index.setdefault((route.method, len(route.parts)), []).append(route)
+        object.__setattr__(self, "index", index)
 
     def find(self, request: Request, parts: list[str]) -> Route | None:
         """The route for this request, its placeholders into ``request.args``."""
-        for route in self.routes:
-            if (
-                route.method == request.method and (args := route.match(parts)) is not None
-                and (route.when is None or route.when(request))
-            ):
+        for route in self.index.get((request.method, len(parts)), ()):
+            if (args := route.match(parts)) is not None and (route.when is None or route.when(request)):
                 request.args = args
                 return route
         return None
 
     def allowed(self, parts: list[str]) -> set[str]:
-        """The methods some route takes on this path (for a 405's ``Allow``)."""
-        return {route.method for route in self.routes if route.match(parts) is not None}
+        """The methods some route takes on this path (for a 405's ``Allow``). A
+        route with a condition does not count: it claims only what it is told by."""
+        return {route.method for route in self.routes if route.when is None and route.match(parts) is not None}

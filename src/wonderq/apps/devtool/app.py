@@ -12,6 +12,7 @@ depths and send/receive/delete rates for the dashboard's charts::
     GET    /api/overview              ?since=&queue=&window=: sampled counts and a queue's history
     POST   /api/queues                create (name and the broker's queue attributes)
     POST   /api/queues/{queue}/messages   send (body, delay_seconds)
+    POST   /api/queues/{queue}/move   start moving a dead-letter queue's messages back
     POST   /api/queues/{queue}/purge
     DELETE /api/queues/{queue}
     DELETE /api/messages/{message}    unconditionally, whether or not it is held
@@ -33,6 +34,7 @@ from wonderq.client import (
     create_queue_call,
     delete_call,
     delete_queue_call,
+    move_call,
     peek_call,
     purge_call,
     send_call,
@@ -87,6 +89,7 @@ class DevTool:
             Route("POST", "/api/queues", self.create_queue),
             Route("POST", "/api/queues/{queue}/messages", self.send),
             Route("POST", "/api/queues/{queue}/purge", self.purge),
+            Route("POST", "/api/queues/{queue}/move", self.move),
             Route("DELETE", "/api/queues/{queue}", self.delete_queue),
             Route("DELETE", "/api/messages/{message}", self.delete_message),
         ]
@@ -165,6 +168,9 @@ class DevTool:
 
     async def purge(self, req: Request) -> Response:
         return await self.act(purge_call(path_queue(req.args["queue"])))
+
+    async def move(self, req: Request) -> Response:
+        return await self.act(move_call(path_queue(req.args["queue"]), None))
 
     async def delete_queue(self, req: Request) -> Response:
         return await self.act(delete_queue_call(path_queue(req.args["queue"])))

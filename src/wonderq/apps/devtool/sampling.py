@@ -108,7 +108,8 @@ def queue_row(s: QueueStats, rates: tuple[float, ...]) -> dict[str, Any]:
         "visible": s.visible, "in_flight": s.in_flight, "delayed": s.delayed,
         "oldest_message_age": None if age is None else int(age),
         "send_rate": round(rates[0], 2), "receive_rate": round(rates[1], 2),
-        "delete_rate": round(rates[2], 2),
+        "delete_rate": round(rates[2], 2), "redrive_target": s.queue.redrive_target,
+        "max_receive_count": s.queue.max_receive_count, "fifo": s.queue.fifo, "tags": dict(s.queue.tags),
     }
 
 

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
 import asyncpg
@@ -26,10 +26,10 @@ import asyncpg
 from wonderq.backends import rules
 from wonderq.backends.base import Backend
 from wonderq.backends.batching import AsyncOp, AsyncWrite, GroupCommit
-from wonderq.backends.postgres import queries, schema
-from wonderq.backends.postgres.queries import Txn
+from wonderq.backends.postgres import queries, queues, schema
+from wonderq.backends.postgres.queues import Txn
 from wonderq.clock import Clock
-from wonderq.errors import Unavailable
+from wonderq.errors import Unavailable, WonderQError
 from wonderq.models import Claim, Message, NewMessage, Queue, QueueAttributes, QueueRef, QueueStats
 from wonderq.settings import Settings
 
@@ -64,7 +64,7 @@ class PostgresBackend(Backend):
             self._run_batch, self._committed, PARALLEL_BATCHES
         )
         self._tasks: list[asyncio.Task[None]] = []
-        self._queues = queries.QueueCache()
+        self._queues = queues.QueueCache()
 
     # -- life cycle ---------------------------------------------------------
 
@@ -123,16 +123,22 @@ class PostgresBackend(Backend):
     # -- the verbs (the contract is in Backend's docstrings) ---------------------
 
     async def create_queue(self, name: str, attributes: QueueAttributes) -> Queue:
-        return await self._write(lambda txn: queries.create_queue(txn, name, attributes), durable=True)
+        return await self._write(lambda txn: queues.create_queue(txn, name, attributes), durable=True)
 
     async def get_queue(self, ref: QueueRef) -> Queue:
-        return await self._read(lambda conn: queries.resolve(conn, ref))
+        return await self._read(lambda conn: queues.resolve(conn, ref))
 
     async def list_queues(self) -> list[Queue]:
-        return await self._read(queries.list_queues)
+        return await self._read(queues.list_queues)
 
     async def delete_queue(self, ref: QueueRef) -> None:
-        await self._write(lambda txn: queries.delete_queue(txn, ref), durable=True)
+        await self._write(lambda txn: queues.delete_queue(txn, ref), durable=True)
+
+    async def set_attributes(self, ref: QueueRef, attributes: QueueAttributes) -> Queue:
+        return await self._write(lambda txn: queues.set_attributes(txn, ref, attributes), durable=True)
+
+    async def set_tags(self, ref: QueueRef, tags: Mapping[str, str]) -> Queue:
+        return await self._write(lambda txn: queues.set_tags(txn, ref, tags), durable=True)
 
     async def purge(self, ref: QueueRef) -> int:
         return await self._write(lambda txn: queries.purge(txn, ref), durable=True)
@@ -141,7 +147,13 @@ class PostgresBackend(Backend):
         return await self._write(lambda txn: queries.send_batch(txn, ref, messages), durable=True)
 
     async def claim(self, ref: QueueRef, size: int, visibility_timeout: int | None) -> Claim:
+        queue = self._queues.peek(ref) or (await self._read(lambda conn: self._queues.get(conn, ref))).queue
+        if queue.fifo:  # its lock in a transaction of its own, so no batch's row locks wait behind it
+            return await self._write_alone(lambda txn: queries.claim(txn, ref, size, visibility_timeout))
         return await self._write(lambda txn: queries.claim(txn, ref, size, visibility_timeout))
+
+    async def move_messages(self, ref: QueueRef, destination: QueueRef | None, limit: int) -> int:
+        return await self._write(lambda txn: queries.move_messages(txn, ref, destination, limit), durable=True)
 
     async def delete(self, message_id: int, token: str | None = None) -> None:
         await self._write(lambda txn: queries.delete(txn, message_id, token))
@@ -202,6 +214,18 @@ class PostgresBackend(Backend):
     async def _write(self, fn: Callable[[Txn], Awaitable[T]], durable: bool = False) -> T:
         op = AsyncOp(fn, durable)
         self._group.submit(op)
+        return await op.result()
+
+    async def _write_alone(self, fn: Callable[[Txn], Awaitable[T]]) -> T:
+        """A write in a transaction of its own, outside the group commit."""
+        op = AsyncOp(fn)
+        try:
+            woken = await self._run_batch([op])
+        except WonderQError as exc:
+            op.fail(exc)
+            woken = []
+        op.settle()
+        self._committed(woken)
         return await op.result()
 
     async def _run_batch(self, batch: list[AsyncWrite[Txn]]) -> rules.Woken:

@@ -1,153 +1,37 @@
-"""The PostgreSQL backend's statements, each beside the function that runs it.
+"""The PostgreSQL backend's message statements, each beside the function that runs it.
 
 Times come from the database's clock (``NOW``), so brokers on several machines
 agree on when a message is visible. Write ops take a :class:`Txn` and run
 inside the batch's transaction; they check before they write, so a raised
-WonderQError leaves nothing behind.
+WonderQError leaves nothing behind. Queue rows, the queue cache and the
+transaction are in :mod:`.queues`.
 """
 
 from __future__ import annotations
 
 import secrets
-import time
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from wonderq.backends.rules import Changes, Redrive, check_sizes, delays, missing, uuid4s
-from wonderq.errors import InvalidParameter, QueueExists, QueueNotFound
-from wonderq.models import Claim, Message, NewMessage, Queue, QueueAttributes, QueueRef, QueueStats
+from wonderq.backends import rules
+from wonderq.backends.postgres import fifo
+from wonderq.backends.postgres.queues import (
+    MESSAGE_COLUMNS,
+    NOW,
+    QUEUE_COLUMNS,
+    Cached,
+    Txn,
+    find_queue,
+    list_queues,
+    resolve,
+)
+from wonderq.backends.rules import Redrive, check_sizes, delays, missing, uuid4s
+from wonderq.errors import PayloadTooLarge, Unavailable
+from wonderq.models import Claim, Message, NewMessage, QueueRef, QueueStats
 
 if TYPE_CHECKING:
     import asyncpg
-
-NOW = "(extract(epoch from statement_timestamp()) * 1000)::bigint"
-QUEUE_COLUMNS = (
-    "id, name, created_at, visibility_timeout, delay_seconds, retention_seconds,"
-    " max_message_size, redrive_target, max_receive_count"
-)
-MESSAGE_COLUMNS = (
-    "id, uuid::text AS message_id, queue_id, body, created_at, visible_at, receive_count,"
-    " first_received_at, token, attributes, group_id, dedup_id"
-)
-
-SHARDS = 32  # counter rows per queue, so concurrent batches rarely wait on one another
-
-FINISH = """
-WITH counts AS (
-    INSERT INTO wonderq.queue_counts AS c (queue_id, shard, messages, sent, received, deleted, expired)
-    SELECT u.q, $1, u.m, u.s, u.r, u.d, u.e
-    FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])
-         AS u(q, m, s, r, d, e)
-    ON CONFLICT (queue_id, shard) DO UPDATE SET
-        messages = c.messages + excluded.messages, sent = c.sent + excluded.sent,
-        received = c.received + excluded.received, deleted = c.deleted + excluded.deleted,
-        expired = c.expired + excluded.expired
-)
-SELECT CASE WHEN $8 <> '' THEN pg_notify($9, $8) END,
-       CASE WHEN NOT $10 THEN set_config('synchronous_commit', 'off', true) END
-"""
-QUEUE_TTL = 5.0  # seconds a looked-up queue is reused
-
-
-class QueueCache:
-    """Queues recently looked up, by id and by name, so a send or a claim needs
-    no round trip to find its queue. Safe: a queue's attributes never change,
-    and the statements that use a cached id find nothing if the queue has been
-    deleted meanwhile (then the entry is dropped and looked up again)."""
-
-    def __init__(self) -> None:
-        self._entries: dict[QueueRef, tuple[float, Queue]] = {}
-
-    async def get(self, conn: asyncpg.Connection, ref: QueueRef) -> Queue:
-        hit = self._entries.get(ref)
-        if hit and hit[0] > time.monotonic():
-            return hit[1]
-        queue = await resolve(conn, ref)
-        expires = time.monotonic() + QUEUE_TTL
-        self._entries[queue.id] = self._entries[queue.name] = (expires, queue)
-        return queue
-
-    def drop(self, queue: Queue) -> None:
-        self._entries.pop(queue.id, None)
-        self._entries.pop(queue.name, None)
-
-
-@dataclass(slots=True)
-class Txn:
-    """What a write sees: the batch's connection, the broker's queue cache, and
-    the changes to deliver."""
-
-    conn: asyncpg.Connection
-    queues: QueueCache
-    changes: Changes = field(default_factory=Changes)
-
-    async def finish(self, channel: str, payload: str, durable: bool) -> None:
-        """In one round trip: add the counter changes (to one of SHARDS rows per
-        queue, at random), notify the other brokers, and skip the commit's
-        fsync when nothing in the batch needs it."""
-        columns = list(zip(*self.changes.tally.rows(), strict=True)) or [()] * 6
-        await self.conn.execute(
-            FINISH, secrets.randbelow(SHARDS), *map(list, columns), payload, channel, durable
-        )
-
-
-SELECT_QUEUE_BY_ID = f"SELECT {QUEUE_COLUMNS} FROM wonderq.queues WHERE id = $1"
-SELECT_QUEUE_BY_NAME = f"SELECT {QUEUE_COLUMNS} FROM wonderq.queues WHERE name = $1"
-
-
-async def find_queue(conn: asyncpg.Connection, ref: QueueRef) -> Queue | None:
-    row = await conn.fetchrow(SELECT_QUEUE_BY_ID if isinstance(ref, int) else SELECT_QUEUE_BY_NAME, ref)
-    return None if row is None else Queue.from_row(row)
-
-
-async def resolve(conn: asyncpg.Connection, ref: QueueRef) -> Queue:
-    queue = await find_queue(conn, ref)
-    if queue is None:
-        raise QueueNotFound(f"queue {ref!r} does not exist")
-    return queue
-
-
-LIST_QUEUES = f"SELECT {QUEUE_COLUMNS} FROM wonderq.queues ORDER BY id"
-
-
-async def list_queues(conn: asyncpg.Connection) -> list[Queue]:
-    return [Queue.from_row(row) for row in await conn.fetch(LIST_QUEUES)]
-
-
-INSERT_QUEUE = f"""
-INSERT INTO wonderq.queues (name, created_at, visibility_timeout, delay_seconds, retention_seconds,
-                            max_message_size, redrive_target, max_receive_count)
-VALUES ($1, {NOW}, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (name) DO NOTHING
-RETURNING {QUEUE_COLUMNS}
-"""
-
-
-async def create_queue(txn: Txn, name: str, a: QueueAttributes) -> Queue:
-    if a.redrive_target and await find_queue(txn.conn, a.redrive_target) is None:
-        raise InvalidParameter(f"redrive_target {a.redrive_target!r} is not an existing queue")
-    row = await txn.conn.fetchrow(
-        INSERT_QUEUE, name, a.visibility_timeout, a.delay_seconds, a.retention_seconds,
-        a.max_message_size, a.redrive_target, a.max_receive_count,
-    )
-    if row is None:
-        raise QueueExists(f"queue {name!r} already exists")
-    return Queue.from_row(row)
-
-
-DELETE_QUEUE = (
-    "DELETE FROM wonderq.messages WHERE queue_id = $1", "DELETE FROM wonderq.queue_counts WHERE queue_id = $1",
-    "DELETE FROM wonderq.queues WHERE id = $1",
-)
-
-
-async def delete_queue(txn: Txn, ref: QueueRef) -> None:
-    queue = await resolve(txn.conn, ref)
-    txn.queues.drop(queue)
-    for statement in DELETE_QUEUE:
-        await txn.conn.execute(statement, queue.id)
-
 
 PURGE = "DELETE FROM wonderq.messages WHERE queue_id = $1"
 
@@ -160,31 +44,75 @@ async def purge(txn: Txn, ref: QueueRef) -> int:
 
 
 INSERT_MESSAGES = f"""
-INSERT INTO wonderq.messages (uuid, queue_id, body, created_at, visible_at, attributes, group_id, dedup_id)
-SELECT u.uuid, $2, u.body, {NOW}, {NOW} + u.delay * 1000, u.attributes, u.group_id, u.dedup_id
-FROM unnest($1::uuid[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[])
-     WITH ORDINALITY AS u(uuid, body, delay, attributes, group_id, dedup_id, n)
-WHERE EXISTS (SELECT 1 FROM wonderq.queues WHERE id = $2)
+INSERT INTO wonderq.messages (uuid, queue_id, body, created_at, visible_at, attributes, group_id, dedup_id,
+                              system_attributes)
+SELECT u.uuid, $2, u.body, {NOW}, {NOW} + u.delay * 1000, u.attributes, u.group_id, u.dedup_id,
+       u.system_attributes
+FROM unnest($1::uuid[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[])
+     WITH ORDINALITY AS u(uuid, body, delay, attributes, group_id, dedup_id, system_attributes, n)
+WHERE EXISTS (SELECT 1 FROM wonderq.queues WHERE id = $2 AND version = $9)
 ORDER BY u.n
 RETURNING {MESSAGE_COLUMNS}
 """
+VERSION = "SELECT version FROM wonderq.queues WHERE id = $1"
+ATTEMPTS = 3  # looks at a queue whose attributes keep changing under a send
 
 
 async def send_batch(txn: Txn, ref: QueueRef, messages: Sequence[NewMessage]) -> list[Message]:
-    queue = await txn.queues.get(txn.conn, ref)
-    check_sizes(queue, messages)
+    """Send with the cached queue; if it changed or went meanwhile, look it up
+    again (QueueNotFound if it is gone) and send once more."""
+    cached = await txn.queues.get(txn.conn, ref)
+    for _ in range(ATTEMPTS):
+        sent = await _send(txn, cached, messages)
+        if sent is not None:
+            return sent
+        cached = await txn.queues.refresh(txn.conn, ref, cached.queue)
+    raise Unavailable(f"queue {ref!r} keeps changing; try again")
+
+
+async def _send(txn: Txn, cached: Cached, messages: Sequence[NewMessage]) -> list[Message] | None:
+    """The messages stored, or None if ``cached`` is no longer the queue's state."""
+    queue = cached.queue
+    try:
+        check_sizes(queue, messages)
+    except PayloadTooLarge:
+        if await txn.conn.fetchval(VERSION, queue.id) != cached.version:
+            return None  # the limit may have changed
+        raise
     seconds = delays(queue, messages)
+    keys = [rules.dedup_key(queue, m) for m in messages] if queue.fifo else []
+    if any(keys):
+        return await _send_fifo(txn, cached, messages, seconds, keys)
     rows = await txn.conn.fetch(
         INSERT_MESSAGES, uuid4s(len(messages)), queue.id, [m.body for m in messages], seconds,
         [m.attributes for m in messages], [m.group_id for m in messages], [m.dedup_id for m in messages],
+        [m.system_attributes for m in messages], cached.version,
     )
-    if not rows:  # the cached queue was deleted meanwhile; it may exist again under its name
-        txn.queues.drop(queue)
-        if isinstance(ref, int) or (await resolve(txn.conn, ref)).id == queue.id:
-            raise QueueNotFound(f"queue {ref!r} does not exist")
-        return await send_batch(txn, ref, messages)
+    if not rows:
+        return None
     txn.changes.sent(queue.id, len(rows), sum(d == 0 for d in seconds))
     return sorted((Message.from_row(row) for row in rows), key=lambda m: m.id)
+
+
+async def _send_fifo(
+    txn: Txn, cached: Cached, messages: Sequence[NewMessage], seconds: list[int], keys: list[str | None]
+) -> list[Message] | None:
+    """Store the first message of each dedup key (see :mod:`.fifo`); the
+    others, and those whose key another send holds, answer with the original."""
+    queue = cached.queue
+    store = rules.firsts(keys)
+    stored = await fifo.insert(
+        txn.conn, queue.id, cached.version, [messages[i] for i in store], [seconds[i] for i in store],
+        [keys[i] for i in store],
+    )
+    if not stored:
+        return None
+    lost = {key: m.id for i, (m, kept) in zip(store, stored, strict=True) if not kept and (key := keys[i])}
+    known = await fifo.originals(txn.conn, queue.id, lost) if lost else {}
+    kept = [m for m, keep in stored if keep]
+    if kept:
+        txn.changes.sent(queue.id, len(kept), sum(m.visible_at == m.created_at for m in kept))
+    return rules.in_place({i: m for i, (m, _) in zip(store, stored, strict=True)}, keys, known)
 
 
 CLAIM = f"""
@@ -194,41 +122,121 @@ SET visible_at = {NOW} + $3 * 1000, token = $4 || m.id, receive_count = m.receiv
 FROM (
     SELECT id FROM wonderq.messages
     WHERE queue_id = $1 AND visible_at <= {NOW}
+      AND EXISTS (SELECT 1 FROM wonderq.queues WHERE id = $1 AND version = $5)
     ORDER BY visible_at, id LIMIT $2
     FOR UPDATE SKIP LOCKED
 ) c
 WHERE m.id = c.id
 RETURNING {", ".join("m." + c for c in MESSAGE_COLUMNS.split(", "))}
 """
-NEXT_VISIBLE = "SELECT min(visible_at) FROM wonderq.messages WHERE queue_id = $1"
-REDRIVE_PASSES = 10  # bounded, so a flood of poison messages cannot stall a batch
-REDRIVE = f"UPDATE wonderq.messages SET queue_id = $1, visible_at = {NOW}, token = NULL WHERE id = ANY($2)"
+# FIFO: in id order, and only messages whose group has none in flight and none earlier
+# still invisible (a NULL group_id is one group: the second test, by messages_ready).
+FIFO_CLAIM = f"""
+UPDATE wonderq.messages m
+SET visible_at = {NOW} + $3 * 1000, token = $4 || m.id, receive_count = m.receive_count + 1,
+    first_received_at = coalesce(m.first_received_at, {NOW})
+FROM (
+    SELECT id FROM wonderq.messages c
+    WHERE queue_id = $1 AND visible_at <= {NOW}
+      AND EXISTS (SELECT 1 FROM wonderq.queues WHERE id = $1 AND version = $5)
+      AND NOT EXISTS (
+          SELECT 1 FROM wonderq.messages o
+          WHERE o.queue_id = $1 AND o.group_id = c.group_id AND o.visible_at > {NOW}
+            AND (o.token IS NOT NULL OR o.id < c.id))
+      AND (c.group_id IS NOT NULL OR NOT EXISTS (
+          SELECT 1 FROM wonderq.messages o
+          WHERE o.queue_id = $1 AND o.group_id IS NULL AND o.visible_at > {NOW}
+            AND (o.token IS NOT NULL OR o.id < c.id)))
+    ORDER BY id LIMIT $2
+    FOR UPDATE SKIP LOCKED
+) c
+WHERE m.id = c.id
+RETURNING {", ".join("m." + c for c in MESSAGE_COLUMNS.split(", "))}
+"""
+NEXT_VISIBLE = """
+SELECT (SELECT min(visible_at) FROM wonderq.messages WHERE queue_id = $1) AS next_visible_at,
+       (SELECT version FROM wonderq.queues WHERE id = $1) AS version
+"""
+REDRIVE = (
+    f"UPDATE wonderq.messages SET queue_id = $1, visible_at = {NOW}, token = NULL, origin = $3 WHERE id = ANY($2)"
+)
 
 
 async def claim(txn: Txn, ref: QueueRef, size: int, visibility_timeout: int | None) -> Claim:
-    queue = await txn.queues.get(txn.conn, ref)  # deleted meanwhile: it simply finds nothing
+    """Claim with the cached queue; if it changed or went meanwhile, look it up
+    again (QueueNotFound if it is gone) and claim once more."""
+    cached = await txn.queues.get(txn.conn, ref)
+    result = await _claim(txn, cached, size, visibility_timeout)
+    if result is None:
+        cached = await txn.queues.refresh(txn.conn, ref, cached.queue)
+        result = await _claim(txn, cached, size, visibility_timeout) or Claim([], cached.queue.id)
+    return result
+
+
+async def _claim(txn: Txn, cached: Cached, size: int, visibility_timeout: int | None) -> Claim | None:
+    """The claim, or None if ``cached`` is no longer the queue's state."""
+    queue, version = cached.queue, cached.version
     timeout = queue.attributes.visibility_timeout if visibility_timeout is None else visibility_timeout
     prefix = secrets.token_hex(8) + "-"
-    claimed = [Message.from_row(row) for row in await txn.conn.fetch(CLAIM, queue.id, size, timeout, prefix)]
+    if queue.fifo:
+        await fifo.lock(txn.conn, queue.id)
+    statement = FIFO_CLAIM if queue.fifo else CLAIM
+    rows = await txn.conn.fetch(statement, queue.id, size, timeout, prefix, version)
+    claimed = [Message.from_row(row) for row in rows]
     if claimed and queue.attributes.max_receive_count:
-        claimed = await _redrive(txn, queue, claimed, timeout, prefix)
+        claimed = await _redrive(txn, cached, claimed, timeout, prefix, statement)
     if not claimed:
-        return Claim([], queue.id, await txn.conn.fetchval(NEXT_VISIBLE, queue.id))
+        row = await txn.conn.fetchrow(NEXT_VISIBLE, queue.id)
+        return None if row["version"] != version else Claim([], queue.id, row["next_visible_at"])
     txn.changes.tally.add(queue.id, received=len(claimed))
     return Claim(sorted(claimed, key=lambda m: m.id), queue.id)
 
 
-async def _redrive(txn: Txn, queue: Queue, claimed: list[Message], timeout: int, prefix: str) -> list[Message]:
+async def _redrive(
+    txn: Txn, cached: Cached, claimed: list[Message], timeout: int, prefix: str, statement: str
+) -> list[Message]:
+    queue = cached.queue
     dlq = queue.attributes.redrive_target and await find_queue(txn.conn, queue.attributes.redrive_target)
     if not dlq:
         return claimed
     redrive = Redrive(queue, dlq.id, timeout, txn.changes)
     while over := redrive.over(claimed):
-        await txn.conn.execute(REDRIVE, dlq.id, [m.id for m in over])
+        await txn.conn.execute(REDRIVE, dlq.id, [m.id for m in over], queue.name)
         again = redrive.again(over)
-        rows = await txn.conn.fetch(CLAIM, queue.id, again, timeout, prefix) if again else []
+        rows = await txn.conn.fetch(statement, queue.id, again, timeout, prefix, cached.version) if again else []
         claimed = [Message.from_row(row) for row in rows]
     return redrive.kept
+
+
+MOVED = f"visible_at = {NOW}, receive_count = 0, token = NULL, origin = NULL, first_received_at = NULL"
+MOVE_TO = f"""
+UPDATE wonderq.messages m SET queue_id = $3, {MOVED}
+FROM (
+    SELECT id FROM wonderq.messages WHERE queue_id = $1 AND visible_at <= {NOW}
+    ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
+) c
+WHERE m.id = c.id
+RETURNING m.queue_id
+"""
+MOVE_BACK = f"""
+UPDATE wonderq.messages m SET queue_id = c.origin_id, {MOVED}
+FROM (
+    SELECT o.id, q.id AS origin_id FROM wonderq.messages o JOIN wonderq.queues q ON q.name = o.origin
+    WHERE o.queue_id = $1 AND o.visible_at <= {NOW}
+    ORDER BY o.id LIMIT $2 FOR UPDATE OF o SKIP LOCKED
+) c
+WHERE m.id = c.id
+RETURNING m.queue_id
+"""
+
+
+async def move_messages(txn: Txn, ref: QueueRef, destination: QueueRef | None, limit: int) -> int:
+    queue = await resolve(txn.conn, ref)
+    if destination is None:
+        rows = await txn.conn.fetch(MOVE_BACK, queue.id, limit)
+    else:
+        rows = await txn.conn.fetch(MOVE_TO, queue.id, limit, (await resolve(txn.conn, destination)).id)
+    return txn.changes.moved(queue.id, Counter(row["queue_id"] for row in rows))
 
 
 DELETE = "DELETE FROM wonderq.messages WHERE id = $1 AND ($2::text IS NULL OR token = $2) RETURNING queue_id"
@@ -302,7 +310,9 @@ DELETE FROM wonderq.messages WHERE queue_id = $1 AND id IN (
 
 async def expire(txn: Txn, limit: int) -> int:
     """Ids grow with created_at, so a queue's expired messages are the ones
-    below its first unexpired id: found by walking only the expired."""
+    below its first unexpired id: found by walking only the expired. Expired
+    dedup keys go too (not counted)."""
+    await fifo.forget(txn.conn, limit)
     removed = await _orphans(txn)
     now = await txn.conn.fetchval(f"SELECT {NOW}")
     for queue in await list_queues(txn.conn):

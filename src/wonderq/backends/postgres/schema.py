@@ -61,6 +61,33 @@ MIGRATIONS = [
     CREATE INDEX messages_queue ON wonderq.messages (queue_id, id);
     DROP INDEX wonderq.messages_age;
     """,
+    # The SQS API: more queue settings, tags, when attributes last changed, and a version
+    # bumped with every change (brokers' cached attributes are checked against it); a
+    # message's system attributes and the queue it was dead-lettered from; FIFO dedup ids,
+    # kept DEDUP_WINDOW seconds (even after their message is deleted); and an index that
+    # finds the earlier or in-flight messages of a FIFO group (a NULL group goes by messages_ready).
+    """
+    ALTER TABLE wonderq.queues
+        ADD COLUMN receive_wait_seconds integer NOT NULL DEFAULT 0,
+        ADD COLUMN content_dedup integer NOT NULL DEFAULT 0,
+        ADD COLUMN dedup_by_group integer NOT NULL DEFAULT 0,
+        ADD COLUMN extras text,
+        ADD COLUMN modified_at bigint NOT NULL DEFAULT 0,
+        ADD COLUMN tags text,
+        ADD COLUMN version integer NOT NULL DEFAULT 0;
+    UPDATE wonderq.queues SET modified_at = created_at;
+    ALTER TABLE wonderq.messages ADD COLUMN system_attributes text, ADD COLUMN origin text;
+    CREATE TABLE wonderq.dedups (
+        queue_id bigint NOT NULL,
+        key text NOT NULL,
+        id bigint NOT NULL,
+        message_id uuid NOT NULL,
+        expires_at bigint NOT NULL,
+        PRIMARY KEY (queue_id, key)
+    );
+    CREATE INDEX dedups_expiry ON wonderq.dedups (expires_at);
+    CREATE INDEX messages_group ON wonderq.messages (queue_id, group_id, id) WHERE group_id IS NOT NULL;
+    """,
 ]
 
 

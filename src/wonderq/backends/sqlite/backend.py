@@ -19,7 +19,7 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -122,6 +122,12 @@ class SqliteBackend(Backend):
     async def delete_queue(self, ref: QueueRef) -> None:
         await self._write(lambda txn: queries.delete_queue(txn, ref), durable=True)
 
+    async def set_attributes(self, ref: QueueRef, attributes: QueueAttributes) -> Queue:
+        return await self._write(lambda txn: queries.set_attributes(txn, ref, attributes), durable=True)
+
+    async def set_tags(self, ref: QueueRef, tags: Mapping[str, str]) -> Queue:
+        return await self._write(lambda txn: queries.set_tags(txn, ref, tags), durable=True)
+
     async def purge(self, ref: QueueRef) -> int:
         return await self._write(lambda txn: queries.purge(txn, ref), durable=True)
 
@@ -130,6 +136,9 @@ class SqliteBackend(Backend):
 
     async def claim(self, ref: QueueRef, size: int, visibility_timeout: int | None) -> Claim:
         return await self._write(lambda txn: queries.claim(txn, ref, size, visibility_timeout))
+
+    async def move_messages(self, ref: QueueRef, destination: QueueRef | None, limit: int) -> int:
+        return await self._write(lambda txn: queries.move_messages(txn, ref, destination, limit), durable=True)
 
     async def delete(self, message_id: int, token: str | None = None) -> None:
         await self._write(lambda txn: queries.delete(txn, message_id, token))

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from wonderq.backends.rules import Changes, Redrive, check_sizes, delays, missing, uuid4s
+from wonderq.backends import rules
+from wonderq.backends.rules import SETTINGS, Changes, Redrive, check_sizes, delays, missing, settings, tags_json, uuid4s
+from wonderq.backends.sqlite import fifo
 from wonderq.errors import InvalidParameter, QueueExists, QueueNotFound
 from wonderq.models import Claim, Message, NewMessage, Queue, QueueAttributes, QueueRef, QueueStats
 
@@ -56,13 +59,10 @@ class Txn:
         self.conn.executemany(ADD_COUNTS, self.changes.tally.rows())
 
 
-QUEUE_COLUMNS = (
-    "id, name, created_at, visibility_timeout, delay_seconds, retention_seconds,"
-    " max_message_size, redrive_target, max_receive_count"
-)
+QUEUE_COLUMNS = f"id, name, created_at, {', '.join(SETTINGS)}, modified_at, tags"
 MESSAGE_COLUMNS = (
     "id, uuid AS message_id, queue_id, body, created_at, visible_at, receive_count,"
-    " first_received_at, token, attributes, group_id, dedup_id"
+    " first_received_at, token, attributes, group_id, dedup_id, system_attributes, origin"
 )
 SELECT_QUEUE_BY_ID = f"SELECT {QUEUE_COLUMNS} FROM queues WHERE id = ?"
 SELECT_QUEUE_BY_NAME = f"SELECT {QUEUE_COLUMNS} FROM queues WHERE name = ?"
@@ -88,28 +88,47 @@ def list_queues(conn: sqlite3.Connection) -> list[Queue]:
 
 
 INSERT_QUEUE = (
-    "INSERT INTO queues (name, created_at, visibility_timeout, delay_seconds,"
-    " retention_seconds, max_message_size, redrive_target, max_receive_count)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO queues (name, created_at, modified_at, {', '.join(SETTINGS)})"
+    f" VALUES (?, ?, ?, {', '.join('?' for _ in SETTINGS)}) RETURNING {QUEUE_COLUMNS}"
 )
 
 
-def create_queue(txn: Txn, name: str, a: QueueAttributes) -> Queue:
-    if a.redrive_target and find_queue(txn.conn, a.redrive_target) is None:
+def check_target(conn: sqlite3.Connection, a: QueueAttributes) -> None:
+    if a.redrive_target and find_queue(conn, a.redrive_target) is None:
         raise InvalidParameter(f"redrive_target {a.redrive_target!r} is not an existing queue")
+
+
+def create_queue(txn: Txn, name: str, a: QueueAttributes) -> Queue:
+    check_target(txn.conn, a)
     try:
-        cursor = txn.conn.execute(INSERT_QUEUE, (
-            name, txn.now, a.visibility_timeout, a.delay_seconds, a.retention_seconds,
-            a.max_message_size, a.redrive_target, a.max_receive_count,
-        ))
+        row = txn.conn.execute(INSERT_QUEUE, (name, txn.now, txn.now, *settings(a))).fetchone()
     except sqlite3.IntegrityError:
         raise QueueExists(f"queue {name!r} already exists") from None
-    assert cursor.lastrowid is not None
-    return Queue(cursor.lastrowid, name, txn.now, a)
+    return Queue.from_row(row)
+
+
+SET_ATTRIBUTES = (
+    f"UPDATE queues SET {', '.join(c + ' = ?' for c in SETTINGS)}, modified_at = ?"
+    f" WHERE id = ? RETURNING {QUEUE_COLUMNS}"
+)
+
+
+def set_attributes(txn: Txn, ref: QueueRef, a: QueueAttributes) -> Queue:
+    queue = resolve(txn.conn, ref)
+    check_target(txn.conn, a)
+    return Queue.from_row(txn.conn.execute(SET_ATTRIBUTES, (*settings(a), txn.now, queue.id)).fetchone())
+
+
+SET_TAGS = f"UPDATE queues SET tags = ? WHERE id = ? RETURNING {QUEUE_COLUMNS}"
+
+
+def set_tags(txn: Txn, ref: QueueRef, tags: Mapping[str, str]) -> Queue:
+    queue = resolve(txn.conn, ref)
+    return Queue.from_row(txn.conn.execute(SET_TAGS, (tags_json(tags), queue.id)).fetchone())
 
 
 DELETE_QUEUE = ("DELETE FROM messages WHERE queue_id = ?", "DELETE FROM queue_counts WHERE queue_id = ?",
-                "DELETE FROM queues WHERE id = ?")
+                "DELETE FROM dedups WHERE queue_id = ?", "DELETE FROM queues WHERE id = ?")
 
 
 def delete_queue(txn: Txn, ref: QueueRef) -> None:
@@ -130,7 +149,7 @@ def purge(txn: Txn, ref: QueueRef) -> int:
 
 INSERT_MESSAGE = (
     "INSERT INTO messages (id, uuid, queue_id, body, created_at, visible_at,"
-    " attributes, group_id, dedup_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " attributes, group_id, dedup_id, system_attributes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -139,16 +158,29 @@ def send_batch(txn: Txn, ref: QueueRef, messages: Sequence[NewMessage]) -> list[
     check_sizes(queue, messages)
     now, n = txn.now, len(messages)
     sent = [
-        Message(id, uuid, queue.id, m.body, now, now + 1000 * delay,
-                attributes=m.attributes, group_id=m.group_id, dedup_id=m.dedup_id)
+        Message(id, uuid, queue.id, m.body, now, now + 1000 * delay, attributes=m.attributes,
+                group_id=m.group_id, dedup_id=m.dedup_id, system_attributes=m.system_attributes)
         for id, uuid, m, delay in zip(txn.take_ids(n), uuid4s(n), messages, delays(queue, messages), strict=True)
     ]
+    keys = [rules.dedup_key(queue, m) for m in messages] if queue.fifo else []
+    if not any(keys):
+        _insert(txn, sent)
+        return sent
+    known = fifo.originals(txn.conn, queue.id, keys, now)
+    store = [i for i in rules.firsts(keys) if keys[i] not in known]
+    _insert(txn, [sent[i] for i in store])
+    fifo.remember(txn.conn, [(keys[i], sent[i]) for i in store], now)
+    return rules.in_place(dict(enumerate(sent)), keys, known)
+
+
+def _insert(txn: Txn, messages: list[Message]) -> None:
     txn.conn.executemany(INSERT_MESSAGE, [
-        (m.id, m.message_id, m.queue_id, m.body, now, m.visible_at, m.attributes, m.group_id, m.dedup_id)
-        for m in sent
+        (m.id, m.message_id, m.queue_id, m.body, m.created_at, m.visible_at, m.attributes, m.group_id,
+         m.dedup_id, m.system_attributes)
+        for m in messages
     ])
-    txn.changes.sent(queue.id, n, sum(m.visible_at == now for m in sent))
-    return sent
+    if messages:
+        txn.changes.sent(messages[0].queue_id, len(messages), sum(m.visible_at == txn.now for m in messages))
 
 
 CLAIM = f"""
@@ -162,8 +194,29 @@ WHERE id IN (
 )
 RETURNING {MESSAGE_COLUMNS}
 """
+# FIFO: in id order, and only messages whose group has none in flight and none earlier
+# still invisible (a NULL group_id is one group: the second test, by messages_ready).
+FIFO_CLAIM = f"""
+UPDATE messages
+SET visible_at = :until, token = :prefix || id, receive_count = receive_count + 1,
+    first_received_at = coalesce(first_received_at, :now)
+WHERE id IN (
+    SELECT id FROM messages m
+    WHERE queue_id = :queue AND visible_at <= :now
+      AND NOT EXISTS (
+          SELECT 1 FROM messages o
+          WHERE o.queue_id = :queue AND o.group_id = m.group_id AND o.visible_at > :now
+            AND (o.token IS NOT NULL OR o.id < m.id))
+      AND (m.group_id IS NOT NULL OR NOT EXISTS (
+          SELECT 1 FROM messages o
+          WHERE o.queue_id = :queue AND o.group_id IS NULL AND o.visible_at > :now
+            AND (o.token IS NOT NULL OR o.id < m.id)))
+    ORDER BY id LIMIT :size
+)
+RETURNING {MESSAGE_COLUMNS}
+"""
 NEXT_VISIBLE = "SELECT min(visible_at) FROM messages WHERE queue_id = ?"
-REDRIVE = "UPDATE messages SET queue_id = ?, visible_at = ?, token = NULL WHERE id = ?"
+REDRIVE = "UPDATE messages SET queue_id = ?, visible_at = ?, token = NULL, origin = ? WHERE id = ?"
 
 
 def claim(txn: Txn, ref: QueueRef, size: int, visibility_timeout: int | None) -> Claim:
@@ -173,9 +226,10 @@ def claim(txn: Txn, ref: QueueRef, size: int, visibility_timeout: int | None) ->
         "queue": queue.id, "now": txn.now, "size": size,
         "until": txn.now + timeout * 1000, "prefix": secrets.token_hex(8) + "-",
     }
-    claimed = [Message.from_row(row) for row in txn.conn.execute(CLAIM, params)]
+    statement = FIFO_CLAIM if queue.fifo else CLAIM
+    claimed = [Message.from_row(row) for row in txn.conn.execute(statement, params)]
     if claimed and queue.attributes.max_receive_count:
-        claimed = _redrive(txn, queue, claimed, params, timeout)
+        claimed = _redrive(txn, queue, claimed, params, timeout, statement)
     if not claimed:
         (next_visible_at,) = txn.conn.execute(NEXT_VISIBLE, (queue.id,)).fetchone()
         return Claim([], queue.id, next_visible_at)
@@ -185,17 +239,42 @@ def claim(txn: Txn, ref: QueueRef, size: int, visibility_timeout: int | None) ->
 
 
 def _redrive(
-    txn: Txn, queue: Queue, claimed: list[Message], params: dict[str, int | str], timeout: int
+    txn: Txn, queue: Queue, claimed: list[Message], params: dict[str, int | str], timeout: int, statement: str
 ) -> list[Message]:
     dlq = queue.attributes.redrive_target and find_queue(txn.conn, queue.attributes.redrive_target)
     if not dlq:
         return claimed  # no dead-letter queue (any more): keep delivering
     redrive = Redrive(queue, dlq.id, timeout, txn.changes)
     while over := redrive.over(claimed):
-        txn.conn.executemany(REDRIVE, [(dlq.id, txn.now, m.id) for m in over])
+        txn.conn.executemany(REDRIVE, [(dlq.id, txn.now, queue.name, m.id) for m in over])
         params["size"] = redrive.again(over)
-        claimed = [Message.from_row(row) for row in txn.conn.execute(CLAIM, params)] if params["size"] else []
+        claimed = [Message.from_row(row) for row in txn.conn.execute(statement, params)] if params["size"] else []
     return redrive.kept
+
+
+MOVED = "visible_at = :now, receive_count = 0, token = NULL, origin = NULL, first_received_at = NULL"
+MOVE_TO = f"""
+UPDATE messages SET queue_id = :destination, {MOVED}
+WHERE id IN (SELECT id FROM messages WHERE queue_id = :queue AND visible_at <= :now ORDER BY id LIMIT :limit)
+RETURNING queue_id
+"""
+MOVE_BACK = f"""
+UPDATE messages SET queue_id = (SELECT q.id FROM queues q WHERE q.name = messages.origin), {MOVED}
+WHERE id IN (
+    SELECT m.id FROM messages m JOIN queues q ON q.name = m.origin
+    WHERE m.queue_id = :queue AND m.visible_at <= :now ORDER BY m.id LIMIT :limit
+)
+RETURNING queue_id
+"""
+
+
+def move_messages(txn: Txn, ref: QueueRef, destination: QueueRef | None, limit: int) -> int:
+    queue = resolve(txn.conn, ref)
+    params = {"queue": queue.id, "now": txn.now, "limit": limit}
+    if destination is not None:
+        params["destination"] = resolve(txn.conn, destination).id
+    moved = Counter(row[0] for row in txn.conn.execute(MOVE_BACK if destination is None else MOVE_TO, params))
+    return txn.changes.moved(queue.id, moved)
 
 
 DELETE = "DELETE FROM messages WHERE id = ? AND (? IS NULL OR token = ?) RETURNING queue_id"
@@ -262,7 +341,9 @@ DELETE FROM messages WHERE id IN (
 
 def expire(txn: Txn, limit: int) -> int:
     """Ids grow with created_at, so a queue's expired messages are the ones
-    below its first unexpired id: found by walking only the expired."""
+    below its first unexpired id: found by walking only the expired. Expired
+    dedup keys go too (not counted)."""
+    fifo.forget(txn.conn, txn.now, limit)
     removed = 0
     for queue in list_queues(txn.conn):
         cutoff = txn.now - queue.attributes.retention_seconds * 1000

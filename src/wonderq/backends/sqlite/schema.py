@@ -57,6 +57,31 @@ MIGRATIONS = [
     CREATE INDEX messages_queue ON messages (queue_id);
     DROP INDEX messages_age
     """,
+    # The SQS API: more queue settings, tags, when attributes last changed; a message's
+    # system attributes and the queue it was dead-lettered from; FIFO dedup ids, kept
+    # DEDUP_WINDOW seconds (even after their message is deleted); and an index that finds
+    # the earlier or in-flight messages of a FIFO group (a NULL group goes by messages_ready).
+    """
+    ALTER TABLE queues ADD COLUMN receive_wait_seconds INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE queues ADD COLUMN content_dedup INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE queues ADD COLUMN dedup_by_group INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE queues ADD COLUMN extras TEXT;
+    ALTER TABLE queues ADD COLUMN modified_at INTEGER NOT NULL DEFAULT 0;
+    UPDATE queues SET modified_at = created_at;
+    ALTER TABLE queues ADD COLUMN tags TEXT;
+    ALTER TABLE messages ADD COLUMN system_attributes TEXT;
+    ALTER TABLE messages ADD COLUMN origin TEXT;
+    CREATE TABLE dedups (
+        queue_id INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        id INTEGER NOT NULL,
+        message_id TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (queue_id, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX dedups_expiry ON dedups (expires_at);
+    CREATE INDEX messages_group ON messages (queue_id, group_id, id) WHERE group_id IS NOT NULL
+    """,
 ]
 
 

@@ -233,7 +233,11 @@ function showSelected() {
     ["In flight", fmt(q.in_flight)], ["Delayed", fmt(q.delayed)],
     ["Oldest", age(q.oldest_message_age)], ["Sent/s", q.send_rate],
     ["Received/s", q.receive_rate], ["Deleted/s", q.delete_rate], ["ID", q.id],
+    ["Dead-letter queue", q.redrive_target ? `${q.redrive_target} after ${q.max_receive_count}` : "none"],
+    ["FIFO", q.fifo ? "yes" : "no"],
+    ["Tags", Object.entries(q.tags || {}).map(([k, v]) => `${k}=${v}`).join(", ") || "none"],
   ];
+  $("move-back").hidden = !sources(q.name).length;
   // Each label and its value in one <div>, so the row wraps between pairs, never inside one.
   const dl = $("queue-stats");
   if (dl.children.length !== stats.length) dl.replaceChildren(...stats.map(() => el("div", {}, el("dt"), el("dd"))));
@@ -466,6 +470,16 @@ async function purge() {
   await act((r) => `Purged ${fmt(r.purged)} messages from ${name}`, "POST", `/api/queues/${state.selected}/purge`);
 }
 
+function sources(name) {
+  return [...state.rows.values()].filter((e) => e.data.redrive_target === name).map((e) => e.data.name);
+}
+
+async function moveBack() {
+  const name = selectedName();
+  if (!confirm(`Move the messages of ${name} back to the queues they came from (${sources(name).join(", ")})?`)) return;
+  await act((r) => `Moving ${fmt(r.to_move)} messages back from ${name}`, "POST", `/api/queues/${state.selected}/move`);
+}
+
 async function deleteQueue() {
   const name = selectedName();
   if (!confirm(`Delete queue ${name} and all its messages?`)) return;
@@ -500,6 +514,7 @@ async function start() {
   $("create-form").addEventListener("submit", createQueue);
   $("send-form").addEventListener("submit", sendMessage);
   $("purge").addEventListener("click", purge);
+  $("move-back").addEventListener("click", moveBack);
   $("delete-queue").addEventListener("click", deleteQueue);
   $("first-page").addEventListener("click", () => page("first"));
   $("prev-page").addEventListener("click", () => page("prev"));

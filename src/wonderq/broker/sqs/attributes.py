@@ -1,0 +1,154 @@
+"""Queue attributes under SQS's names, mapped onto :class:`QueueAttributes` in
+this one place: checked on CreateQueue and SetQueueAttributes, rendered by
+GetQueueAttributes.
+
+The attributes storage gives meaning to are fields; the rest (Policy, KMS,
+server-side encryption, RedriveAllowPolicy, FifoThroughputLimit) are kept
+verbatim in ``extras``, a JSON object, and handed back as given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+
+import orjson
+
+from wonderq.broker.sqs.addresses import name_of_arn
+from wonderq.broker.sqs.faults import INVALID_ATTRIBUTE_NAME, INVALID_ATTRIBUTE_VALUE, SqsError
+from wonderq.models import QueueAttributes, QueueStats
+
+# SQS name -> (field, low, high), for the attributes that are integers
+NUMBERS = {
+    "VisibilityTimeout": ("visibility_timeout", 0, 43_200),
+    "DelaySeconds": ("delay_seconds", 0, 900),
+    "MessageRetentionPeriod": ("retention_seconds", 60, 1_209_600),
+    "MaximumMessageSize": ("max_message_size", 1024, 1_048_576),
+    "ReceiveMessageWaitTimeSeconds": ("receive_wait_seconds", 0, 20),
+}
+KEPT = {  # kept in extras: name -> allowed values (None: any string)
+    "Policy": None, "KmsMasterKeyId": None, "KmsDataKeyReusePeriodSeconds": None,
+    "SqsManagedSseEnabled": ("true", "false"), "RedriveAllowPolicy": None,
+}
+FIFO_ONLY = {"ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit"}
+THROUGHPUT = ("perQueue", "perMessageGroupId")
+COUNTS = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed")
+READ_ONLY = {*COUNTS, "CreatedTimestamp", "LastModifiedTimestamp", "QueueArn"}
+NAMES = {*NUMBERS, *KEPT, *FIFO_ONLY, *READ_ONLY, "RedrivePolicy", "FifoQueue"}
+
+
+def bad_value(name: str, reason: str) -> SqsError:
+    return SqsError(INVALID_ATTRIBUTE_VALUE, f"Invalid value for the parameter {name}. Reason: {reason}")
+
+
+def apply(current: QueueAttributes, given: Mapping[str, object], fifo: bool, creating: bool) -> QueueAttributes:
+    """``current`` with the ``given`` SQS attributes applied, each checked."""
+    changes: dict[str, object] = {}
+    extras = orjson.loads(current.extras) if current.extras else {}
+    for name, value in given.items():
+        if name not in NAMES or name in READ_ONLY or (name == "FifoQueue" and not creating):
+            raise SqsError(INVALID_ATTRIBUTE_NAME, f"Unknown or read-only attribute {name}.")
+        if name in FIFO_ONLY and not fifo:
+            raise SqsError(INVALID_ATTRIBUTE_NAME, f"Unknown Attribute {name}: only FIFO queues have it.")
+        if not isinstance(value, str):
+            raise bad_value(name, "attribute values are strings")
+        if name in NUMBERS:
+            field, low, high = NUMBERS[name]
+            changes[field] = number(name, value, low, high)
+        elif name == "RedrivePolicy":
+            changes.update(redrive(value))
+        elif name == "FifoQueue":
+            if value.lower() != ("true" if fifo else "false"):
+                raise bad_value(name, "a FIFO queue's name ends with .fifo, and only a FIFO queue's does")
+        elif name == "ContentBasedDeduplication":
+            changes["content_dedup"] = boolean(name, value)
+        elif name == "DeduplicationScope":
+            changes["dedup_by_group"] = choice(name, value, ("queue", "messageGroup")) == "messageGroup"
+        elif name == "FifoThroughputLimit":
+            extras[name] = choice(name, value, THROUGHPUT)
+        else:
+            extras[name] = kept(name, value)
+    changes["extras"] = orjson.dumps(extras).decode() if extras else None
+    return dataclasses.replace(current, **changes)  # type: ignore[arg-type]
+
+
+def number(name: str, value: str, low: int, high: int) -> int:
+    if not value.strip().isdigit() or not low <= int(value) <= high:
+        raise bad_value(name, f"must be an integer from {low} to {high}.")
+    return int(value)
+
+
+def boolean(name: str, value: str) -> bool:
+    return choice(name, value.lower(), ("true", "false")) == "true"
+
+
+def choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise bad_value(name, f"must be one of {', '.join(allowed)}.")
+    return value
+
+
+def kept(name: str, value: str) -> str:
+    allowed = KEPT[name]
+    if allowed is not None:
+        return choice(name, value.lower(), allowed)
+    if name in ("Policy", "RedriveAllowPolicy") and value:
+        document(name, value)
+    return value
+
+
+def document(name: str, value: str) -> dict[str, object]:
+    try:
+        parsed = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        raise bad_value(name, "not valid JSON.") from None
+    if not isinstance(parsed, dict):
+        raise bad_value(name, "must be a JSON object.")
+    return parsed
+
+
+def redrive(value: str) -> dict[str, object]:
+    """RedrivePolicy: ``{"deadLetterTargetArn": arn, "maxReceiveCount": n}``; empty removes it."""
+    if value == "":
+        return {"redrive_target": None, "max_receive_count": 0}
+    policy = document("RedrivePolicy", value)
+    count = policy.get("maxReceiveCount")
+    if not isinstance(count, int | str) or not str(count).isdigit() or not 1 <= int(count) <= 1000:
+        raise bad_value("RedrivePolicy", "maxReceiveCount must be an integer from 1 to 1000.")
+    target = name_of_arn(policy.get("deadLetterTargetArn"), "deadLetterTargetArn")
+    return {"redrive_target": target, "max_receive_count": int(count)}
+
+
+def extras(attributes: QueueAttributes) -> dict[str, str]:
+    return orjson.loads(attributes.extras) if attributes.extras else {}
+
+
+def render(stats: QueueStats, arn: str, dlq_arn: str | None, names: Iterable[str]) -> dict[str, str]:
+    """GetQueueAttributes: the attributes named (``All`` for every one)."""
+    wanted = set(names)
+    for name in wanted - {"All"}:
+        if name not in NAMES:
+            raise SqsError(INVALID_ATTRIBUTE_NAME, f"Unknown Attribute {name}.")
+    queue, a = stats.queue, stats.queue.attributes
+    values: dict[str, str] = {name: str(getattr(a, field)) for name, (field, _, _) in NUMBERS.items()}
+    values |= {
+        "ApproximateNumberOfMessages": str(stats.visible), "ApproximateNumberOfMessagesNotVisible":
+        str(stats.in_flight), "ApproximateNumberOfMessagesDelayed": str(stats.delayed),
+        "CreatedTimestamp": str(queue.created_at // 1000),
+        "LastModifiedTimestamp": str((queue.modified_at or queue.created_at) // 1000), "QueueArn": arn,
+        "SqsManagedSseEnabled": "false",
+    }
+    if a.redrive_target and dlq_arn:
+        values["RedrivePolicy"] = orjson.dumps(
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": a.max_receive_count}
+        ).decode()
+    if queue.fifo:
+        values |= {
+            "FifoQueue": "true", "ContentBasedDeduplication": str(a.content_dedup).lower(),
+            "DeduplicationScope": "messageGroup" if a.dedup_by_group else "queue",
+            "FifoThroughputLimit": "perQueue",
+        }
+    values |= extras(a)
+    if "All" in wanted:
+        return values
+    return {name: values[name] for name in wanted if name in values}

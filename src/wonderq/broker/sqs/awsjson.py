@@ -1,0 +1,65 @@
+"""The AWS JSON 1.0 protocol: ``POST /`` with ``X-Amz-Target: AmazonSQS.<Action>``
+and a JSON body; answered in JSON (``application/x-amz-json-1.0``).
+
+Errors carry ``__type`` and ``message``, and the legacy Query code in
+``x-amzn-query-error: <code>;Sender|Receiver``, which boto3 (since botocore
+1.34.90) and the other current SDKs read to raise the modelled exception.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Awaitable, Callable, Mapping
+
+import orjson
+
+from wonderq.broker.sqs.calls import Call, Shape
+from wonderq.broker.sqs.faults import UNKNOWN_OPERATION, SqsError, fault_of, invalid
+from wonderq.edge.requests import Request
+from wonderq.edge.responses import Response
+from wonderq.errors import WonderQError
+
+TARGET = "AmazonSQS."
+CONTENT_TYPE = b"application/x-amz-json-1.0"
+Action = Callable[[Call], Awaitable[Shape]]
+Context = Callable[[Request, str, Mapping[str, object]], Call]
+
+
+_PREFIX = os.urandom(10).hex()
+_PREFIX = f"{_PREFIX[:8]}-{_PREFIX[8:12]}-{_PREFIX[12:16]}-{_PREFIX[16:20]}-"
+_COUNTER = itertools.count()
+
+
+def request_id() -> tuple[bytes, bytes]:
+    """``x-amzn-RequestId``: shaped as a UUID, unique per process start and request."""
+    return (b"x-amzn-requestid", f"{_PREFIX}{next(_COUNTER) % 16**12:012x}".encode())
+
+
+def action_of(request: Request) -> str:
+    target = request.header(b"x-amz-target") or b""
+    return target.decode("latin-1").removeprefix(TARGET)
+
+
+async def handle(request: Request, actions: Mapping[str, Action], context: Context) -> Response:
+    name = action_of(request)
+    action = actions.get(name)
+    if action is None:
+        raise SqsError(UNKNOWN_OPERATION, f"The action {name} is not valid for this endpoint.")
+    body = request.body
+    try:
+        payload = orjson.loads(body) if body else {}
+    except orjson.JSONDecodeError:
+        raise invalid("The request body is not valid JSON.") from None
+    if not isinstance(payload, dict):
+        raise invalid("The request body must be a JSON object.")
+    result = await action(context(request, name, payload))
+    return Response(orjson.dumps(result), 200, CONTENT_TYPE, (request_id(),))
+
+
+def render_error(exc: WonderQError) -> Response:
+    fault = fault_of(exc)
+    body = orjson.dumps({"__type": f"com.amazonaws.sqs#{fault.code}", "message": exc.message})
+    query_error = f"{fault.legacy};{'Sender' if fault.sender else 'Receiver'}".encode()
+    headers = (request_id(), (b"x-amzn-query-error", query_error), *exc.headers)
+    return Response(body, fault.status, CONTENT_TYPE, headers)

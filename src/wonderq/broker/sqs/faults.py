@@ -1,0 +1,107 @@
+"""SQS's errors: each a code, the legacy Query code, an HTTP status and who is at fault.
+
+Both wire protocols render the same :class:`Fault`: over JSON as ``__type`` plus
+the ``x-amzn-query-error: <legacy code>;Sender|Receiver`` header (the service
+model is ``awsQueryCompatible``, so botocore maps the legacy code back to its
+modelled exception); over Query as the legacy code in an XML ``<Error>``.
+
+The edge raises :class:`SqsError` with a fault for what only SQS defines; the
+core tree of :mod:`wonderq.errors` (raised by backends and by the shared
+parameter checks) is mapped by :func:`fault_of`::
+
+    WonderQError ─ SqsError(fault)      the faults below, raised by broker/sqs/
+    QueueNotFound                       → QueueDoesNotExist
+    QueueExists                         → QueueNameExists
+    StaleToken, MessageNotFound         → ReceiptHandleIsInvalid
+    BadRequest, InvalidParameter,
+    PayloadTooLarge                     → InvalidParameterValue
+    Forbidden                           → AccessDenied
+    NotFound, MethodNotAllowed          → InvalidAction
+    TooManyRequests                     → RequestThrottled
+    Unavailable                         → ServiceUnavailable
+    anything else                       → InternalError
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wonderq import errors
+from wonderq.errors import WonderQError
+
+LEGACY = "AWS.SimpleQueueService."
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    code: str  # the modelled shape name: JSON's __type, boto3's exception class
+    legacy: str  # the Query protocol's code, sent over JSON in x-amzn-query-error
+    status: int = 400
+    sender: bool = True  # the client's fault (Sender) or the service's (Receiver)
+
+
+def fault(code: str, legacy: str | None = None, status: int = 400, sender: bool = True) -> Fault:
+    return Fault(code, legacy or code, status, sender)
+
+
+QUEUE_DOES_NOT_EXIST = fault("QueueDoesNotExist", LEGACY + "NonExistentQueue")
+QUEUE_NAME_EXISTS = fault("QueueNameExists", "QueueAlreadyExists")
+INVALID_PARAMETER_VALUE = fault("InvalidParameterValue")
+MISSING_PARAMETER = fault("MissingParameter")
+INVALID_ATTRIBUTE_NAME = fault("InvalidAttributeName")
+INVALID_ATTRIBUTE_VALUE = fault("InvalidAttributeValue")
+INVALID_MESSAGE_CONTENTS = fault("InvalidMessageContents")
+RECEIPT_HANDLE_IS_INVALID = fault("ReceiptHandleIsInvalid")
+MESSAGE_NOT_INFLIGHT = fault("MessageNotInflight", LEGACY + "MessageNotInflight")
+PURGE_QUEUE_IN_PROGRESS = fault("PurgeQueueInProgress", LEGACY + "PurgeQueueInProgress", 403)
+UNSUPPORTED_OPERATION = fault("UnsupportedOperation", LEGACY + "UnsupportedOperation")
+EMPTY_BATCH_REQUEST = fault("EmptyBatchRequest", LEGACY + "EmptyBatchRequest")
+TOO_MANY_ENTRIES = fault("TooManyEntriesInBatchRequest", LEGACY + "TooManyEntriesInBatchRequest")
+BATCH_IDS_NOT_DISTINCT = fault("BatchEntryIdsNotDistinct", LEGACY + "BatchEntryIdsNotDistinct")
+INVALID_BATCH_ENTRY_ID = fault("InvalidBatchEntryId", LEGACY + "InvalidBatchEntryId")
+BATCH_REQUEST_TOO_LONG = fault("BatchRequestTooLong", LEGACY + "BatchRequestTooLong")
+RESOURCE_NOT_FOUND = fault("ResourceNotFoundException", status=404)
+OVER_LIMIT = fault("OverLimit", status=403)
+INVALID_ACTION = fault("InvalidAction")
+UNKNOWN_OPERATION = fault("UnknownOperationException", "InvalidAction")
+ACCESS_DENIED = fault("AccessDenied", status=403)
+REQUEST_THROTTLED = fault("RequestThrottled")
+SERVICE_UNAVAILABLE = fault("ServiceUnavailable", status=503, sender=False)
+INTERNAL_ERROR = fault("InternalError", status=500, sender=False)
+
+
+class SqsError(WonderQError):
+    """An error as SQS defines it; ``fault`` says how it travels."""
+
+    def __init__(self, fault: Fault, message: str) -> None:
+        super().__init__(message)
+        self.fault = fault
+        self.status = fault.status
+
+
+CORE: tuple[tuple[type[WonderQError], Fault], ...] = (  # most specific first
+    (errors.QueueNotFound, QUEUE_DOES_NOT_EXIST),
+    (errors.QueueExists, QUEUE_NAME_EXISTS),
+    (errors.StaleToken, RECEIPT_HANDLE_IS_INVALID),
+    (errors.MessageNotFound, RECEIPT_HANDLE_IS_INVALID),
+    (errors.BadRequest, INVALID_PARAMETER_VALUE),
+    (errors.PayloadTooLarge, INVALID_PARAMETER_VALUE),
+    (errors.Forbidden, ACCESS_DENIED),
+    (errors.NotFound, INVALID_ACTION),
+    (errors.MethodNotAllowed, INVALID_ACTION),
+    (errors.TooManyRequests, REQUEST_THROTTLED),
+    (errors.Unavailable, SERVICE_UNAVAILABLE),
+)
+
+
+def fault_of(exc: WonderQError) -> Fault:
+    if isinstance(exc, SqsError):
+        return exc.fault
+    for kind, found in CORE:
+        if isinstance(exc, kind):
+            return found
+    return INTERNAL_ERROR
+
+
+def invalid(message: str) -> SqsError:
+    return SqsError(INVALID_PARAMETER_VALUE, message)

@@ -1,0 +1,143 @@
+"""Message attributes: their checks, their size, the selection a receive asks
+for, and the MD5 digests SQS defines over them.
+
+An attribute is ``{"DataType": "String"|"Number"|"Binary"[.custom],
+"StringValue": str}`` or ``{..., "BinaryValue": base64 str}``, stored as
+given (JSON text in :attr:`Message.attributes`). The digest of a set of
+attributes, as the AWS SDKs verify it: for each attribute in name order, the
+name, the data type and the value, each as a 4-byte big-endian length and its
+bytes, with a transport byte (1 string, 2 binary) before the value.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import struct
+from collections.abc import Iterable, Mapping
+
+from wonderq.broker.sqs.faults import INVALID_PARAMETER_VALUE, SqsError, invalid
+
+Attributes = dict[str, dict[str, str]]
+MAX_ATTRIBUTES = 10
+NAME = re.compile(r"[A-Za-z0-9_\-.]{1,256}")
+RESERVED = ("aws.", "amazon.")
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+# XML 1.0 characters, which is what SQS allows in bodies and string values
+XML_INVALID = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+SYSTEM_ATTRIBUTES = ("AWSTraceHeader",)
+
+
+def valid_text(text: str) -> bool:
+    """Only characters XML 1.0 allows (what SQS allows in bodies and values).
+    A printable string has none of the others: the quick answer, in C."""
+    return text.isprintable() or not XML_INVALID.search(text)
+
+
+def check(raw: object, system: bool = False) -> Attributes:
+    """Validated attributes (``system``: MessageSystemAttributes), or raise."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise invalid("message attributes must be a map of names to values")
+    if len(raw) > MAX_ATTRIBUTES:
+        raise invalid(f"Number of message attributes [{len(raw)}] exceeds the allowed maximum [{MAX_ATTRIBUTES}].")
+    checked: Attributes = {}
+    for name, value in raw.items():
+        check_name(name, system)
+        checked[name] = check_value(name, value)
+    return checked
+
+
+def check_name(name: object, system: bool) -> None:
+    if system:
+        if name not in SYSTEM_ATTRIBUTES:
+            raise invalid(f"Message system attribute name '{name}' is invalid.")
+        return
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise invalid(f"Message attribute name '{name}' has an invalid character or is too long.")
+    if name.lower().startswith(RESERVED) or ".." in name or name.startswith(".") or name.endswith("."):
+        raise invalid(f"Message attribute name '{name}' is reserved or malformed.")
+
+
+def check_value(name: str, value: object) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise invalid(f"The message attribute '{name}' must have a value.")
+    data_type = value.get("DataType")
+    if not isinstance(data_type, str) or not data_type:
+        raise invalid(f"The message attribute '{name}' must contain non-empty message attribute type.")
+    base = data_type.split(".", 1)[0]
+    if base not in ("String", "Number", "Binary") or len(data_type) > 256:
+        raise invalid(f"The type of message attribute '{name}' is invalid. You must use only the following"
+                      " supported type prefixes: Binary, Number, String.")
+    if value.get("StringListValues") or value.get("BinaryListValues"):
+        raise SqsError(INVALID_PARAMETER_VALUE, f"Message attribute '{name}': list values are not supported.")
+    if base == "Binary":
+        return {"DataType": data_type, "BinaryValue": binary(name, value.get("BinaryValue"))}
+    text = value.get("StringValue")
+    if not isinstance(text, str) or text == "":
+        raise invalid(f"The message attribute '{name}' with type '{base}' must use field 'String'.")
+    if base == "Number" and not NUMBER.fullmatch(text):
+        raise invalid(f"Can't cast the value of message (user) attribute '{name}' to a number.")
+    if not valid_text(text):
+        raise SqsError(INVALID_PARAMETER_VALUE, f"Message attribute '{name}' contains invalid characters.")
+    return {"DataType": data_type, "StringValue": text}
+
+
+def binary(name: str, value: object) -> str:
+    """Base64 text, as both protocols carry blobs; checked and normalised."""
+    if not isinstance(value, str) or not value:
+        raise invalid(f"The message attribute '{name}' with type 'Binary' must use field 'Binary'.")
+    try:
+        return base64.b64encode(base64.b64decode(value, validate=True)).decode()
+    except (binascii.Error, ValueError):
+        raise invalid(f"The message attribute '{name}' has an invalid binary value.") from None
+
+
+def size(attributes: Attributes) -> int:
+    """Bytes toward the message size limit: name, type and value of each."""
+    total = 0
+    for name, value in attributes.items():
+        total += len(name.encode()) + len(value["DataType"].encode())
+        if "BinaryValue" in value:
+            total += len(base64.b64decode(value["BinaryValue"]))
+        else:
+            total += len(value["StringValue"].encode())
+    return total
+
+
+def select(attributes: Attributes, names: Iterable[str]) -> Attributes:
+    """The attributes a receive asked for: ``All``, ``.*``, a name, or a ``prefix.*``."""
+    wanted = list(names)
+    if not wanted:
+        return {}
+    if "All" in wanted or ".*" in wanted:
+        return attributes
+    prefixes = tuple(n[:-1] for n in wanted if n.endswith(".*"))
+    exact = set(wanted)
+    return {k: v for k, v in attributes.items() if k in exact or (prefixes and k.startswith(prefixes))}
+
+
+def md5_body(body: str) -> str:
+    return hashlib.md5(body.encode(), usedforsecurity=False).hexdigest()
+
+
+def md5_attributes(attributes: Attributes) -> str | None:
+    """SQS's MD5OfMessageAttributes (and of system attributes); None for none."""
+    if not attributes:
+        return None
+    digest = hashlib.md5(usedforsecurity=False)
+    for name in sorted(attributes):
+        value = attributes[name]
+        digest.update(_field(name.encode()) + _field(value["DataType"].encode()))
+        if "BinaryValue" in value:
+            digest.update(b"\x02" + _field(base64.b64decode(value["BinaryValue"])))
+        else:
+            digest.update(b"\x01" + _field(value["StringValue"].encode()))
+    return digest.hexdigest()
+
+
+def _field(data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + data

@@ -1,0 +1,281 @@
+"""The SQS actions on messages: send, receive, delete and change visibility,
+one at a time or in batches of up to ten.
+
+A receipt handle is the message's ``token`` (which ends in its id), so a
+handle is new on every receive and an older one is refused. The batch actions
+check the request as a whole first (entries present, at most ten, distinct
+ids, total size) and then each entry alone: a bad entry fails by itself, in
+``Failed``, and the others go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from wonderq.backends.base import Backend
+from wonderq.broker.sqs import message_attributes as ma
+from wonderq.broker.sqs.calls import Call, Shape, integer_of
+from wonderq.broker.sqs.faults import (
+    BATCH_IDS_NOT_DISTINCT,
+    BATCH_REQUEST_TOO_LONG,
+    EMPTY_BATCH_REQUEST,
+    INVALID_BATCH_ENTRY_ID,
+    INVALID_MESSAGE_CONTENTS,
+    MISSING_PARAMETER,
+    RECEIPT_HANDLE_IS_INVALID,
+    TOO_MANY_ENTRIES,
+    SqsError,
+    fault_of,
+    invalid,
+)
+from wonderq.broker.sqs.queues import QueueActions
+from wonderq.errors import MessageNotFound, WonderQError
+from wonderq.models import FIFO_SUFFIX, Message, NewMessage, Queue
+from wonderq.settings import MAX_BATCH
+
+MAX_SIZE = 1_048_576  # bytes of a message, and of a batch's messages together
+MAX_VISIBILITY = 43_200
+MAX_DELAY = 900
+MAX_WAIT = 20
+ENTRY_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
+GROUP_ID = re.compile(r"[!-~]{1,128}")  # printable ASCII, as SQS allows in group and dedup ids
+HANDLE = re.compile(r"[0-9a-f]{16}-([0-9]{1,19})")
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message to send, checked, with the digests its answer carries."""
+
+    new: NewMessage
+    size: int
+    md5_body: str
+    md5_attributes: str | None
+    md5_system: str | None
+
+    def result(self, sent: Message) -> Shape:
+        out: Shape = {"MessageId": sent.message_id, "MD5OfMessageBody": self.md5_body}
+        if self.md5_attributes:
+            out["MD5OfMessageAttributes"] = self.md5_attributes
+        if self.md5_system:
+            out["MD5OfMessageSystemAttributes"] = self.md5_system
+        if self.new.group_id is not None and self.new.dedup_id is not None:
+            out["SequenceNumber"] = sequence_number(sent)
+        return out
+
+
+def sequence_number(m: Message) -> str:
+    return f"{m.id:020d}"
+
+
+def outgoing(entry: Mapping[str, object], queue: Queue | None, fifo: bool) -> Outgoing:
+    """Check one message (SendMessage's input or a batch entry)."""
+    body = entry.get("MessageBody")
+    if not isinstance(body, str) or not body:
+        raise SqsError(MISSING_PARAMETER, "The request must contain the parameter MessageBody.")
+    if not ma.valid_text(body):
+        raise SqsError(INVALID_MESSAGE_CONTENTS, "Invalid binary character in the message body.")
+    delay = integer_of(entry, "DelaySeconds", 0, MAX_DELAY)
+    attributes = ma.check(entry.get("MessageAttributes"))
+    system = ma.check(entry.get("MessageSystemAttributes"), system=True)
+    size = len(body.encode()) + ma.size(attributes)
+    limit = queue.attributes.max_message_size if queue else MAX_SIZE
+    if size > limit:
+        raise invalid(f"One or more parameters are invalid. Reason: Message must be shorter than {limit} bytes.")
+    group, dedup = fifo_ids(entry, body, queue, fifo, delay)
+    return Outgoing(
+        NewMessage(body, delay, orjson.dumps(attributes).decode() if attributes else None, group, dedup,
+                   orjson.dumps(system).decode() if system else None),
+        size, ma.md5_body(body), ma.md5_attributes(attributes), ma.md5_attributes(system),
+    )
+
+
+def fifo_ids(
+    entry: Mapping[str, object], body: str, queue: Queue | None, fifo: bool, delay: int | None
+) -> tuple[str | None, str | None]:
+    group, dedup = entry.get("MessageGroupId"), entry.get("MessageDeduplicationId")
+    for name, value in (("MessageGroupId", group), ("MessageDeduplicationId", dedup)):
+        if value is not None and (not isinstance(value, str) or not GROUP_ID.fullmatch(value)):
+            raise invalid(f"Value {value!r} for parameter {name} is invalid. Reason: 1 to 128 printable characters.")
+    if not fifo:
+        if dedup is not None:
+            raise invalid("The request include parameter MessageDeduplicationId that is not valid for this"
+                          " queue type.")
+        return (group if isinstance(group, str) else None), None
+    if group is None:
+        raise SqsError(MISSING_PARAMETER, "The request must contain the parameter MessageGroupId.")
+    if delay is not None:
+        raise invalid("Value for parameter DelaySeconds is invalid. Reason: The request include parameter that is"
+                      " not valid for this queue type.")
+    if dedup is None:
+        if queue is None or not queue.attributes.content_dedup:
+            raise invalid("The queue should either have ContentBasedDeduplication enabled or"
+                          " MessageDeduplicationId provided explicitly")
+        dedup = hashlib.sha256(body.encode()).hexdigest()
+    assert isinstance(group, str) and isinstance(dedup, str)
+    return group, dedup
+
+
+def handle_of(value: object) -> tuple[int, str]:
+    """A receipt handle's message id and token."""
+    match = HANDLE.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise SqsError(RECEIPT_HANDLE_IS_INVALID, f"The input receipt handle {value!r} is not a valid receipt handle.")
+    return int(match[1]), match[0]
+
+
+class MessageActions:
+    def __init__(self, backend: Backend, queues: QueueActions) -> None:
+        self.db = backend
+        self.queues = queues
+
+    async def send_message(self, call: Call) -> Shape:
+        name = call.queue()
+        fifo = name.endswith(FIFO_SUFFIX)
+        needs_queue = fifo or "MessageAttributes" in call.input  # the rest the backend checks itself
+        queue = await self.queues.find(name) if needs_queue else None
+        out = outgoing(call.input, queue, fifo)
+        return out.result(await self.db.send(queue.id if queue else name, out.new))
+
+    async def send_message_batch(self, call: Call) -> Shape:
+        queue = await self.queues.find(call.queue())
+        entries = batch_entries(call)
+        checked: dict[str, Outgoing] = {}
+        failed: list[Shape] = []
+        for entry_id, entry in entries:
+            try:
+                checked[entry_id] = outgoing(entry, queue, queue.fifo)
+            except WonderQError as exc:
+                failed.append(failure(entry_id, exc))
+        if sum(o.size for o in checked.values()) > MAX_SIZE:
+            raise SqsError(BATCH_REQUEST_TOO_LONG, f"Batch requests cannot be longer than {MAX_SIZE} bytes.")
+        sent = await self.db.send_batch(queue.id, [o.new for o in checked.values()]) if checked else []
+        ok = [{"Id": i, **o.result(m)} for (i, o), m in zip(checked.items(), sent, strict=True)]
+        return {"Successful": ok, "Failed": failed}
+
+    async def receive_message(self, call: Call) -> Shape:
+        name = call.queue()
+        size = call.integer("MaxNumberOfMessages", 1, MAX_BATCH) or 1
+        visibility = call.integer("VisibilityTimeout", 0, MAX_VISIBILITY)
+        wait = call.integer("WaitTimeSeconds", 0, MAX_WAIT)
+        if wait is None:
+            wait = (await self.queues.find(name)).attributes.receive_wait_seconds
+        wanted = Received(call, call.names("AttributeNames") + call.names("MessageSystemAttributeNames"),
+                          call.names("MessageAttributeNames"))
+        messages = await self.db.receive(name, size, visibility, wait, call.disconnected())
+        return {"Messages": [wanted.render(m) for m in messages]} if messages else {}
+
+    async def delete_message(self, call: Call) -> Shape:
+        call.queue()
+        await self.delete(call.input)
+        return {}
+
+    async def delete(self, entry: Mapping[str, object]) -> None:
+        message_id, token = handle_of(entry.get("ReceiptHandle"))
+        with contextlib.suppress(MessageNotFound):  # deleted already: as on SQS, deleting again succeeds
+            await self.db.delete(message_id, token)
+
+    async def change_message_visibility(self, call: Call) -> Shape:
+        call.queue()
+        await self.change_visibility(call.input)
+        return {}
+
+    async def change_visibility(self, entry: Mapping[str, object]) -> None:
+        message_id, token = handle_of(entry.get("ReceiptHandle"))
+        timeout = integer_of(entry, "VisibilityTimeout", 0, MAX_VISIBILITY)
+        if timeout is None:
+            raise SqsError(MISSING_PARAMETER, "The request must contain the parameter VisibilityTimeout.")
+        await self.db.change_visibility(message_id, token, timeout)
+
+    async def delete_message_batch(self, call: Call) -> Shape:
+        await self.queues.find(call.queue())
+        return await each(batch_entries(call), self.delete)
+
+    async def change_message_visibility_batch(self, call: Call) -> Shape:
+        await self.queues.find(call.queue())
+        return await each(batch_entries(call), self.change_visibility)
+
+
+class Received:
+    """How a receive renders each message: the system and message attributes asked for."""
+
+    SYSTEM = ("SenderId", "SentTimestamp", "ApproximateReceiveCount", "ApproximateFirstReceiveTimestamp",
+              "SequenceNumber", "MessageDeduplicationId", "MessageGroupId", "AWSTraceHeader",
+              "DeadLetterQueueSourceArn")
+
+    def __init__(self, call: Call, system: list[str], names: list[str]) -> None:
+        self.call = call
+        self.system = set(self.SYSTEM) if "All" in system else set(system) & set(self.SYSTEM)
+        self.names = names
+
+    def render(self, m: Message) -> Shape:
+        out: Shape = {"MessageId": m.message_id, "ReceiptHandle": m.token, "MD5OfBody": ma.md5_body(m.body),
+                      "Body": m.body}
+        if self.system:
+            values = self.system_values(m)
+            out["Attributes"] = {k: v for k, v in values.items() if k in self.system and v is not None}
+        if self.names and m.attributes:
+            chosen = ma.select(orjson.loads(m.attributes), self.names)
+            if chosen:
+                out["MD5OfMessageAttributes"] = ma.md5_attributes(chosen)
+                out["MessageAttributes"] = chosen
+        return out
+
+    def system_values(self, m: Message) -> dict[str, str | None]:
+        trace = orjson.loads(m.system_attributes).get("AWSTraceHeader") if m.system_attributes else None
+        fifo = m.dedup_id is not None
+        return {
+            "SenderId": self.call.account, "SentTimestamp": str(m.created_at),
+            "ApproximateReceiveCount": str(m.receive_count),
+            "ApproximateFirstReceiveTimestamp": str(m.first_received_at or m.created_at),
+            "SequenceNumber": sequence_number(m) if fifo else None,
+            "MessageDeduplicationId": m.dedup_id, "MessageGroupId": m.group_id,
+            "AWSTraceHeader": trace["StringValue"] if trace else None,
+            "DeadLetterQueueSourceArn": self.call.arn(m.origin) if m.origin else None,
+        }
+
+
+def batch_entries(call: Call) -> list[tuple[str, Mapping[str, object]]]:
+    """The whole-request checks of a batch: entries, at most ten, ids valid and distinct."""
+    entries = call.entries()
+    if not entries:
+        raise SqsError(EMPTY_BATCH_REQUEST, "There should be at least one entry in the request.")
+    if len(entries) > MAX_BATCH:
+        raise SqsError(TOO_MANY_ENTRIES, f"Maximum number of entries per request are {MAX_BATCH}."
+                       f" You have sent {len(entries)}.")
+    ids = [e.get("Id") for e in entries]
+    for entry_id in ids:
+        if not isinstance(entry_id, str) or not ENTRY_ID.fullmatch(entry_id):
+            raise SqsError(INVALID_BATCH_ENTRY_ID, "A batch entry id can only contain alphanumeric characters,"
+                           " hyphens and underscores. It can be at most 80 letters long.")
+    if len(set(ids)) != len(ids):
+        raise SqsError(BATCH_IDS_NOT_DISTINCT, "Two or more batch entries in the request have the same Id.")
+    return [(str(i), e) for i, e in zip(ids, entries, strict=True)]
+
+
+async def each(
+    entries: Sequence[tuple[str, Mapping[str, object]]], act: Callable[[Mapping[str, object]], Awaitable[None]]
+) -> Shape:
+    """Run ``act`` on every entry at once (group commit joins them); per-entry results."""
+    outcomes = await asyncio.gather(*(act(e) for _, e in entries), return_exceptions=True)
+    ok: list[Shape] = []
+    failed: list[Shape] = []
+    for (entry_id, _), outcome in zip(entries, outcomes, strict=True):
+        if isinstance(outcome, WonderQError):
+            failed.append(failure(entry_id, outcome))
+        elif isinstance(outcome, BaseException):
+            raise outcome
+        else:
+            ok.append({"Id": entry_id})
+    return {"Successful": ok, "Failed": failed}
+
+
+def failure(entry_id: str, exc: WonderQError) -> Shape:
+    fault = fault_of(exc)
+    return {"Id": entry_id, "SenderFault": fault.sender, "Code": fault.legacy, "Message": exc.message}

@@ -1,0 +1,77 @@
+"""The digests SQS defines, against values computed by AWS and by other
+implementations (the SDKs verify them; boto3 does not, so we check here)."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from wonderq.broker.sqs import message_attributes as ma
+from wonderq.broker.sqs.faults import SqsError
+
+
+def string(value: str, kind: str = "String") -> dict[str, str]:
+    return {"DataType": kind, "StringValue": value}
+
+
+def binary(value: bytes, kind: str = "Binary") -> dict[str, str]:
+    return {"DataType": kind, "BinaryValue": base64.b64encode(value).decode()}
+
+
+@pytest.mark.parametrize(("attributes", "digest"), [
+    # Amazon's own samples
+    ({"test_attribute_name_2": string("test_attribute_value_2"),
+      "test_attribute_name_1": string("test_attribute_value_1")}, "d53f3b558fe951154770f25cb63dbba9"),
+    ({"test_attribute_name": binary(b"test_attribute_value")}, "23f6bd27ea87aab7dfeadcc9aebee495"),
+    # a Number beside a String, and the SDK documentation's example
+    ({"ordinal": string("1", "Number"), "category": string("test")}, "d21ae90c49061e927f57df5f5d72be1f"),
+    ({"SellerName": string("Example Store")}, "cd28f3b68aeee4b2eac9c66f2f694b58"),
+])
+def test_attribute_digests_match_known_values(attributes: ma.Attributes, digest: str) -> None:
+    assert ma.md5_attributes(ma.check(attributes)) == digest
+
+
+def test_custom_types_are_part_of_the_digest() -> None:
+    plain = ma.md5_attributes({"a": string("1", "Number")})
+    custom = ma.md5_attributes({"a": string("1", "Number.int")})
+    assert plain != custom
+    assert ma.md5_attributes(ma.check({"pic": binary(b"\x89PNG", "Binary.png")})) != ma.md5_attributes(
+        ma.check({"pic": binary(b"\x89PNG")})
+    )
+
+
+def test_body_digest_is_md5_of_utf8() -> None:
+    assert ma.md5_body("hello") == "5d41402abc4b2a76b9719d911017c592"
+    assert len(ma.md5_body("é")) == 32
+
+
+def test_no_attributes_no_digest() -> None:
+    assert ma.md5_attributes({}) is None
+
+
+@pytest.mark.parametrize("names, kept", [
+    (["All"], {"a.x", "a.y", "b"}), ([".*"], {"a.x", "a.y", "b"}), (["a.*"], {"a.x", "a.y"}),
+    (["b"], {"b"}), (["c"], set()), ([], set()),
+])
+def test_select_filters_by_name_and_prefix(names: list[str], kept: set[str]) -> None:
+    attributes = {n: string("v") for n in ("a.x", "a.y", "b")}
+    assert set(ma.select(attributes, names)) == kept
+
+
+@pytest.mark.parametrize("bad", [
+    {"AWS.x": string("v")}, {"amazon.y": string("v")}, {"a..b": string("v")}, {".a": string("v")},
+    {"a": {"DataType": "Float", "StringValue": "1"}}, {"a": string("x", "Number")},
+    {"a": {"DataType": "String"}}, {"a": {"DataType": "Binary", "BinaryValue": "%%%"}},
+    {"a": string("\x00")}, {f"n{i}": string("v") for i in range(11)},
+    {"a": {"DataType": "String", "StringListValues": ["x"]}},
+])
+def test_bad_attributes_are_refused(bad: dict[str, object]) -> None:
+    with pytest.raises(SqsError) as e:
+        ma.check(bad)
+    assert e.value.fault.code == "InvalidParameterValue"
+
+
+def test_size_counts_names_types_and_values() -> None:
+    assert ma.size({"ab": string("xyz")}) == 2 + 6 + 3
+    assert ma.size({"b": binary(b"\x00\x01")}) == 1 + 6 + 2

@@ -1,0 +1,107 @@
+"""The two wire protocols byte by byte, as hand-written clients and curl see them."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import unique
+
+NS = {"sqs": "http://queue.amazonaws.com/doc/2012-11-05/"}
+JSON = "application/x-amz-json-1.0"
+
+
+def target(client: httpx.Client, action: str, body: object, path: str = "/") -> httpx.Response:
+    return client.post(path, json=body, headers={"X-Amz-Target": f"AmazonSQS.{action}", "Content-Type": JSON})
+
+
+def form(client: httpx.Client, path: str = "/", **params: str) -> httpx.Response:
+    return client.post(path, data={"Version": "2012-11-05", **params})
+
+
+def test_json_success_and_error_shapes(client: httpx.Client) -> None:
+    name = unique("q")
+    r = target(client, "CreateQueue", {"QueueName": name})
+    assert r.status_code == 200 and r.headers["content-type"] == JSON and r.headers["x-amzn-requestid"]
+    assert r.json() == {"QueueUrl": f"http://localhost/000000000000/{name}"}
+    r = target(client, "GetQueueUrl", {"QueueName": unique("missing")})
+    assert r.status_code == 400 and r.headers["x-amzn-requestid"]
+    assert r.json()["__type"] == "com.amazonaws.sqs#QueueDoesNotExist" and r.json()["message"]
+    assert r.headers["x-amzn-query-error"] == "AWS.SimpleQueueService.NonExistentQueue;Sender"
+
+
+def test_query_success_and_error_shapes(client: httpx.Client) -> None:
+    name = unique("q")
+    r = form(client, Action="CreateQueue", QueueName=name, **{"Attribute.1.Name": "DelaySeconds",
+                                                             "Attribute.1.Value": "2"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/xml")
+    root = ET.fromstring(r.text)
+    assert root.tag == f"{{{NS['sqs']}}}CreateQueueResponse"
+    assert root.findtext("sqs:CreateQueueResult/sqs:QueueUrl", namespaces=NS) == (
+        f"http://localhost/000000000000/{name}")
+    assert root.findtext("sqs:ResponseMetadata/sqs:RequestId", namespaces=NS) == r.headers["x-amzn-requestid"]
+    r = form(client, Action="GetQueueUrl", QueueName=unique("missing"))
+    assert r.status_code == 400
+    error = ET.fromstring(r.text).find("sqs:Error", NS)
+    assert error is not None
+    assert error.findtext("sqs:Code", namespaces=NS) == "AWS.SimpleQueueService.NonExistentQueue"
+    assert error.findtext("sqs:Type", namespaces=NS) == "Sender"
+
+
+def test_query_on_the_queue_path_and_by_get(client: httpx.Client) -> None:
+    """curl users post to the queue URL, or put everything in a GET's query string."""
+    name = unique("q")
+    form(client, Action="CreateQueue", QueueName=name)
+    r = form(client, f"/000000000000/{name}", Action="SendMessage", MessageBody="via path")
+    assert r.status_code == 200, r.text
+    r = client.get(f"/000000000000/{name}", params={"Action": "ReceiveMessage", "AttributeName.1": "All"})
+    assert r.status_code == 200, r.text
+    message = ET.fromstring(r.text).find("sqs:ReceiveMessageResult/sqs:Message", NS)
+    assert message is not None and message.findtext("sqs:Body", namespaces=NS) == "via path"
+    names = [a.findtext("sqs:Name", namespaces=NS) for a in message.findall("sqs:Attribute", NS)]
+    assert "SentTimestamp" in names and "ApproximateReceiveCount" in names
+
+
+@pytest.mark.parametrize("send", [
+    lambda c: c.post("/", content=b"{not json", headers={"X-Amz-Target": "AmazonSQS.ListQueues"}),
+    lambda c: c.post("/", content=b"[1, 2]", headers={"X-Amz-Target": "AmazonSQS.ListQueues"}),
+    lambda c: target(c, "NoSuchAction", {}),
+    lambda c: target(c, "SendMessage", {"QueueUrl": 5, "MessageBody": "x"}),
+    lambda c: target(c, "SendMessage", {"QueueUrl": "http://localhost/0/q"}),
+    lambda c: target(c, "ReceiveMessage", {"QueueUrl": "http://localhost/0/q", "MaxNumberOfMessages": "many"}),
+    lambda c: target(c, "SendMessageBatch", {"QueueUrl": "http://localhost/0/q", "Entries": "no"}),
+    lambda c: target(c, "TagQueue", {"QueueUrl": "http://localhost/0/q", "Tags": ["a"]}),
+    lambda c: form(c, Action="NoSuchAction"),
+    lambda c: form(c, Action="SendMessageBatch", QueueUrl="http://localhost/0/q",
+                   **{"SendMessageBatchRequestEntry.x.Id": "1"}),
+    lambda c: form(c, Action="SendMessage", QueueUrl="http://localhost/0/q", MessageBody="x",
+                   **{"MessageAttribute.1.Name": "a"}),
+    lambda c: form(c, Action="CreateQueue", QueueName="a", Attribute="x", **{"Attribute.1.Name": "y"}),
+])
+def test_garbage_gets_a_4xx_never_a_500(client: httpx.Client, send: Any) -> None:
+    r = send(client)
+    assert 400 <= r.status_code < 500, r.text
+    assert r.headers["x-amzn-requestid"]
+
+
+def test_queue_urls_follow_the_host_header(client: httpx.Client) -> None:
+    name = unique("q")
+    r = target(client, "CreateQueue", {"QueueName": name})
+    r = client.post("/", json={"QueueName": name}, headers={
+        "X-Amz-Target": "AmazonSQS.GetQueueUrl", "Content-Type": JSON, "Host": "127.0.0.1:3213"})
+    assert r.json()["QueueUrl"] == f"http://127.0.0.1:3213/000000000000/{name}"
+
+
+def test_a_cross_site_page_cannot_drive_the_sqs_api(client: httpx.Client) -> None:
+    r = client.post("/", data={"Action": "CreateQueue", "QueueName": unique("csrf")},
+                    headers={"Origin": "https://evil.example"})
+    assert r.status_code == 403
+    assert "AccessDenied" in r.text
+
+
+def test_the_rest_api_is_untouched(client: httpx.Client) -> None:
+    r = client.post("/queues", json={"name": unique("rest")})
+    assert r.status_code == 200 and "visibility_timeout" in r.json()
