@@ -1,9 +1,14 @@
 # `make run` and `make test` set everything up on a fresh machine.
+# Two virtual environments: .venv-run holds what the server needs (a plain install of this
+# checkout, reinstalled when a source file changes); .venv the dev toolchain, editable.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+RUN_VENV := .venv-run
+RUN_BIN := $(RUN_VENV)/bin
+SOURCES := pyproject.toml $(shell find src -type f -not -name '*.pyc' -not -path '*.egg-info*')
 
-.PHONY: run test lint clients coverage bench bench-sqs clean sqs-table
+.PHONY: run test lint clients coverage package bench bench-sqs clean sqs-table
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +35,17 @@ $(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/packag
 
 clients: $(VENV)/.installed $(CLIENTS)
 
-run: $(VENV)/.installed
-	$(BIN)/wonderq up
+$(RUN_BIN)/python:
+	$(PYTHON) -m venv $(RUN_VENV)
+	$(RUN_BIN)/pip install -q --upgrade pip
+
+$(RUN_VENV)/.installed: $(SOURCES) | $(RUN_BIN)/python
+	$(RUN_BIN)/pip install -q --force-reinstall --no-deps . && $(RUN_BIN)/pip install -q '.[postgres]'
+	rm -rf build
+	touch $@
+
+run: $(RUN_VENV)/.installed
+	$(RUN_BIN)/wonderq up
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests bench tools
@@ -49,6 +63,16 @@ coverage: $(VENV)/.installed
 	$(BIN)/pytest -n 2 --cov --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR) \
 		tests/backends tests/broker tests/edge tests/client tests/cli tests/apps
 
+# Build the wheel and the sdist (the wheel from the sdist, so the sdist is known complete),
+# install the wheel alone into a fresh venv and smoke-test it there (deploy/smoke.sh).
+package: $(VENV)/.installed
+	rm -rf dist .venv-smoke
+	$(BIN)/python -m build --outdir dist .
+	$(PYTHON) -m venv .venv-smoke
+	.venv-smoke/bin/pip install -q dist/wonderq-*.whl
+	deploy/smoke.sh .venv-smoke/bin
+	rm -rf .venv-smoke
+
 # docs/sqs.md's compatibility table, from what tests/broker/sqs did (tools/sqs_table.py).
 sqs-table: $(VENV)/.installed
 	$(BIN)/python tools/sqs_table.py
@@ -61,4 +85,5 @@ bench-sqs: $(VENV)/.installed
 	$(BIN)/python bench/sqs_bench.py
 
 clean:
-	rm -rf $(VENV) .venv-query .venv-awscli $(NODE_DIR)/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(RUN_VENV) .venv-smoke .venv-query .venv-awscli $(NODE_DIR)/node_modules dist build \
+		.pytest_cache .mypy_cache .ruff_cache

@@ -506,7 +506,7 @@ class Client(_Base):
 
     def delete(self, message: Message | int, token: str | None = None) -> None:
         """Delete a message: a received Message (with its token) or an id (with ``token``, or none
-        to delete unconditionally). Raises StaleToken if it was received again since."""
+        to delete unconditionally). Raises StaleToken if the token is not its current one."""
         self.call(delete_call(message, token))
 
     def delete_batch(self, messages: Iterable[DeleteItem]) -> list[Deleted]:
@@ -626,7 +626,7 @@ class AsyncClient(_Base):
 
     async def delete(self, message: Message | int, token: str | None = None) -> None:
         """Delete a message: a received Message (with its token) or an id (with ``token``, or none
-        to delete unconditionally). Raises StaleToken if it was received again since."""
+        to delete unconditionally). Raises StaleToken if the token is not its current one."""
         await self.call(delete_call(message, token))
 
     async def delete_batch(self, messages: Iterable[DeleteItem]) -> list[Deleted]:

@@ -20,19 +20,25 @@ How it behaves:
   the message lost (its token stale: it timed out and someone else received it)
   logs a warning; a prefetched message lost that way is skipped.
 - **Success.** The message is deleted with its reservation token.
-- **Failure.** The exception is logged and the message is left alone: it becomes
-  receivable again when its current visibility timeout runs out (at most
-  ``visibility_timeout`` seconds later), with ``receive_count`` + 1. Releasing it at
-  once (visibility 0) would retry a failing message in a hot loop; waiting out
-  the timeout is a natural back-off, and a queue's ``max_receive_count`` moves a
-  message that keeps failing to its dead-letter queue.
+- **Failure.** The exception is logged and, by default, the message is left
+  alone: it becomes receivable again when its current visibility timeout runs out
+  (at most ``visibility_timeout`` seconds later), with ``receive_count`` + 1. With
+  ``retry_delay=S`` its visibility is set to S seconds instead (a change of
+  visibility with its token), so a failed message comes back sooner, or later,
+  than the timeout. ``retry_delay=0`` retries at once, which a handler that keeps
+  failing turns into a hot loop; a queue's ``max_receive_count`` moves a message
+  that keeps failing to its dead-letter queue.
 - **Graceful stop** (:meth:`Consumer.stop`, or SIGINT/SIGTERM under
   :meth:`Consumer.run_forever`): no more receives (a long poll in progress is
   abandoned), messages received but not started are released at once
   (visibility 0), handlers already running finish and their messages are deleted.
-  A second signal during the stop cancels the running handlers (their messages
-  then wait out their timeout). An abandoned long poll that the broker had just
-  answered leaves its messages to their visibility timeout.
+  Under :meth:`run_forever` the first signal says (a warning on the log, shown
+  even where logging is not configured) how many handlers it waits for and on
+  which messages. A second signal stops at once: the running handlers are
+  cancelled (a sync handler's thread is left to finish on its own, and does not
+  keep the process from exiting), and their messages wait out their timeout. An
+  abandoned long poll that the broker had just answered leaves its messages to
+  their visibility timeout.
 - **Broker trouble.** An unreachable or failing broker is logged and retried with
   back-off; errors in the consumer's own configuration (an unknown queue, a
   parameter out of bounds) end :meth:`Consumer.run`.
@@ -45,14 +51,15 @@ import contextlib
 import inspect
 import logging
 import signal
+import threading
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from wonderq.client import AsyncClient, Message
 from wonderq.errors import BadRequest, Conflict, NotFound, WonderQError
 from wonderq.models import QueueRef
+from wonderq.settings import MAX_VISIBILITY
 
 log = logging.getLogger("wonderq.consumer")
 
@@ -90,6 +97,7 @@ class Consumer:
         wait: int = 20,
         visibility_timeout: int = 30,
         heartbeat: float | None = None,
+        retry_delay: int | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -98,6 +106,8 @@ class Consumer:
         heartbeat = visibility_timeout / 2 if heartbeat is None else heartbeat
         if not 0 < heartbeat < visibility_timeout:
             raise ValueError("heartbeat must be between 0 and visibility_timeout seconds")
+        if retry_delay is not None and not 0 <= retry_delay <= MAX_VISIBILITY:
+            raise ValueError(f"retry_delay must be 0-{MAX_VISIBILITY} seconds")
         self.queue = queue
         self.handler = handler
         self.client = client
@@ -106,6 +116,7 @@ class Consumer:
         self.wait = wait
         self.visibility_timeout = visibility_timeout
         self.heartbeat = heartbeat
+        self.retry_delay = retry_delay
         self.processed = 0
         self.failed = 0
         self._is_async = _is_async(handler)
@@ -113,7 +124,7 @@ class Consumer:
         self._stopping = False
         self._changed: asyncio.Event | None = None  # a handler finished, or stop()
         self._poll: asyncio.Future[list[Message]] | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._handling: set[int] = set()  # ids of the messages whose handlers run
 
     @property
     def stopping(self) -> bool:
@@ -151,11 +162,17 @@ class Consumer:
 
         def on_signal() -> None:
             if self._stopping:
-                log.warning("second signal: cancelling the running handlers")
+                log.warning("stopping now: the running handlers are cancelled; their messages"
+                            " come back after their visibility timeout")
                 task.cancel()
+                return
+            self.stop()
+            if self._handling:
+                ids = ", ".join(map(str, sorted(self._handling)))
+                log.warning("stopping: waiting for %d running handler(s) to finish (message %s);"
+                            " press Ctrl-C again to stop now", len(self._handling), ids)
             else:
-                log.info("signal: stopping (send it again to cancel the running handlers)")
-                self.stop()
+                log.warning("stopping")
 
         installed = []
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -179,8 +196,6 @@ class Consumer:
         self._changed = asyncio.Event()
         own = not isinstance(self.client, AsyncClient)
         client = self.client if isinstance(self.client, AsyncClient) else AsyncClient(self.client)
-        if not self._is_async:
-            self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="wonderq-handler")
         prefetched: deque[_Held] = deque()
         running: set[asyncio.Task[None]] = set()
         try:
@@ -195,9 +210,6 @@ class Consumer:
                 await self._release(client, prefetched)
                 await asyncio.gather(*running, return_exceptions=True)
             finally:
-                if self._executor is not None:
-                    self._executor.shutdown(wait=False, cancel_futures=True)
-                    self._executor = None
                 if own:
                     await client.aclose()
                 self._loop = self._changed = None
@@ -280,27 +292,37 @@ class Consumer:
 
     async def _handle(self, client: AsyncClient, held: _Held) -> None:
         message = held.message
+        self._handling.add(message.id)
         try:
             try:
-                if self._is_async:
-                    outcome = self.handler(message)
-                else:
-                    loop = asyncio.get_running_loop()
-                    outcome = await loop.run_in_executor(self._executor, self.handler, message)
+                outcome = self.handler(message) if self._is_async else await _in_thread(self.handler, message)
                 if inspect.isawaitable(outcome):
                     await outcome
             finally:
+                self._handling.discard(message.id)
                 await _cancel(held.heartbeat)
         except Exception:
             self.failed += 1
-            log.exception("handler failed on message %d (receive %d); it will be redelivered",
-                          message.id, message.receive_count)
+            await self._retry(client, message)
             return
         self.processed += 1
         try:
             await client.delete(message)
         except WonderQError as exc:
             log.warning("handled message %d but could not delete it (%s): it may be handled again",
+                        message.id, exc)
+
+    async def _retry(self, client: AsyncClient, message: Message) -> None:
+        """After a failed handler: log it, and with ``retry_delay`` set the message's visibility."""
+        when = "after its visibility timeout" if self.retry_delay is None else f"in {self.retry_delay} s"
+        log.exception("handler failed on message %d (receive %d); it will be redelivered %s",
+                      message.id, message.receive_count, when)
+        if self.retry_delay is None:
+            return
+        try:
+            await client.change_visibility(message, self.retry_delay)
+        except WonderQError as exc:
+            log.warning("could not delay the retry of message %d (%s): it waits out its timeout",
                         message.id, exc)
 
     async def _release(self, client: AsyncClient, prefetched: deque[_Held]) -> None:
@@ -326,6 +348,32 @@ async def _cancel(task: asyncio.Task[None] | None) -> None:
         return
     task.cancel()
     await asyncio.wait([task])
+
+
+async def _in_thread(handler: Handler, message: Message) -> object:
+    """Run a sync handler in a daemon thread of its own: a hard stop does not wait for it."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[object] = loop.create_future()
+
+    def settle(result: object, error: BaseException | None) -> None:
+        if done.cancelled():
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)
+
+    def run() -> None:
+        result, error = None, None
+        try:
+            result = handler(message)
+        except BaseException as exc:  # handed to the awaiting task, which logs it
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop is gone: a hard stop did not wait
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name=f"wonderq-handler-{message.id}", daemon=True).start()
+    return await done
 
 
 def _is_async(handler: Handler) -> bool:

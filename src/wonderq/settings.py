@@ -40,6 +40,7 @@ DEFAULT_URL = f"http://127.0.0.1:{BROKER_PORT}"
 
 DURABILITY = ("full", "normal")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+LOWER_CASE = ("durability", "log_level")  # settings whose values are read case-insensitively
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,7 @@ class Settings:
     cluster: int = 0  # worker processes; 0 runs the broker in this process
     durability: str = "full"  # full: fsync every commit; normal: on checkpoint
     log_level: str = "info"
+    access_log: bool = False  # one log line per request
     retention_interval: float = 60.0  # seconds between retention sweeps
     pool_size: int = 10  # PostgreSQL connections per broker process
     url: str = DEFAULT_URL  # where the dev tool, user app and CLI find the broker
@@ -83,21 +85,42 @@ class Settings:
             raise ValueError("account id must be 12 digits")
         if self.cluster < 0:
             raise ValueError("cluster must be a positive number of workers")
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"the broker URL (--broker-url, WONDERQ_URL) must start with http:// or"
+                             f" https://, not {self.url!r}")
         object.__setattr__(self, "db", database_url(self.db))
 
     @classmethod
     def load(cls, flags: Mapping[str, Any], env: Mapping[str, str] = os.environ) -> Settings:
-        """Flags (None = not given) over ``WONDERQ_<NAME>`` over defaults."""
+        """Flags (None = not given) over ``WONDERQ_<NAME>`` over defaults. A value of the wrong
+        type is a ValueError naming its flag or variable."""
         values: dict[str, Any] = {}
         for f in fields(cls):
-            raw = flags.get(f.name)
+            raw, source = flags.get(f.name), f"--{f.name.replace('_', '-')}"
             if raw is None:
-                raw = env.get(f"WONDERQ_{f.name.upper()}")
+                raw, source = env.get(f"WONDERQ_{f.name.upper()}"), f"WONDERQ_{f.name.upper()}"
             if raw is None:
                 continue
-            kind = type(getattr(cls(), f.name))
-            values[f.name] = kind(raw.lower() if f.name in ("durability", "log_level") else raw)
+            value = convert(raw, type(getattr(cls(), f.name)), source)
+            values[f.name] = value.lower() if isinstance(value, str) and f.name in LOWER_CASE else value
         return cls(**values)
+
+
+def convert(raw: object, kind: type, source: str) -> object:
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        if str(raw).lower() in ("1", "true", "yes", "on"):
+            return True
+        if str(raw).lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"{source} must be true or false, not {raw!r}")
+    try:
+        value: object = kind(raw)
+    except ValueError:
+        what = {int: "an integer", float: "a number"}.get(kind, kind.__name__)
+        raise ValueError(f"{source} must be {what}, not {raw!r}") from None
+    return value
 
 
 def database_url(value: str) -> str:

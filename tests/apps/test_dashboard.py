@@ -164,10 +164,19 @@ def test_screenshot(dashboard: tuple[Page, httpx.Client], tmp_path: Path) -> Non
         stop.set()
         traffic.join(10)
     expect(page.locator("#messages tbody tr")).not_to_have_count(0)
+    page.route("**/api/overview*", as_make_run_shows_it)
+    expect(page.locator("#broker")).to_have_text("broker http://127.0.0.1:3213")
     path = SCREENSHOT if os.environ.get("WONDERQ_SCREENSHOT") else tmp_path / "dashboard.png"
     path.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(path))
     assert path.stat().st_size > 10_000
+
+
+def as_make_run_shows_it(route: Any) -> None:
+    """The dev tool's overview with the broker's address as `make run` shows it: this test's
+    broker listens on a free port, which the screenshot in docs/ should not show."""
+    response = route.fetch()
+    route.fulfill(response=response, json=response.json() | {"broker": "http://127.0.0.1:3213"})
 
 
 def make_traffic(url: httpx.URL, stop: threading.Event) -> None:
@@ -210,3 +219,32 @@ def test_dead_letter_fifo_tags_and_move_back(dashboard: tuple[Page, httpx.Client
     expect(page.locator("#status")).to_have_text("Moving 1 messages back from dead")
     expect(cell(page, "work", 1)).to_have_text("1")
     expect(cell(page, "dead", 1)).to_have_text("0")
+
+
+@sqlite_only
+def test_stats_wrap_between_pairs_and_charts_smooth_rates(dashboard: tuple[Page, httpx.Client]) -> None:
+    page, wq = dashboard
+    wq.post("/queues", json={"name": "narrow"}).raise_for_status()
+    page.set_viewport_size({"width": 700, "height": 900})
+    row(page, "narrow").click()
+    pairs = page.locator("#queue-stats > div")
+    expect(pairs.first).to_be_visible()
+    assert pairs.count() == page.locator("#queue-stats dt").count() > 6
+    for i in range(pairs.count()):  # each label on the same line as its value, however the row wraps
+        label, value = pairs.nth(i).locator("dt").bounding_box(), pairs.nth(i).locator("dd").bounding_box()
+        assert label is not None and value is not None
+        assert abs(label["y"] - value["y"]) < 8, (i, label, value)
+    # a per-second saw-tooth becomes its trailing mean over the window's twentieth (at least 5 s)
+    got = page.evaluate("movingMean([0, 1000, 2000, 3000, 4000, 5000, 6000], [0, 10, 0, 10, 0, 10, 0], 5000)")
+    assert got == [0, 5, 10 / 3, 5, 4, 6, 4]  # from 5 s on: the last 5 samples
+    widths = page.evaluate("""() => {
+        const seen = [];
+        const canvas = document.getElementById('rate-chart');
+        const ctx = canvas.getContext('2d');
+        const stroke = ctx.stroke.bind(ctx);
+        ctx.stroke = () => { seen.push(ctx.lineWidth); stroke(); };
+        drawCharts();
+        ctx.stroke = stroke;
+        return seen.slice(-3);
+    }""")
+    assert widths[0] > widths[1] > widths[2]  # equal series stay visible: the first drawn is widest

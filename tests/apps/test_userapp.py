@@ -106,7 +106,7 @@ def broker(
         db: Path | str = folder / "wonderq.db"
     else:
         db = fresh_database(request.getfixturevalue("postgres"))
-    b = BrokerProcess(db, "--log-level", "info", log_dir=folder).start()
+    b = BrokerProcess(db, "--log-level", "info", "--access-log", log_dir=folder).start()
     yield b
     b.stop()
     assert "Traceback" not in b.log.read_text()
@@ -223,9 +223,13 @@ def test_dispatch_errors(app: httpx.Client, wq: Client) -> None:
         ({"queue_name": queue, "body": ["a", ""]}, 400, "invalid_parameter"),
         ({"queue_name": queue, "body": {"a": 1}}, 400, "invalid_parameter"),
         ({"queue_id": 2**40, "body": "x"}, 404, "queue_not_found"),  # by id the queue must exist
+        ({"queue_name": queue, "body": "x", "stubs": 3}, 400, "invalid_parameter"),  # misspelt: refused
+        ({"queue_name": queue, "queue_id": 1, "body": "x"}, 400, "invalid_parameter"),  # two queues
     ]:
         r = app.post("/dispatch", json=params)
         assert (r.status_code, r.json()["error"]["code"]) == (status, code), (params, r.text)
+    r = app.post("/dispatch", json={"queue_name": queue, "bdy": "x"})
+    assert "unknown parameter 'bdy' (did you mean 'body'?)" in r.json()["error"]["message"], r.text
     r = app.post("/dispatch", content=b"{nope", headers={"content-type": "application/json"})
     assert (r.status_code, r.json()["error"]["code"]) == (400, "bad_request")
     assert queue not in [s.queue.name for s in wq.stats()]  # nothing created

@@ -556,3 +556,23 @@ def test_invalid_utf8_in_a_form_is_refused(client: httpx.Client, queue: dict[str
     r = client.post("/messages", content=b"queue_name=" + queue["name"].encode() + b"&body=caf%E9",
                     headers={"content-type": "application/x-www-form-urlencoded"})
     assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request"
+
+
+def test_a_stale_token_is_not_called_received_again(client: httpx.Client, queue: dict[str, Any]) -> None:
+    """A token that never was the message's gets the same 409, worded so it is true for both."""
+    m = receive(client, queue)
+    r = client.delete(f"/messages/{m['id']}", params={"reservation_token": "never-issued"})
+    message = assert_error(r, 409, "stale_token")
+    assert message == f"the token is not message {m['id']}'s current receipt token", message
+
+
+@pytest.mark.parametrize("url", ["/healthz", "/readyz"])
+def test_head_on_the_health_checks(client: httpx.Client, url: str) -> None:
+    r = client.head(url)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+
+
+def test_405_says_what_is_allowed(client: httpx.Client) -> None:
+    r = client.post("/healthz")
+    assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
+    assert client.put("/queues").headers["allow"] == "GET, POST"

@@ -294,8 +294,8 @@ def test_receive_nothing_is_4(url: str, client: Client) -> None:
     assert (r.returncode, r.stdout, r.stderr) == (4, "", "wonderq: no message\n")
     r = wq(url, "receive", name, "--wait", "0", "--json")
     assert (r.returncode, r.stdout) == (4, "[]\n")
-    r = wq(url, "receive", name, "--size", "11")
-    assert r.returncode == 1 and r.stderr.startswith("wonderq: invalid_parameter: ")
+    r = wq(url, "receive", name, "--size", "11")  # refused by the parser, before any request
+    assert r.returncode == 2 and "argument --size: must be 1-10, not 11" in r.stderr, r.stderr
 
 
 class Tail:

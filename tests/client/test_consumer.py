@@ -256,3 +256,73 @@ def test_sigterm_stops_run_forever_cleanly(broker: BrokerProcess, tmp_path: Path
         released = wq.receive(name, size=10, wait=0)  # the held three are visible at once
         assert sorted(m.body for m in released) == ["b", "c", "d"]
         assert [m.body for m in wq.peek(name)] == ["b", "c", "d"]  # "a" was deleted
+
+
+async def test_retry_delay_brings_a_failed_message_back_sooner(wq: AsyncClient, queue: Queue) -> None:
+    seen: list[float] = []
+
+    def flaky(message: Message) -> None:  # sync: runs in a thread of its own
+        seen.append(time.monotonic())
+        if message.receive_count == 1:
+            raise RuntimeError("first try fails")
+
+    await wq.send(queue.name, "flaky")
+    consumer = Consumer(queue.name, flaky, client=wq, visibility_timeout=60, retry_delay=1, wait=5)
+    task = asyncio.create_task(consumer.run())
+    await until(lambda: consumer.processed == 1, timeout=15)
+    consumer.stop()
+    await asyncio.wait_for(task, 10)
+    assert (consumer.processed, consumer.failed) == (1, 1)
+    assert 0.9 <= seen[1] - seen[0] < 10  # a second later, not after the 60 s timeout
+
+
+def test_retry_delay_is_checked() -> None:
+    with pytest.raises(ValueError, match="retry_delay"):
+        Consumer("q", print, retry_delay=-1)
+
+
+SLOW = """
+import logging, sys, time
+from pathlib import Path
+from wonderq import Consumer
+
+started = Path(sys.argv[2])
+
+def handle(message):  # a slow sync handler, as in the issue
+    started.write_text(str(message.id))
+    time.sleep(60)
+
+Consumer(sys.argv[1], handle, concurrency=1, size=1, visibility_timeout=120, wait=5).run_forever()
+print("returned", flush=True)
+"""
+
+
+def test_ctrl_c_says_what_it_waits_for_and_a_second_stops_now(broker: BrokerProcess, tmp_path: Path) -> None:
+    name = f"jobs-{uuid.uuid4().hex[:10]}"
+    started = tmp_path / "started"
+    (tmp_path / "slow.py").write_text(textwrap.dedent(SLOW))
+    with Client(broker.url) as wq:
+        wq.create_queue(name)
+        (sent,) = wq.send_batch(name, ["slow"])
+    env = os.environ | {"WONDERQ_URL": broker.url}
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "slow.py"), name, str(started)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 15
+        while not started.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        assert proc.poll() is None  # the first Ctrl-C waits for the handler
+        proc.send_signal(signal.SIGINT)
+        stopped_at = time.monotonic()
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert time.monotonic() - stopped_at < 10, "the second Ctrl-C did not stop it at once"
+    assert proc.returncode == 0 and out == "returned\n", (out, err)
+    assert f"waiting for 1 running handler(s) to finish (message {sent.id}); press Ctrl-C again" in err, err
+    assert "stopping now" in err and "Traceback" not in err, err

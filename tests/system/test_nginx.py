@@ -36,8 +36,8 @@ BATCH = 10
 PRODUCERS = 4
 CONSUMERS = 16
 STOP = "stop"  # passed from consumer to consumer: each one that receives it hands it back and exits
-# uvicorn's access log (--log-level info): 'INFO:     <ip>:<port> - "<method> <path> HTTP/1.1" <status> OK'
-ACCESS = re.compile(r'^INFO: +[\d.]+:(\d+) - "(\w+) (\S+) HTTP/([\d.]+)" (\d+)', re.MULTILINE)
+# uvicorn's access log (--access-log): '<time> broker[<pid>] INFO <ip>:<port> - "<method> <path> HTTP/1.1" <status>'
+ACCESS = re.compile(r' INFO [\d.]+:(\d+) - "(\w+) (\S+) HTTP/([\d.]+)" (\d+)', re.MULTILINE)
 # deploy/nginx.conf's log format, for requests that went to a single broker
 NGINX_ACCESS = re.compile(r'"(\w+) (\S+) HTTP/[\d.]+" (\d+) \d+ upstream=(\S+) ')
 
@@ -128,7 +128,7 @@ class Nginx:
 def two_brokers(broker_factory: type[BrokerProcess], postgres: str, tmp_path: Path) -> list[BrokerProcess]:
     """Two brokers on one fresh database, each logging a line per request."""
     db = fresh_database(postgres)
-    args = ("--log-level", "info", "--pool-size", "10")
+    args = ("--log-level", "info", "--access-log", "--pool-size", "10")
     return [broker_factory(db, *args, log_dir=tmp_path).start() for _ in range(2)]
 
 

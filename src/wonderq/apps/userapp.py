@@ -235,10 +235,11 @@ class UserApp:
         self.listeners: dict[int, Listener] = {}
         self._ids = itertools.count(1)
         self.routes: list[Route] = [
-            Route("POST", "/dispatch", self.dispatch),
-            Route("GET", "/listen", self.listen, changes_state=True),  # it consumes and deletes
-            Route("GET", "/listeners", self.list_listeners),
-            Route("DELETE", "/listeners/{listener}", self.delete_listener),
+            Route("POST", "/dispatch", self.dispatch, params=("queue_id", "queue_name", "body", "stub")),
+            Route("GET", "/listen", self.listen, changes_state=True,  # it consumes and deletes
+                  params=("queue_id", "queue_name", "size", "wait_time", "visibility_timeout")),
+            Route("GET", "/listeners", self.list_listeners, params=()),
+            Route("DELETE", "/listeners/{listener}", self.delete_listener, params=()),
         ]
 
     @contextlib.asynccontextmanager

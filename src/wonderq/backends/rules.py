@@ -92,7 +92,7 @@ def delays(queue: Queue, messages: Sequence[NewMessage]) -> list[int]:
 def missing(message_id: int, exists: bool) -> NoReturn:
     """A delete or visibility change matched nothing: say why."""
     if exists:
-        raise StaleToken(f"message {message_id} was received again since; its token is stale")
+        raise StaleToken(f"the token is not message {message_id}'s current receipt token")
     raise MessageNotFound(f"message {message_id} does not exist")
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from wonderq.edge.params import integer, present
+from wonderq.edge.params import integer, one_of
 from wonderq.errors import InvalidParameter
 from wonderq.models import QueueRef
 from wonderq.settings import MAX_ID
@@ -25,10 +25,11 @@ def queue_name(value: object, field_name: str = "name") -> str:
 
 
 def queue_ref(params: Mapping[str, object]) -> QueueRef:
-    """``queue_id`` (an integer) or ``queue_name``; one is required."""
-    if present(params, "queue_id"):
+    """``queue_id`` (an integer) or ``queue_name``; exactly one is required."""
+    given = one_of(params, "queue_id", "queue_name")
+    if given == "queue_id":
         return integer(params, "queue_id", None, 1, MAX_ID)
-    if present(params, "queue_name"):
+    if given == "queue_name":
         return queue_name(params["queue_name"], "queue_name")
     raise InvalidParameter("queue_id or queue_name is required")
 

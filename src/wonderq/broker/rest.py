@@ -18,7 +18,7 @@ from wonderq.broker.metrics import CONTENT_TYPE, Metrics
 from wonderq.broker.moves import MAX_RATE, MoveTasks
 from wonderq.broker.names import path_id, path_queue, queue_name, queue_ref
 from wonderq.clock import Clock
-from wonderq.edge.params import Params, integer, optional_integer, present, string
+from wonderq.edge.params import Params, integer, known, one_of, optional_integer, present, string
 from wonderq.edge.requests import Request
 from wonderq.edge.responses import Response, json, raw
 from wonderq.edge.routing import Route
@@ -27,6 +27,7 @@ from wonderq.models import Message, NewMessage, Queue, QueueAttributes, QueueSta
 from wonderq.settings import MAX_BATCH, MAX_DELAY, MAX_ID, MAX_PEEK, MAX_VISIBILITY, MAX_WAIT, QUEUE_BOUNDS
 
 DEFAULTS = QueueAttributes()
+QUEUE_ATTRIBUTES = (*(name for name, _, _ in QUEUE_BOUNDS), "redrive_target")
 JsonObject = dict[str, object]
 
 
@@ -82,21 +83,26 @@ class RestApi:
         self.moves = moves
 
     def routes(self) -> list[Route]:
+        ref, token = ("queue_id", "queue_name"), wire.TOKEN
         return [
-            Route("GET", "/queues", self.list_queues),
-            Route("POST", "/queues", self.create_queue),
-            Route("GET", "/queues/find", self.find_queue),
-            Route("DELETE", "/queues/{queue}", self.delete_queue),
-            Route("POST", "/queues/{queue}/purge", self.purge),
-            Route("POST", "/queues/{queue}/move", self.move),
-            Route("GET", "/queues/{queue}/messages", self.peek),
-            Route("POST", "/messages", self.send),
-            Route("GET", "/messages/consume", self.consume),
-            Route("POST", "/messages/delete", self.delete_messages),
-            Route("DELETE", "/messages/{message}", self.delete_message),
-            Route("POST", "/messages/{message}/visibility", self.change_visibility),
-            Route("GET", "/healthz", self.healthz),
-            Route("GET", "/readyz", self.readyz),
+            Route("GET", "/queues", self.list_queues, params=()),
+            Route("POST", "/queues", self.create_queue, params=("name", *QUEUE_ATTRIBUTES)),
+            Route("GET", "/queues/find", self.find_queue, params=("name", "id")),
+            Route("DELETE", "/queues/{queue}", self.delete_queue, params=()),
+            Route("POST", "/queues/{queue}/purge", self.purge, params=()),
+            Route("POST", "/queues/{queue}/move", self.move, params=("destination", "rate")),
+            Route("GET", "/queues/{queue}/messages", self.peek, params=("size", "after")),
+            Route("POST", "/messages", self.send, params=(*ref, "body", "delay_seconds", "messages")),
+            Route("GET", "/messages/consume", self.consume,
+                  params=(*ref, "size", "wait_time", "visibility_timeout")),
+            Route("POST", "/messages/delete", self.delete_messages, params=("messages",)),
+            Route("DELETE", "/messages/{message}", self.delete_message, params=(token,)),
+            Route("POST", "/messages/{message}/visibility", self.change_visibility,
+                  params=(token, "visibility_timeout")),
+            Route("GET", "/healthz", self.healthz, params=()),
+            Route("HEAD", "/healthz", self.healthz, params=()),  # a load balancer's check, without a body
+            Route("GET", "/readyz", self.readyz, params=()),
+            Route("HEAD", "/readyz", self.readyz, params=()),
             Route("GET", "/metrics", self.metrics_text),
         ]
 
@@ -124,9 +130,10 @@ class RestApi:
 
     async def find_queue(self, req: Request) -> Response:
         p = req.params
-        if present(p, "id"):
+        given = one_of(p, "name", "id")
+        if given == "id":
             ref: int | str = integer(p, "id", None, 1, MAX_ID)
-        elif present(p, "name"):
+        elif given == "name":
             ref = queue_name(p["name"])
         else:
             raise InvalidParameter("name or id is required")
@@ -248,6 +255,7 @@ class RestApi:
 def new_message(item: object, delay: int | None) -> NewMessage:
     if not isinstance(item, dict):
         raise InvalidParameter("each of messages must be an object with a body")
+    known(item, ("body", "delay_seconds"), "each of messages")
     own = optional_integer(item, "delay_seconds", 0, MAX_DELAY)
     return NewMessage(body(item), delay if own is None else own)
 

@@ -2,7 +2,8 @@
 
 Its verbs live by kind: :mod:`.client_verbs` (``queues``, ``send``, ``receive``,
 … over the Python client), :mod:`.servers` (``broker``, ``dev``, ``user``, ``up``),
-:mod:`.copy` (``migrate``: copy a SQLite database into PostgreSQL); what they
+:mod:`.copy` (``migrate``: copy a SQLite database into PostgreSQL), :mod:`.backup`
+(``backup``: an online copy of a SQLite database); what they
 print and how they exit is :mod:`.output`.
 """
 
@@ -14,8 +15,19 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from wonderq.cli import client_verbs, servers
-from wonderq.cli.output import INTERRUPTED, OK, TOP_EPILOG, USAGE, Run, UsageError, complain
+from wonderq import __version__
+from wonderq.cli import backup, client_verbs, servers
+from wonderq.cli.output import (
+    INTERRUPTED,
+    OK,
+    TOP_EPILOG,
+    USAGE,
+    VERB_EPILOG,
+    Parser,
+    Run,
+    UsageError,
+    complain,
+)
 from wonderq.settings import Settings
 
 if TYPE_CHECKING:
@@ -23,11 +35,12 @@ if TYPE_CHECKING:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="wonderq", description="A durable SQS-style message queue.",
-                                  epilog=TOP_EPILOG)
-    verbs = top.add_subparsers(dest="verb", required=True)
+    top = Parser(prog="wonderq", description="A durable SQS-style message queue.", epilog=TOP_EPILOG)
+    top.add_argument("--version", action="version", version=f"wonderq {__version__}")
+    verbs = top.add_subparsers(dest="verb", required=True, parser_class=Parser)
     servers.register(verbs)
     add_copy(verbs)
+    backup.register(verbs)
     client_verbs.register(verbs)
     return top
 
@@ -55,7 +68,7 @@ def add_copy(verbs: Verbs) -> None:
         "migrate", help="copy queues and messages from SQLite to PostgreSQL",
         description="Copy every queue and message (ids, bodies, visibility state, reservation tokens)"
         " from a SQLite database to PostgreSQL, in one transaction. Stop the brokers on the SQLite"
-        " file first: it is only read. Exit status: 0 done, 1 refused or failed, 2 usage.",
+        " file first: it is only read.", epilog=VERB_EPILOG,
     )
     p.add_argument("--from", dest="source", required=True, metavar="URL",
                    help="the SQLite database: sqlite:///path/wonderq.db (or a path)")

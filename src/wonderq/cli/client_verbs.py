@@ -15,12 +15,13 @@ is printed (and flushed) before it is deleted (``receive --delete``, ``tail``):
 an interruption may leave a printed message undeleted, to be received again,
 never delete one unprinted.
 
-Exit status (also in ``--help``):
+Exit status (also in ``--help``; the table is :data:`wonderq.cli.output.EXIT_CODES`):
 
     0    ok
     1    the broker said no: stderr gets ``wonderq: <code>: <message>`` (from its
          error envelope; ``send`` adds how many messages had been sent)
-    2    usage: a bad flag or argument, a bad WONDERQ_* setting, stdin not UTF-8
+    2    usage: a bad flag or argument (a ``--size`` out of range too), a bad
+         WONDERQ_* setting, a broker URL without http://, stdin not UTF-8
     3    the broker is unreachable (no answer at all)
     4    ``receive`` found no message within ``--wait`` (so a script can loop)
     130  interrupted by Ctrl-C; ``tail`` exits 0, since that is how it stops
@@ -37,13 +38,14 @@ from typing import IO, TYPE_CHECKING, Any
 
 from wonderq.cli.output import (
     EMPTY,
-    EXIT_STATUS,
     OK,
     REFUSED,
     UNREACHABLE,
+    VERB_EPILOG,
     Run,
     UsageError,
     age,
+    bounded,
     complain,
     plural,
     print_json,
@@ -51,7 +53,14 @@ from wonderq.cli.output import (
 )
 from wonderq.errors import BrokerUnreachable, QueueNotFound, WonderQError
 from wonderq.models import QueueRef
-from wonderq.settings import MAX_BATCH, Settings
+from wonderq.settings import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    MAX_BATCH,
+    MAX_VISIBILITY,
+    MAX_WAIT,
+    QUEUE_BOUNDS,
+    Settings,
+)
 
 if TYPE_CHECKING:  # the client is imported when a client verb runs: the broker never loads httpx
     from wonderq.cli.output import Verbs
@@ -74,7 +83,7 @@ def register(verbs: Verbs) -> None:
 
 def client_verb(verbs: Verbs, name: str, help: str, command: ClientRun) -> argparse.ArgumentParser:
     assert name in CLIENT_VERBS, name
-    p = verbs.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".", epilog=EXIT_STATUS)
+    p = verbs.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".", epilog=VERB_EPILOG)
     p.add_argument("--broker-url", dest="url", metavar="URL",
                    help="the broker (WONDERQ_URL, default http://127.0.0.1:3213)")
     p.add_argument("--json", action="store_true", help="print JSON, for scripts")
@@ -111,12 +120,16 @@ def queue_verbs(verbs: Verbs) -> None:
     p.add_argument("queue", nargs="?", type=queue_ref, metavar="QUEUE", help="a queue (default: all)")
     p = client_verb(verbs, "create", "create a queue", create)
     p.add_argument("queue", metavar="QUEUE", help="its name: [A-Za-z0-9_-]{1,80}, not all digits")
-    for flag, what in (("--visibility-timeout", "seconds a received message stays hidden (30)"),
-                       ("--delay", "seconds before a new message is visible (0)"),
-                       ("--retention", "seconds a message is kept (345600)"),
-                       ("--max-message-size", "bytes of UTF-8 body (1048576)"),
-                       ("--max-receive-count", "receives before dead-lettering (0: never)")):
-        p.add_argument(flag, type=int, metavar="N", help=what)
+    bounds = {name: (low, high) for name, low, high in QUEUE_BOUNDS}
+    for flag, attribute, what in (
+        ("--visibility-timeout", "visibility_timeout", "seconds a received message stays hidden (30)"),
+        ("--delay", "delay_seconds", "seconds before a new message is visible (0)"),
+        ("--retention", "retention_seconds", "seconds a message is kept (345600)"),
+        ("--max-message-size", "max_message_size", f"bytes of UTF-8 body ({DEFAULT_MAX_MESSAGE_SIZE})"),
+        ("--max-receive-count", "max_receive_count", "receives before dead-lettering (0: never)"),
+    ):
+        low, high = bounds[attribute]
+        p.add_argument(flag, type=bounded(low, high), metavar="N", help=f"{what}; {low}-{high}")
     p.add_argument("--redrive-target", metavar="QUEUE", help="the dead-letter queue's name")
 
 
@@ -127,13 +140,17 @@ def message_verbs(verbs: Verbs) -> None:
     p.add_argument("--progress", action="store_true", help="draw the progress bar even if stderr is no tty")
     p = client_verb(verbs, "receive", "receive messages and print them", receive)
     p.add_argument("queue", type=queue_ref, metavar="QUEUE")
-    p.add_argument("--size", type=int, default=1, metavar="N", help="at most N messages, 1-10 (1)")
-    p.add_argument("--wait", type=int, default=20, metavar="S", help="long poll up to S seconds, 0-20 (20)")
-    p.add_argument("--visibility-timeout", type=int, metavar="S", help="hide them S seconds (the queue's)")
+    p.add_argument("--size", type=bounded(1, MAX_BATCH), default=1, metavar="N",
+                   help=f"at most N messages, 1-{MAX_BATCH} (1)")
+    p.add_argument("--wait", type=bounded(0, MAX_WAIT), default=MAX_WAIT, metavar="S",
+                   help=f"long poll up to S seconds, 0-{MAX_WAIT} ({MAX_WAIT})")
+    p.add_argument("--visibility-timeout", type=bounded(0, MAX_VISIBILITY), metavar="S",
+                   help=f"hide them S seconds, 0-{MAX_VISIBILITY} (the queue's)")
     p.add_argument("--delete", action="store_true", help="delete them (with their tokens) once printed")
     p = client_verb(verbs, "tail", "print and delete a queue's messages as they come, until Ctrl-C", tail)
     p.add_argument("queue", type=queue_ref, metavar="QUEUE")
-    p.add_argument("--visibility-timeout", type=int, metavar="S", help="hide them S seconds (the queue's)")
+    p.add_argument("--visibility-timeout", type=bounded(0, MAX_VISIBILITY), metavar="S",
+                   help=f"hide them S seconds, 0-{MAX_VISIBILITY} (the queue's)")
     for name, help, command in (("purge", "delete every message of a queue", purge),
                                 ("delete-queue", "delete a queue and all its messages", delete_queue)):
         client_verb(verbs, name, help, command).add_argument("queue", type=queue_ref, metavar="QUEUE")

@@ -13,16 +13,63 @@ from typing import TYPE_CHECKING, Any
 
 from wonderq.settings import Settings
 
-if TYPE_CHECKING:
-    Verbs = argparse._SubParsersAction[argparse.ArgumentParser]
 Run = Callable[[argparse.Namespace, Settings], int]  # a verb: exit status
 
-OK, REFUSED, USAGE, UNREACHABLE, EMPTY, INTERRUPTED = 0, 1, 2, 3, 4, 130
-EXIT_STATUS = (
-    "exit status: 0 ok; 1 the broker said no (its error code and message go to stderr);"
-    " 2 bad usage; 3 broker unreachable; 4 receive found no message; 130 interrupted"
+OK, REFUSED, USAGE, UNREACHABLE, EMPTY, CANNOT_START, INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
+FAILED = REFUSED  # a server's status when it failed while running
+EXIT_CODES = (  # one table for every verb
+    (OK, "ok (a server: stopped by Ctrl-C or SIGTERM)"),
+    (REFUSED, "the broker said no (its error code and message on stderr); a server failed while running"),
+    (USAGE, "bad usage: a flag, an argument, a WONDERQ_* variable"),
+    (UNREACHABLE, "broker unreachable (client verbs)"),
+    (EMPTY, "receive found no message"),
+    (CANNOT_START, "a server could not start: its port is in use, its database cannot be opened"),
+    (INTERRUPTED, "interrupted by Ctrl-C (client verbs)"),
 )
-TOP_EPILOG = f"client verbs' {EXIT_STATUS}. `wonderq VERB --help` tells a verb's flags."
+EXIT_STATUS = "exit status:\n" + "\n".join(f"  {code:<4} {what}" for code, what in EXIT_CODES)
+ENVIRONMENT = (
+    "environment: every flag --some-flag can also be set as WONDERQ_SOME_FLAG (a flag wins),\n"
+    "  e.g. WONDERQ_URL (--broker-url), WONDERQ_DB, WONDERQ_PORT, WONDERQ_HOST, WONDERQ_LOG_LEVEL"
+)
+VERB_EPILOG = f"{ENVIRONMENT}\n\n{EXIT_STATUS}"
+TOP_EPILOG = f"{VERB_EPILOG}\n\n`wonderq VERB --help` tells a verb's flags."
+
+
+class Formatter(argparse.HelpFormatter):
+    """Descriptions wrapped as usual; a text with line breaks (the epilogs' tables) kept as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+class Parser(argparse.ArgumentParser):
+    """``wonderq``'s parsers: every one with :class:`Formatter`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", Formatter)
+        super().__init__(*args, **kwargs)
+
+
+if TYPE_CHECKING:
+    Verbs = argparse._SubParsersAction[Parser]
+
+
+def bounded(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer from ``low`` to ``high`` (else exit 2, from the parser)."""
+
+    def integer(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {low}-{high}, not {value}")
+        return value
+
+    integer.__name__ = "integer"
+    return integer
 
 
 class UsageError(Exception):

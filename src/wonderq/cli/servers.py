@@ -11,9 +11,13 @@ is imported only when its verb runs.
 says otherwise, the dev tool and user app talk to the broker ``up`` started. It
 prints where each listens. Ctrl-C, SIGTERM or SIGHUP stops all three (SIGTERM to
 each, SIGKILL after 15 s) and ``up`` exits 0; if a child exits on its own, ``up``
-stops the others and exits 1. The children are in their own process group, so a
-Ctrl-C reaches them once, through ``up``; an ``up`` killed with SIGKILL leaves
-them running.
+stops the others and exits 1 (5 if the child could not start). The children are
+in their own process group, so a Ctrl-C reaches them once, through ``up``; an
+``up`` killed with SIGKILL leaves them running.
+
+A server that cannot start (its port in use, its database not to be opened) says
+so in one line on stderr, naming the address or the database, with a hint, and
+exits 5 (:data:`~wonderq.cli.output.CANNOT_START`); a bad setting is usage (2).
 """
 
 from __future__ import annotations
@@ -30,16 +34,18 @@ from collections.abc import Callable
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING
 
-from wonderq.cli.output import Run
+from wonderq.cli.output import CANNOT_START, FAILED, OK, USAGE, VERB_EPILOG, Run, complain
 from wonderq.edge.app import App
 from wonderq.settings import BROKER_PORT, DEV_PORT, DURABILITY, LOG_LEVELS, USER_PORT, Settings
+
+if TYPE_CHECKING:
+    from wonderq.edge.server import CannotStart
 
 if TYPE_CHECKING:
     from wonderq.cli.output import Verbs
 
 SERVER_STATUS = (
-    "exit status: 0 stopped by Ctrl-C (up: also by SIGTERM); 1 failed; 2 bad usage."
-    " On SIGTERM, dev and user shut down cleanly and then end by that signal, as the broker does"
+    f"{VERB_EPILOG}\n\nOn SIGTERM a server shuts down cleanly and then ends by that signal (up: exits 0)."
 )
 SERVICES = (  # verb, what it is, the module with its create_app(settings), the Settings field of its port
     ("broker", "broker", "wonderq.broker.app", "port"),
@@ -68,7 +74,8 @@ def database_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cluster", type=int, nargs="?", const=os.cpu_count() or 1,
                    help="run the broker as N worker processes on the port"
                    " (WONDERQ_CLUSTER; N defaults to the CPU count)")
-    p.add_argument("--durability", choices=DURABILITY, help="full (fsync each commit; default) or normal")
+    p.add_argument("--durability", choices=DURABILITY,
+                   help="full (fsync each commit; default) or normal (WONDERQ_DURABILITY)")
     p.add_argument("--pool-size", type=int,
                    help="PostgreSQL connections per process (WONDERQ_POOL_SIZE, default 10)")
 
@@ -80,7 +87,10 @@ def server_verb(verbs: Verbs, name: str, help: str, command: Run) -> argparse.Ar
     if name != "broker":
         p.add_argument("--broker-url", dest="url", metavar="URL",
                        help="where the dev tool and user app find the broker (WONDERQ_URL)")
-    p.add_argument("--log-level", choices=LOG_LEVELS, help="default info")
+    p.add_argument("--log-level", choices=LOG_LEVELS,
+                   help="WONDERQ_LOG_LEVEL, default info: start, stop, errors and a summary a minute")
+    p.add_argument("--access-log", action="store_const", const=True,
+                   help="also one line per request (WONDERQ_ACCESS_LOG=1)")
     door = p.add_argument_group("the door: browser safety and connection limits")
     door.add_argument("--allowed-hosts", metavar="H,H", help="Host names to serve besides loopback and the"
                       " bound address, comma-separated; * for any (WONDERQ_ALLOWED_HOSTS)")
@@ -103,16 +113,54 @@ def app_command(module: str, port_field: str) -> Run:
 
     def serve_app(args: argparse.Namespace, settings: Settings) -> int:
         create_app: Callable[[Settings], App] = importlib.import_module(module).create_app
-        from wonderq.edge.server import configure_logging, serve
+        from wonderq.edge.logs import configure_logging
+        from wonderq.edge.server import CannotStart, serve
 
-        configure_logging(settings)
+        configure_logging(args.verb, settings.log_level)
         if port_field != "port":  # only the broker runs as a cluster
             settings = replace(settings, cluster=0)
-        with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C once it has shut down
-            serve(lambda: create_app(settings), settings, getattr(settings, port_field))
-        return 0
+        try:
+            with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C once it has shut down
+                serve(lambda: create_app(settings), settings, getattr(settings, port_field))
+        except CannotStart as exc:
+            message, hint = why_not(exc, settings, args.verb, port_field)
+            exc.add_note(f"  hint: {hint}")
+            return complain(f"cannot start the {args.verb}: {message}", CANNOT_START, exc)
+        except ValueError as exc:  # a setting only the app could judge (a database URL's scheme)
+            return complain(exc, USAGE)
+        return OK
 
     return serve_app
+
+
+def why_not(exc: CannotStart, settings: Settings, verb: str, port_field: str) -> tuple[str, str]:
+    """What failed, naming the address or database, and what to check."""
+    from wonderq.edge.server import CannotListen
+
+    if isinstance(exc, CannotListen):
+        flag = f"--port or WONDERQ_{port_field.upper()}"
+        if exc.in_use:
+            return str(exc), f"another process listens there (`wonderq up` already?); choose another port ({flag})"
+        return str(exc), f"check the address (--host or WONDERQ_HOST) and the port ({flag})"
+    if verb != "broker":
+        return str(exc), "run it with --log-level debug for the whole story"
+    where = redact(settings.db)
+    if settings.db.startswith("sqlite:"):
+        hint = "its directory must exist and be writable by this user; choose another with --db or WONDERQ_DB"
+    else:
+        hint = ("PostgreSQL must run at that host and port and accept that user, password and database"
+                " (--db or WONDERQ_DB)")
+    return f"cannot open the database {where}: {exc}", hint
+
+
+def redact(url: str) -> str:
+    """The URL without its password."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
 
 
 def local(host: str) -> str:
@@ -152,6 +200,7 @@ def supervise(children: dict[str, subprocess.Popen[bytes]], stop: Flag) -> int:
     while not stop.set and died is None:
         died = next((what for what, child in children.items() if child.poll() is not None), None)
         time.sleep(0.1)
+    status = None
     if died is not None:
         status = children[died].returncode
         print(f"wonderq: the {died} exited (status {status}); stopping the others", file=sys.stderr)
@@ -163,4 +212,6 @@ def supervise(children: dict[str, subprocess.Popen[bytes]], stop: Flag) -> int:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
-    return 1 if died is not None else 0
+    if status is None:
+        return OK
+    return CANNOT_START if status == CANNOT_START else FAILED

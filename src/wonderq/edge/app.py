@@ -8,13 +8,20 @@ Every request passes the :class:`~wonderq.edge.guard.BrowserGuard` (its Host,
 and for a state change its Origin). An :class:`App` then tries its APIs in order; the first route that matches the
 method, the path and its condition handles the request, and that API renders
 any error the handler raises. A request no route takes is answered by the
-first API's renderer (404, or 405 with ``Allow``). Anything but a
+first API's renderer (404, or 405 with ``Allow``). A route that lists its
+parameters gets no others: a misspelt one is a 400 that names it, with a "did
+you mean" (:func:`~wonderq.edge.params.known`). Anything but a
 :class:`~wonderq.errors.WonderQError` escaping a handler is logged and
 answered as a bare 500, never with its traceback.
+
+A lifespan whose startup fails keeps its exception in :attr:`App.startup_error`
+(the server reports it in one line); while served, the app counts its requests
+and logs a summary of them once a minute (:class:`~wonderq.edge.logs.Activity`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -23,6 +30,8 @@ from contextlib import AbstractAsyncContextManager
 from urllib.parse import unquote
 
 from wonderq.edge.guard import BrowserGuard
+from wonderq.edge.logs import Activity
+from wonderq.edge.params import known
 from wonderq.edge.requests import Budget, Receive, Request, Scope, Send, read_body
 from wonderq.edge.responses import Response, Stream
 from wonderq.edge.routing import Api, Route
@@ -56,6 +65,9 @@ class App:
         self.budget = Budget(max_pending_bytes)
         self._lifespan = lifespan
         self._observe = observe
+        self.activity = Activity()  # logged once a minute while served (ASGI's lifespan)
+        self.startup_error: Exception | None = None  # why the lifespan's startup failed
+        self.on_started: Callable[[], None] | None = None  # called once the lifespan has started
 
     def running(self) -> AbstractAsyncContextManager[None]:
         """The app's lifespan as a context manager (what ASGI's lifespan runs; tests use it)."""
@@ -72,15 +84,21 @@ class App:
         context = self.running()
         try:
             await context.__aenter__()
-        except Exception as exc:
-            log.exception("startup failed")
-            await send({"type": "lifespan.startup.failed", "message": str(exc)})
+        except Exception as exc:  # the server says it in one line (edge/server.py)
+            log.debug("startup failed", exc_info=True)
+            self.startup_error = exc
+            await send({"type": "lifespan.startup.failed", "message": ""})
             return
+        reporter = asyncio.create_task(self.activity.report(log))
+        if self.on_started is not None:
+            self.on_started()
         await send({"type": "lifespan.startup.complete"})
         await receive()  # lifespan.shutdown
+        reporter.cancel()
         try:
             await context.__aexit__(None, None, None)
         finally:
+            log.info("stopped")
             await send({"type": "lifespan.shutdown.complete"})
 
     def route(self, request: Request, raw_path: bytes) -> tuple[Api, Route]:
@@ -98,7 +116,7 @@ class App:
         started = time.perf_counter()
         method, path = scope["method"], scope["path"]
         request = Request(method, path, scope["query_string"], scope["headers"], b"", receive, {})
-        api, endpoint = self.apis[0], "other"
+        api, endpoint, changes = self.apis[0], "other", False
         response: Response | Stream
         held = [0]  # bytes of body this request holds of the budget
         try:
@@ -106,9 +124,11 @@ class App:
                 self.guard.check_host(request)
                 request.body = await read_body(receive, request.header(b"content-length"), self.budget, held)
                 api, route = self.route(request, scope.get("raw_path") or path.encode())
-                endpoint = route.endpoint
+                endpoint, changes = route.endpoint, bool(route.changes_state)
                 if route.changes_state:
                     self.guard.check_origin(request)
+                if route.params is not None:
+                    known(request.params, route.params, f"{method} {route.path}")
                 response = await route.handler(request)
             except WonderQError as exc:
                 response = api.render_error(exc)
@@ -116,6 +136,7 @@ class App:
                 log.exception("unhandled error in %s %s", method, path)
                 response = api.render_error(WonderQError())
             await response.send(send)
+            self.activity.count(endpoint, response.status, changes)
         finally:
             self.budget.held -= held[0]
             if self._observe is not None:

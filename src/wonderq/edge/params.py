@@ -1,10 +1,13 @@
 """Parameter checks: each returns the value or raises InvalidParameter with a
-message that names the parameter and says what it must be."""
+message that names the parameter and says what it must be. :func:`known` refuses
+parameters a route does not take, with a "did you mean" (the app runs it for every
+route that lists its parameters, before the handler)."""
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from wonderq.errors import InvalidParameter
 
@@ -52,3 +55,26 @@ def string(params: Params, name: str, required: bool = True) -> str | None:
 def present(params: Params, name: str) -> bool:
     """The parameter was given, and not blank."""
     return params.get(name) not in (None, "")
+
+
+def known(params: Params, names: Collection[str], what: str = "this endpoint") -> None:
+    """Refuse any parameter not in ``names``: a misspelt one must not be silently ignored."""
+    unknown = [key for key in params if key not in names]
+    if not unknown:
+        return
+    guesses = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, names, n=1, cutoff=0.6) or sorted(
+            name for name in names if name.startswith(key) or key.startswith(name))  # delay: delay_seconds
+        guesses.append(f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key))
+    takes = f"it takes {', '.join(sorted(names))}" if names else "it takes none"
+    noun = "parameter" if len(unknown) == 1 else "parameters"
+    raise InvalidParameter(f"unknown {noun} {', '.join(guesses)} for {what}: {takes}")
+
+
+def one_of(params: Params, *names: str) -> str | None:
+    """The one of ``names`` given (not blank), None if none is; two given contradict each other."""
+    given = [name for name in names if present(params, name)]
+    if len(given) > 1:
+        raise InvalidParameter(f"{' and '.join(given)} are both given: give only one")
+    return given[0] if given else None

@@ -6,7 +6,7 @@ own errors."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from wonderq.edge.requests import Request
@@ -25,6 +25,7 @@ class Route:
     handler: Handler
     when: Condition | None = None  # None: the method and path suffice
     changes_state: bool | None = None  # None: every method but GET and HEAD does
+    params: Collection[str] | None = None  # the parameters it takes (others are refused); None: any
     parts: tuple[str, ...] = field(init=False)
     endpoint: str = field(init=False)  # "METHOD /path/{pattern}", for metrics
 
@@ -33,6 +34,8 @@ class Route:
         object.__setattr__(self, "endpoint", f"{self.method} {self.path}")
         if self.changes_state is None:
             object.__setattr__(self, "changes_state", self.method not in ("GET", "HEAD"))
+        if self.params is not None:
+            object.__setattr__(self, "params", frozenset(self.params))
 
     def match(self, parts: list[str]) -> dict[str, str] | None:
         """The placeholders' values if the path matches, else None."""

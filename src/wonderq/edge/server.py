@@ -1,13 +1,19 @@
 """Running an ASGI app: in this process, or as ``--cluster`` workers on one port.
 
-In cluster mode this process binds the port, forks the workers (each its own
-event loop, backend connection and writer) and replaces any worker that dies
-until it is told to stop.
+This process binds the port first, so a port in use is one :class:`CannotListen`
+and not a traceback; an app whose startup (its lifespan) fails raises
+:class:`StartupFailed` with the app's own exception as its cause. In cluster mode
+the app is started and stopped once here before any worker is forked (a database
+that cannot be opened fails once, not once per worker), then the workers (each its
+own event loop, backend connection and writer) are forked and any that dies is
+replaced until this process is told to stop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import errno
 import logging
 import os
 import resource
@@ -26,13 +32,21 @@ from wonderq.settings import Settings
 log = logging.getLogger("wonderq.server")
 BACKLOG = 8192
 RESERVED_DESCRIPTORS = 64
+STARTUP_FAILURE = 3  # uvicorn's exit status when the app's startup failed
 
 
-def configure_logging(settings: Settings) -> None:
-    """One format for every process; the HTTP client's per-request lines only when debugging."""
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    if settings.log_level != "debug":
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+class CannotStart(Exception):
+    """The server did not start; the message says why (the CLI adds a hint)."""
+
+
+class CannotListen(CannotStart):
+    def __init__(self, host: str, port: int, exc: OSError) -> None:
+        super().__init__(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+        self.host, self.port, self.in_use = host, port, exc.errno == errno.EADDRINUSE
+
+
+class StartupFailed(CannotStart):
+    """The app's lifespan raised ``__cause__``."""
 
 
 def raise_file_limit() -> int:
@@ -57,25 +71,65 @@ def connection_limits(settings: Settings, descriptors: int) -> Limits:
 def uvicorn_config(app: App, settings: Settings, port: int) -> uvicorn.Config:
     return uvicorn.Config(
         app, host=settings.host, port=port, loop="uvloop", http=LimitedProtocol,
-        lifespan="on", log_level=settings.log_level,
-        access_log=settings.log_level in ("info", "debug"),
+        lifespan="on", log_config=None, log_level=settings.log_level, access_log=settings.access_log,
         backlog=BACKLOG, timeout_keep_alive=settings.keep_alive_timeout, timeout_graceful_shutdown=3,
         server_header=False, date_header=False, proxy_headers=False,
     )
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that a busy port is one clear error."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise CannotListen(host, port, exc) from exc
+    sock.listen(BACKLOG)
+    sock.set_inheritable(True)
+    return sock
+
+
 def serve(make_app: Callable[[], App], settings: Settings, port: int) -> None:
     """Serve in this process, or in ``settings.cluster`` forked workers."""
     LimitedProtocol.limits = connection_limits(settings, raise_file_limit())
+    sock = listen(settings.host, port)
+    where = f"http://{settings.host}:{port}"
     if not settings.cluster:
-        uvicorn.Server(uvicorn_config(make_app(), settings, port)).run()
-        return
-    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((settings.host, port))
-    sock.listen(BACKLOG)
-    sock.set_inheritable(True)
-    Supervisor(make_app, settings, port, sock).run()
+        app = make_app()
+        app.on_started = lambda: log.info("listening on %s", where)
+        run_server(app, settings, sock)
+    else:
+        check_startup(make_app())
+        log.info("listening on %s with %d worker processes", where, settings.cluster)
+        Supervisor(make_app, settings, port, sock).run()
+        log.info("every worker has stopped")
+
+
+def run_server(app: App, settings: Settings, sock: socket.socket) -> None:
+    """uvicorn on ``sock`` until it is told to stop; its startup failure as :class:`StartupFailed`."""
+    try:
+        uvicorn.Server(uvicorn_config(app, settings, sock.getsockname()[1])).run(sockets=[sock])
+    except SystemExit:  # uvicorn's way out when the lifespan failed
+        if app.startup_error is None:
+            raise
+        raise StartupFailed(str(app.startup_error) or type(app.startup_error).__name__) from app.startup_error
+    finally:
+        sock.close()
+
+
+def check_startup(app: App) -> None:
+    """Run the app's startup and shutdown once (before forking workers)."""
+
+    async def start_and_stop() -> None:
+        async with app.running():
+            pass
+
+    try:
+        asyncio.run(start_and_stop())
+    except Exception as exc:
+        raise StartupFailed(str(exc) or type(exc).__name__) from exc
 
 
 class Supervisor:
@@ -84,12 +138,11 @@ class Supervisor:
     ) -> None:
         self.make_app, self.settings, self.port, self.sock = make_app, settings, port, sock
         self.workers: set[int] = set()
-        self.stopping = False
+        self.stopping = self.failed = False
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
-        log.warning("cluster of %d workers on %s:%d", self.settings.cluster, self.settings.host, self.port)
         for _ in range(self.settings.cluster):
             self.spawn()
         while self.workers:
@@ -100,11 +153,17 @@ class Supervisor:
             except InterruptedError:
                 continue
             self.workers.discard(pid)
+            code = os.waitstatus_to_exitcode(status)
+            if code == STARTUP_FAILURE and not self.stopping:  # as the check before forking did not
+                self.stop(signal.SIGTERM, None)
+                self.failed = True
             if not self.stopping:
-                log.warning("worker %d exited (status %d), starting another", pid, status)
+                log.warning("worker %d exited (status %d), starting another", pid, code)
                 time.sleep(0.1)
                 self.spawn()
         self.sock.close()
+        if self.failed:
+            raise StartupFailed("a worker could not start (see its error above)")
 
     def spawn(self) -> None:
         pid = os.fork()
@@ -117,6 +176,8 @@ class Supervisor:
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             config = uvicorn_config(self.make_app(), self.settings, self.port)
             uvicorn.Server(config).run(sockets=[self.sock])
+        except SystemExit as exc:  # uvicorn's own exit: its startup failed (logged)
+            code = exc.code if isinstance(exc.code, int) else 1
         except BaseException:
             log.exception("worker failed")
             code = 1

@@ -238,11 +238,12 @@ function showSelected() {
     ["Tags", Object.entries(q.tags || {}).map(([k, v]) => `${k}=${v}`).join(", ") || "none"],
   ];
   $("move-back").hidden = !sources(q.name).length;
+  // Each label and its value in one <div>, so the row wraps between pairs, never inside one.
   const dl = $("queue-stats");
-  if (dl.children.length !== stats.length * 2) dl.replaceChildren(...stats.flatMap(() => [el("dt"), el("dd")]));
+  if (dl.children.length !== stats.length) dl.replaceChildren(...stats.map(() => el("div", {}, el("dt"), el("dd"))));
   stats.forEach(([label, value], i) => {
-    dl.children[2 * i].textContent = label;
-    dl.children[2 * i + 1].textContent = value;
+    dl.children[i].children[0].textContent = label;
+    dl.children[i].children[1].textContent = value;
   });
   drawCharts();
   if (countsOf(q) !== state.messagesSig) loadMessages();
@@ -253,7 +254,30 @@ function showSelected() {
 function drawCharts() {
   const h = state.history || { t: [] };
   drawChart($("depth-chart"), h, DEPTH_SERIES, true);
-  drawChart($("rate-chart"), h, RATE_SERIES, false);
+  drawChart($("rate-chart"), smoothed(h, RATE_SERIES), RATE_SERIES, false);
+}
+
+// Rates sampled once a second jump between 0 and bursts: each point becomes the mean of the
+// rates over the trailing SMOOTH_FRACTION of the window (at least 5 s), so the line shows the
+// trend instead of a saw-tooth.
+const SMOOTH_FRACTION = 1 / 20;
+function smoothed(h, series) {
+  const over = Math.max(5000, Number($("window").value) * 1000 * SMOOTH_FRACTION);
+  const out = { t: h.t };
+  for (const [key] of series) out[key] = movingMean(h.t, h[key] || [], over);
+  return out;
+}
+
+function movingMean(t, values, over) {
+  const out = [];
+  let start = 0;
+  let sum = 0;
+  for (let i = 0; i < values.length; i++) {
+    sum += values[i];
+    while (t[i] - t[start] >= over) sum -= values[start++];
+    out.push(sum / (i - start + 1));
+  }
+  return out;
 }
 
 // The y axis: at most four gridlines a "nice" step apart (1, 2, 2.5 or 5 times a power of ten).
@@ -287,15 +311,17 @@ function drawChart(canvas, h, series, integers) {
   const x = (t) => box.left + box.w * (1 - (now - t) / span);
   const y = (v) => box.top + box.h * (1 - v / top);
   drawAxes(ctx, box, { ticks, span, now }, x, y);
-  ctx.lineWidth = 1.6;
   ctx.lineJoin = "round";
-  for (const [key, , color] of series) {
+  // Equal series would hide each other: each is drawn wider than the ones drawn over it,
+  // so where they coincide they show as stripes of every colour.
+  series.forEach(([key, , color], i) => {
     const values = h[key] || [];
+    ctx.lineWidth = 1.6 + 2 * (series.length - 1 - i);
     ctx.strokeStyle = color;
     ctx.beginPath();
-    values.forEach((v, i) => (i ? ctx.lineTo(x(h.t[i]), y(v)) : ctx.moveTo(x(h.t[i]), y(v))));
+    values.forEach((v, j) => (j ? ctx.lineTo(x(h.t[j]), y(v)) : ctx.moveTo(x(h.t[j]), y(v))));
     ctx.stroke();
-  }
+  });
 }
 
 function drawAxes(ctx, box, scale, x, y) {

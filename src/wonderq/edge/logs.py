@@ -1,0 +1,97 @@
+"""What a service logs, and how each line looks.
+
+One format for every process: ``2026-12-01T13:05:00Z broker[4711] INFO listening on …``
+(UTC time, the service, its process id, the level, the message), so the three
+services of ``wonderq up`` can share a terminal. By default a service logs what
+matters: that it listens and stops, errors, the user app's listeners, and once a
+minute a one-line :class:`Activity` summary, only if something changed state or
+failed in that minute (a dashboard polling an idle broker is not news). One line
+per request (uvicorn's access log) is opt-in: ``--access-log``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+
+SUMMARY_INTERVAL = 60.0  # seconds between activity summaries
+FORMAT = "%(asctime)s %(service)s[%(process)d] %(levelname)s %(message)s"
+# uvicorn's own lines said at info level that the app above already says (or need not)
+UVICORN_CHATTER = ("Started server process", "Waiting for application", "Application startup",
+                   "Application shutdown",
+                   "Uvicorn running on", "Finished server process", "Shutting down",
+                   "Waiting for connections to close", "Waiting for background tasks")
+
+
+class ServiceName(logging.Filter):
+    """Stamps each record with the service's name; drops uvicorn's chatter (below debug)."""
+
+    def __init__(self, service: str, quiet: bool) -> None:
+        super().__init__()
+        self.service, self.quiet = service, quiet
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.service = self.service
+        if self.quiet and record.name == "uvicorn.error" and record.levelno <= logging.ERROR:
+            return not str(record.msg).startswith(UVICORN_CHATTER)
+        return True
+
+
+def configure_logging(service: str, level: str) -> None:
+    """Log to stderr in :data:`FORMAT`; the HTTP client's per-request lines only when debugging."""
+    handler = logging.StreamHandler()
+    formatter = logging.Formatter(FORMAT, datefmt="%Y-%m-%dT%H:%M:%SZ")
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    handler.addFilter(ServiceName(service, quiet=level != "debug"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+    if level != "debug":
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+class Activity:
+    """Requests counted per endpoint; :meth:`summary` says what happened since the last one."""
+
+    def __init__(self) -> None:
+        self.requests: Counter[str] = Counter()
+        self.changes = self.errors = 0
+        self.since = time.monotonic()
+
+    def reset(self) -> None:
+        self.requests = Counter()
+        self.changes = self.errors = 0
+        self.since = time.monotonic()
+
+    def count(self, endpoint: str, status: int, changes_state: bool) -> None:
+        self.requests[endpoint] += 1
+        self.changes += changes_state
+        self.errors += status >= 500
+
+    def summary(self) -> str | None:
+        """One line about the requests since the last call, or None if none changed state or failed."""
+        requests, changes, errors, since = self.requests, self.changes, self.errors, self.since
+        self.reset()
+        if not changes and not errors:
+            return None
+        top = ", ".join(f"{endpoint} {n:,}" for endpoint, n in requests.most_common(4))
+        more = ", …" if len(requests) > 4 else ""
+        total = requests.total()
+        return (f"{total:,} request{'' if total == 1 else 's'} in the last {time.monotonic() - since:.0f} s"
+                f" ({top}{more}); {errors:,} failed with 5xx")
+
+    async def report(self, log: logging.Logger, interval: float = SUMMARY_INTERVAL) -> None:
+        """Log a summary every ``interval`` seconds (until cancelled)."""
+        while True:
+            await asyncio.sleep(interval)
+            line = self.summary()
+            if line is not None:
+                log.info("%s", line)
