@@ -17,6 +17,7 @@ from wonderq.broker import wire
 from wonderq.broker.metrics import CONTENT_TYPE, Metrics
 from wonderq.broker.moves import MAX_RATE, MoveTasks
 from wonderq.broker.names import path_id, path_queue, queue_name, queue_ref
+from wonderq.broker.openapi import document
 from wonderq.clock import Clock
 from wonderq.edge.params import Params, integer, optional_integer, present, string
 from wonderq.edge.requests import Request
@@ -97,6 +98,7 @@ class RestApi:
             Route("GET", "/healthz", self.healthz),
             Route("GET", "/readyz", self.readyz),
             Route("GET", "/metrics", self.metrics_text),
+            Route("GET", "/openapi.json", self.openapi),
         ]
 
     # -- queues --
@@ -209,6 +211,9 @@ class RestApi:
 
     async def healthz(self, req: Request) -> Response:
         return json({"status": "ok"})
+
+    async def openapi(self, req: Request) -> Response:
+        return json(document())
 
     async def metrics_text(self, req: Request) -> Response:
         return raw(self.metrics.render(await self.db.stats()), CONTENT_TYPE)
