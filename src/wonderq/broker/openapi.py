@@ -59,6 +59,7 @@ def nullable(kind: str, **more: object) -> Schema:
 NAME: Schema = {
     "type": "string", "pattern": f"^(?:{QUEUE_NAME.pattern})$",
     "description": "1-80 letters, digits, '-' and '_' (a '.fifo' suffix allowed), not all digits",
+    "examples": ["jobs"],
 }
 QUEUE_ID = integer(1, MAX_ID)
 TIME: Schema = {"type": "string", "format": "date-time", "description": "ISO 8601 in UTC, to the millisecond"}
@@ -157,7 +158,8 @@ def path(name: str, schema: Schema, description: str) -> Schema:
     return {"name": name, "in": "path", "required": True, "schema": schema, "description": description}
 
 
-QUEUE_PATH = path("queue", {"type": "string", "pattern": f"^(?:[0-9]{{1,19}}|{QUEUE_NAME.pattern})$"},
+QUEUE_PATH = path("queue", {"type": "string", "pattern": f"^(?:[0-9]{{1,19}}|{QUEUE_NAME.pattern})$",
+                            "examples": ["jobs", "1"]},
                   "the queue's id (all digits) or its name")
 MESSAGE_PATH = path("message", QUEUE_ID, "the message's id")
 
@@ -195,11 +197,13 @@ ERRORS = {
          " out of bounds, a bad queue name",
     403: "refused by the door: a foreign Host, or a state change from another origin",
     404: "no such queue or message",
+    408: "the request's headers or body came too slowly",
     409: "the queue exists already, or the token is stale",
     413: f"the body is over the queue's max_message_size, or the request over {MAX_REQUEST_BYTES} bytes",
+    431: "the request line and headers are over the broker's --max-header-bytes",
     503: "the database cannot be reached, or the broker is at a limit (Retry-After: 1)",
 }
-ALWAYS = (400, 403, 413, 503)
+ALWAYS = (400, 403, 408, 413, 431, 503)  # any request may get these, from the edge
 
 
 def ok(description: str, schema: Schema, *statuses: int) -> dict[str, Schema]:

@@ -195,14 +195,14 @@ class RestApi:
 
     async def delete_message(self, req: Request) -> Response:
         message_id = path_id(req.args["message"], "message")
-        token = string(req.params, wire.TOKEN, required=False) or None
+        token = reservation_token(req.params, required=False)
         await self.db.delete(message_id, token)
         self.metrics.deleted += 1
         return json({"success": True})
 
     async def change_visibility(self, req: Request) -> Response:
         message_id = path_id(req.args["message"], "message")
-        token = string(req.params, wire.TOKEN) or ""
+        token = reservation_token(req.params) or ""
         visibility = integer(req.params, "visibility_timeout", None, 0, MAX_VISIBILITY)
         message = await self.db.change_visibility(message_id, token, visibility)
         return json(message_json(message))
@@ -231,6 +231,15 @@ def new_message(item: object, delay: int | None) -> NewMessage:
         raise InvalidParameter("each of messages must be an object with a body")
     own = optional_integer(item, "delay_seconds", 0, MAX_DELAY)
     return NewMessage(body(item), delay if own is None else own)
+
+
+def reservation_token(params: Params, required: bool = True) -> str | None:
+    """A message's token as given (blank: none). The broker's own never hold NUL,
+    which PostgreSQL cannot even compare (it answered such a token with a 500)."""
+    value = string(params, wire.TOKEN, required)
+    if value and "\x00" in value:
+        raise InvalidParameter(f"{wire.TOKEN} must not contain the NUL character")
+    return value or None
 
 
 def body(params: Params) -> str:
