@@ -165,17 +165,27 @@ MESSAGE_PATH = path("message", QUEUE_ID, "the message's id")
 
 
 def body(properties: dict[str, Schema], required: tuple[str, ...] = (), *, needed: bool = True,
-         any_of: list[Schema] | None = None) -> Schema:
-    """A request body, as JSON or as a form: the same fields (a form's values are text)."""
-    schema: Schema = {"type": "object", "properties": properties}
-    if required:
-        schema["required"] = list(required)
-    if any_of:
-        schema["anyOf"] = any_of
+         any_of: list[Schema] | None = None, json_only: tuple[str, ...] = ()) -> Schema:
+    """A request body, as JSON or as a form: the same fields (a form's values are
+    text), but for those in ``json_only``, which a form cannot express."""
+
+    def schema(names: list[str]) -> Schema:
+        out: Schema = {"type": "object", "properties": {name: properties[name] for name in names}}
+        if required:
+            out["required"] = list(required)
+        if any_of:
+            out["anyOf"] = any_of
+        if json_only and names == list(properties):  # the JSON form: a body or a batch
+            out["allOf"] = [{"anyOf": [{"required": ["body"]}, {"required": list(json_only)}]}]
+        elif json_only:
+            out["required"] = ["body"]
+        return out
+
     return {
         "required": needed,
         "description": "JSON object or form fields; the query string is read too, the body overlays it",
-        "content": {JSON: {"schema": schema}, FORM: {"schema": schema}},
+        "content": {JSON: {"schema": schema(list(properties))},
+                    FORM: {"schema": schema([name for name in properties if name not in json_only])}},
     }
 
 
@@ -187,7 +197,7 @@ def _send_body() -> Schema:
                      "description": "a batch, stored in one transaction (JSON only)"},
     }
     refs: list[Schema] = [{"required": ["queue_id"]}, {"required": ["queue_name"]}]
-    return body(properties, any_of=refs)
+    return body(properties, any_of=refs, json_only=("messages",))
 
 
 # -- responses ----------------------------------------------------------------------
@@ -237,7 +247,7 @@ def _paths() -> dict[str, dict[str, Schema]]:
         "/queues": {
             "get": operation("listQueues", "Every queue with its counts", ok(
                 "the queues, by id", {"type": "array", "items": ref("QueueStats")})),
-            "post": operation("createQueue", "Create a queue", ok("the queue", ref("Queue"), 404, 409),
+            "post": operation("createQueue", "Create a queue", ok("the queue", ref("Queue"), 409),
                               request=body(create, ("name",))),
         },
         "/queues/find": {
