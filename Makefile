@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint coverage bench clean sqs-table
+.PHONY: run test lint clients coverage bench bench-sqs clean sqs-table
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -12,6 +12,23 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
+
+# The real SQS clients of tests/clients, each where it cannot disturb the others: boto3, moto
+# and Celery come with the dev extras; a Query-protocol botocore and the AWS CLI get venvs of
+# their own (each pins a botocore), the Node SDK and sqs-consumer their node_modules.
+NODE_DIR := tests/clients/node
+CLIENTS := .venv-query/.installed .venv-awscli/.installed $(NODE_DIR)/node_modules/.installed
+
+.venv-%/.installed: tests/clients/requirements-%.txt
+	test -x .venv-$*/bin/python || $(PYTHON) -m venv .venv-$*
+	.venv-$*/bin/pip install -q -r $<
+	touch $@
+
+$(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+clients: $(VENV)/.installed $(CLIENTS)
 
 run: $(VENV)/.installed
 	$(BIN)/wonderq up
@@ -22,7 +39,7 @@ lint: $(VENV)/.installed
 
 # Two workers: the suite is CPU-bound on a 2-core machine. The system tests (the longest)
 # are collected first and idle workers steal what is left, so neither waits on the other.
-test: lint
+test: lint clients
 	$(BIN)/pytest -n 2 --dist worksteal tests/system tests
 
 # Line and branch coverage of the suites that run WonderQ's code in this process
@@ -39,5 +56,9 @@ sqs-table: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python bench/bench.py
 
+# The SQS API against the REST API, with moto's server as the peer row (bench/README.md).
+bench-sqs: $(VENV)/.installed
+	$(BIN)/python bench/sqs_bench.py
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-query .venv-awscli $(NODE_DIR)/node_modules .pytest_cache .mypy_cache .ruff_cache

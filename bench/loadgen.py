@@ -250,6 +250,11 @@ def delete_request(message: dict[str, Any]) -> bytes:
     return build_request("DELETE", path)
 
 
+def batch_delete_request(messages: list[dict[str, Any]]) -> bytes:
+    entries = [{"id": m["id"], "reservation_token": m["reservation_token"]} for m in messages]
+    return build_request("POST", "/messages/delete", orjson.dumps({"messages": entries}))
+
+
 # -- workers ---------------------------------------------------------------------------
 
 Stop = Callable[[], bool]
@@ -280,9 +285,10 @@ async def send_loop(port: int, data: bytes, per_request: int, stats: Stats, stop
 
 async def consume_loop(
     conn: Connection, request: bytes, stats: Stats, seen: set[int], stop: Stop,
-    on_messages: OnMessages | None = None,
+    on_messages: OnMessages | None = None, batch_delete: bool = False,
 ) -> None:
-    """Receive, then delete each message with its token, until ``stop()``."""
+    """Receive, then delete each message with its token (or all of them in one
+    batch delete), until ``stop()``."""
     while not stop():
         status, body = await call(conn, request, stats)
         if status != 200:
@@ -296,15 +302,26 @@ async def consume_loop(
             continue
         if on_messages is not None:
             on_messages(messages, received_at)
-        await delete_all(conn, messages, stats, seen)
+        await delete_all(conn, messages, stats, seen, batch_delete)
 
 
-async def delete_all(conn: Connection, messages: list[dict[str, Any]], stats: Stats, seen: set[int]) -> None:
+async def delete_all(
+    conn: Connection, messages: list[dict[str, Any]], stats: Stats, seen: set[int], batch: bool = False
+) -> None:
     for message in messages:
         if message["id"] in seen:
             stats.duplicates += 1
         seen.add(message["id"])
-        await call(conn, delete_request(message), stats, 1)
+    if not batch:
+        for message in messages:
+            await call(conn, delete_request(message), stats, 1)
+        return
+    status, body = await call(conn, batch_delete_request(messages), stats)
+    if status == 200:
+        deleted = orjson.loads(body)["deleted"]
+        stats.messages += deleted
+        if deleted < len(messages):
+            stats.error("not_deleted")
 
 
 async def fill(port: int, queue: str, total: int, size: int, connections: int = 64) -> dict[str, Any]:
@@ -370,7 +387,8 @@ async def scenario_consume(args: argparse.Namespace) -> dict[str, Any]:
     conns = await connect_many(args.port, args.consumers)
     request = consume_request(args.queue, args.size, args.wait)
     workers = [
-        asyncio.create_task(consume_loop(c, request, stats, seen, lambda: done[0])) for c in conns
+        asyncio.create_task(consume_loop(c, request, stats, seen, lambda: done[0], batch_delete=args.batch_delete))
+        for c in conns
     ]
     window = await timed_window(stats, args.warmup, args.duration)
     done[0] = True
@@ -378,7 +396,8 @@ async def scenario_consume(args: argparse.Namespace) -> dict[str, Any]:
     close_all(conns)
     left = await queue_size(args.port, args.queue)
     return window.report() | outcome(stats) | {"prefill": filled, "left_in_queue": left,
-                                               "drained": left == 0, "consumers": args.consumers}
+                                               "drained": left == 0, "consumers": args.consumers,
+                                               "delete": args.delete}
 
 
 async def scenario_deep(args: argparse.Namespace) -> dict[str, Any]:
@@ -389,7 +408,7 @@ async def scenario_deep(args: argparse.Namespace) -> dict[str, Any]:
     for round_no in range(args.rounds + 1):  # round 0 warms up and is not counted
         if consumed:
             await fill(args.port, args.queue, consumed, args.body_size)
-        window = await consume_count(conns, request, stats, seen, args.chunk)
+        window = await consume_count(conns, request, stats, seen, args.chunk, args.batch_delete)
         consumed = window.messages
         if round_no:
             total.add(window)
@@ -400,7 +419,7 @@ async def scenario_deep(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def consume_count(
-    conns: list[Connection], request: bytes, stats: Stats, seen: set[int], count: int
+    conns: list[Connection], request: bytes, stats: Stats, seen: set[int], count: int, batch_delete: bool = False
 ) -> Window:
     start = stats.messages
     t0, c0 = time.perf_counter(), cpu_seconds()
@@ -408,7 +427,7 @@ async def consume_count(
     def enough() -> bool:
         return stats.messages - start >= count
 
-    await asyncio.gather(*(consume_loop(c, request, stats, seen, enough) for c in conns))
+    await asyncio.gather(*(consume_loop(c, request, stats, seen, enough, batch_delete=batch_delete) for c in conns))
     return Window(time.perf_counter() - t0, cpu_seconds() - c0, stats.messages - start)
 
 
@@ -439,7 +458,8 @@ async def scenario_latency(args: argparse.Namespace) -> dict[str, Any]:
     consumers = await connect_many(args.port, args.consumers)
     request = consume_request(args.queue, args.size, args.wait)
     workers = [
-        asyncio.create_task(consume_loop(c, request, stats, seen, lambda: done[0], run.on_messages))
+        asyncio.create_task(consume_loop(c, request, stats, seen, lambda: done[0], run.on_messages,
+                                         batch_delete=args.batch_delete))
         for c in consumers
     ]
     await asyncio.sleep(0.5)  # let every consumer park in its long poll
@@ -577,6 +597,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--consumers", type=int, default=16)
     p.add_argument("--size", type=int, default=10, help="messages per receive")
     p.add_argument("--wait", type=int, default=1, help="receive wait_time (long poll) seconds")
+    p.add_argument("--delete", choices=("each", "batch"), default="each",
+                   help="consume, deep, latency: one DELETE per message, or one POST /messages/delete per receive")
     p.add_argument("--prefill", type=int, default=200_000, help="consume: messages sent first")
     p.add_argument("--rate", type=float, default=1000.0, help="latency: sends per second")
     p.add_argument("--drain", type=float, default=10.0, help="latency: seconds to wait for the tail")
@@ -597,6 +619,7 @@ def run(coroutine: Result) -> tuple[dict[str, Any], str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args.batch_delete = args.delete == "batch"
     result, loop_name = run(SCENARIOS[args.scenario](args))
     result |= {"scenario": args.scenario, "loop": loop_name}
     with contextlib.suppress(BrokenPipeError):

@@ -113,6 +113,16 @@ class Sent:
     message_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    """One entry of a batch delete: deleted, or the error that kept it
+    (``MessageNotFound``, ``StaleToken``), raised for none of the others."""
+
+    id: int
+    deleted: bool
+    error: WonderQError | None = None
+
+
 def timestamp(value: str) -> datetime:
     """``2026-11-27T19:41:28.936Z`` -> an aware datetime in UTC."""
     return datetime.fromisoformat(value)
@@ -151,6 +161,14 @@ def parse_message(data: Mapping[str, Any]) -> Message:
 
 def parse_sent(data: Mapping[str, Any]) -> Sent:
     return Sent(id=data["id"], message_id=data["message_id"])
+
+
+def parse_deleted(data: Mapping[str, Any]) -> Deleted:
+    envelope = data.get("error")
+    if not envelope:
+        return Deleted(id=data["id"], deleted=bool(data["deleted"]))
+    error = error_of(str(envelope["code"]), str(envelope["message"]))
+    return Deleted(id=data["id"], deleted=bool(data["deleted"]), error=error)
 
 
 def parse_messages(data: list[dict[str, Any]]) -> list[Message]:
@@ -279,6 +297,23 @@ def delete_call(message: Message | int, token: str | None) -> Call[None]:
     return Call("DELETE", f"/messages/{message_id}", parse_nothing, params=params)
 
 
+DeleteItem = Message | int | tuple[int, str | None]
+
+
+def _delete_entry(item: DeleteItem) -> dict[str, Any]:
+    message_id, token = _message_ref(item, None) if not isinstance(item, tuple) else item
+    return {"id": message_id} | _present({wire.TOKEN: token})
+
+
+def delete_batch_calls(messages: Iterable[DeleteItem]) -> list[Call[list[Deleted]]]:
+    entries = [_delete_entry(item) for item in messages]
+    return [
+        Call("POST", "/messages/delete", lambda data: [parse_deleted(d) for d in data["messages"]],
+             json={"messages": entries[i:i + MAX_BATCH]})
+        for i in range(0, len(entries), MAX_BATCH)
+    ]
+
+
 def change_visibility_call(
     message: Message | int, visibility_timeout: int, token: str | None
 ) -> Call[Message]:
@@ -327,6 +362,11 @@ def error(response: httpx.Response) -> WonderQError:
         cls = _BY_STATUS.get(response.status_code, WonderQError)
         text = response.text.strip()[:200] or response.reason_phrase
         return cls(f"HTTP {response.status_code} from {response.request.url}: {text}")
+    return error_of(code, message)
+
+
+def error_of(code: str, message: str) -> WonderQError:
+    """The class named by an error envelope's code; an unknown code is kept on the instance."""
     exc = BY_CODE.get(code, WonderQError)(message)
     if exc.code != code:
         exc.code = code
@@ -469,6 +509,15 @@ class Client(_Base):
         to delete unconditionally). Raises StaleToken if it was received again since."""
         self.call(delete_call(message, token))
 
+    def delete_batch(self, messages: Iterable[DeleteItem]) -> list[Deleted]:
+        """Delete many messages, each a received Message (with its token), an id (deleted
+        unconditionally) or an ``(id, token)`` pair, in requests of at most 10.
+
+        One entry per message, in order: deleted, or its error (MessageNotFound, StaleToken)
+        in :attr:`Deleted.error`; a message that cannot be deleted does not fail the others.
+        """
+        return [d for call in delete_batch_calls(messages) for d in self.call(call)]
+
     def change_visibility(
         self, message: Message | int, visibility_timeout: int, token: str | None = None
     ) -> Message:
@@ -579,6 +628,11 @@ class AsyncClient(_Base):
         """Delete a message: a received Message (with its token) or an id (with ``token``, or none
         to delete unconditionally). Raises StaleToken if it was received again since."""
         await self.call(delete_call(message, token))
+
+    async def delete_batch(self, messages: Iterable[DeleteItem]) -> list[Deleted]:
+        """Delete many messages in requests of at most 10, one after another; see
+        :meth:`Client.delete_batch` (one entry per message, a failure fails no other)."""
+        return [d for call in delete_batch_calls(messages) for d in await self.call(call)]
 
     async def change_visibility(
         self, message: Message | int, visibility_timeout: int, token: str | None = None

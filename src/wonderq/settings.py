@@ -30,6 +30,7 @@ QUEUE_BOUNDS = (
     ("max_receive_count", 0, 1000),
 )
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
+MAX_PENDING_BYTES = 256 * 1024 * 1024  # request bodies held at once by one process
 
 # -- where the services listen ------------------------------------------------------
 BROKER_PORT = 3213
@@ -62,6 +63,7 @@ class Settings:
     keep_alive_timeout: int = 75  # seconds an idle kept-alive connection stays open
     max_header_bytes: int = 64 * 1024  # request line and headers together
     max_connections: int = 10_000  # open at once per process, kept below the descriptor limit
+    max_pending_bytes: int = MAX_PENDING_BYTES  # request bodies held in memory at once, per process
     # the SQS API (broker/sqs/): queue URLs are http://<Host>/<account_id>/<name>
     account_id: str = "000000000000"
     region: str = "us-east-1"  # in ARNs: arn:aws:sqs:<region>:<account_id>:<name>

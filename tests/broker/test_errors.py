@@ -542,6 +542,22 @@ def test_nul_in_a_body_is_refused(client: httpx.Client, queue: dict[str, Any]) -
     assert "NUL" in assert_error(r, 400, "invalid_parameter")
 
 
+def test_a_purge_hidden_in_a_queue_name_purges_nothing(client: httpx.Client) -> None:
+    """``%2F`` is part of a name, never a separator: POST /queues/q%2Fpurge is no purge of q."""
+    name = unique("hidden")
+    client.post("/queues", json={"name": name}).raise_for_status()
+    client.post("/messages", json={"queue_name": name, "body": "kept"}).raise_for_status()
+    r = client.post(f"/queues/{name}%2Fpurge")
+    assert r.status_code in (400, 404, 405), r.text
+    assert [m["body"] for m in client.get(f"/queues/{name}/messages").json()] == ["kept"]
+
+
+def test_invalid_utf8_in_a_form_is_refused(client: httpx.Client, queue: dict[str, Any]) -> None:
+    r = client.post("/messages", content=b"queue_name=" + queue["name"].encode() + b"&body=caf%E9",
+                    headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request"
+
+
 @pytest.mark.parametrize("token", ["\x00", "a\x00b"])
 def test_token_with_nul_is_refused(client: httpx.Client, queue: dict[str, Any], token: str) -> None:
     """Found by schemathesis: PostgreSQL cannot compare text holding NUL, so such a

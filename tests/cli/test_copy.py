@@ -221,3 +221,23 @@ def test_counts_are_rebuilt_from_a_file_without_counters(
 
     assert migrate("--from", f"sqlite:///{db}", "--to", target).returncode == 0
     assert target_holds(broker_factory, target, tmp_path) == {"a": ["in a"], "b": ["in b"]}
+
+
+def test_fifo_dedup_ids_survive_the_move(broker_factory: type[BrokerProcess], postgres: str, tmp_path: Path) -> None:
+    """A FIFO message sent before the migration is still a duplicate after it."""
+    db = tmp_path / "fifo.db"
+    headers = {"X-Amz-Target": "AmazonSQS.SendMessage", "Content-Type": "application/x-amz-json-1.0"}
+    send_once = {"QueueUrl": "http://localhost/000000000000/orders.fifo", "MessageBody": "x",
+                 "MessageGroupId": "g", "MessageDeduplicationId": "once"}
+    source = broker_factory(db, log_dir=tmp_path).start()
+    with httpx.Client(base_url=source.url, timeout=30) as c:
+        create(c, "orders.fifo")
+        first = c.post("/", json=send_once, headers=headers).json()["MessageId"]
+        (m,) = consume(c, "orders.fifo", 1, FAR)
+        assert c.delete(f"/messages/{m['id']}").status_code == 200
+    source.stop()
+    target = fresh_database(postgres)
+    assert migrate("--from", f"sqlite:///{db}", "--to", target).returncode == 0
+    with httpx.Client(base_url=broker_factory(target, log_dir=tmp_path).start().url, timeout=30) as c:
+        assert c.post("/", json=send_once, headers=headers).json()["MessageId"] == first
+        assert consume(c, "orders.fifo", 1, 0) == []

@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import BrokerProcess, free_port
 from wonderq import AsyncClient, Client
-from wonderq.client import DEFAULT_URL, Message, Queue, QueueStats, Sent, error
+from wonderq.client import DEFAULT_URL, Deleted, Message, Queue, QueueStats, Sent, error
 from wonderq.errors import (
     BadRequest,
     BrokerUnreachable,
@@ -283,6 +283,32 @@ def test_queue_exists(wq: Any) -> None:
         wq.create_queue(name)
     assert isinstance(caught.value, Conflict) and caught.value.status == 409
     assert caught.value.message
+
+
+def test_delete_batch(wq: Any) -> None:
+    q = wq.create_queue(unique())
+    wq.send_batch(q.name, [f"m{i}" for i in range(12)])
+    held: list[Message] = []
+    while len(held) < 12:
+        held += wq.receive(q.name, size=10, wait=0)
+    wq.send(q.name, "again")
+    [stale] = wq.receive(q.name, wait=0, visibility_timeout=0)  # at once visible again
+    [current] = wq.receive(q.name, wait=0, visibility_timeout=60)
+    assert current.id == stale.id
+    missing = current.id + 1_000_000
+    pair = (held[-1].id, held[-1].token)
+    # Messages, an (id, token) pair, a stale token, a missing id: 14 entries, two requests of at most 10
+    results = wq.delete_batch([*held[:-1], pair, stale, missing])
+    assert all(isinstance(r, Deleted) for r in results)
+    assert [r.id for r in results] == [*(m.id for m in held), stale.id, missing]
+    assert all(r.deleted and r.error is None for r in results[:12])
+    assert not results[12].deleted and isinstance(results[12].error, StaleToken)
+    assert not results[13].deleted and isinstance(results[13].error, MessageNotFound)
+    assert [m.id for m in wq.peek(q.name)] == [current.id]  # still there for its holder
+    assert wq.delete_batch([current]) == [Deleted(current.id, True)]
+    with pytest.raises(InvalidParameter):
+        wq.delete_batch([0])
+    assert wq.delete_batch([]) == []
 
 
 def test_stale_token(wq: Any) -> None:

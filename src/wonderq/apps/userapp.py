@@ -404,4 +404,5 @@ def failure(body: str, exc: WonderQError) -> dict[str, str]:
 def create_app(settings: Settings) -> App:
     """The user app as an ASGI app, talking to the broker at ``settings.url``."""
     app = UserApp(settings)
-    return App([Api(app.routes)], app.lifespan, guard=BrowserGuard.for_settings(settings))
+    return App([Api(app.routes)], app.lifespan, guard=BrowserGuard.for_settings(settings),
+               max_pending_bytes=settings.max_pending_bytes)

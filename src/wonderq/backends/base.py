@@ -62,8 +62,9 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def create_queue(self, name: str, attributes: QueueAttributes) -> Queue:
-        """Create a queue. Raise QueueExists if the name is taken, or
-        InvalidParameter if its ``redrive_target`` names no queue."""
+        """Create a queue (``modified_at`` = ``created_at``, no tags). Raise
+        QueueExists if the name is taken, or InvalidParameter if its
+        ``redrive_target`` names no queue."""
 
     @abc.abstractmethod
     async def get_queue(self, ref: QueueRef) -> Queue:
@@ -86,7 +87,8 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def set_tags(self, ref: QueueRef, tags: Mapping[str, str]) -> Queue:
-        """Replace a queue's tags (``modified_at`` unchanged); return the queue."""
+        """Replace a queue's tags (``modified_at`` unchanged); return the queue.
+        Raise QueueNotFound."""
 
     @abc.abstractmethod
     async def purge(self, ref: QueueRef) -> int:
@@ -103,8 +105,13 @@ class Backend(abc.ABC):
         In a FIFO queue (:attr:`Queue.fifo`) a message whose ``dedup_id`` was
         sent within the last ``rules.DEDUP_WINDOW`` seconds (even if deleted
         since) is not stored again: its place in the result is the original
-        (same ``id`` and ``message_id``). Ids are unique per queue, or per
-        (queue, group) when the queue's ``dedup_by_group`` is set.
+        (same ``id`` and ``message_id``; its other fields may be the
+        duplicate's). That holds within one batch too: a later message with an
+        earlier one's dedup id answers with the earlier one. Dedup ids are
+        unique per queue, or per (queue, group) when the queue's
+        ``dedup_by_group`` is set; a message without one is never dropped (the
+        edge supplies the body's hash for ``content_dedup``). Counters count
+        only the messages stored.
         """
 
     async def send(self, ref: QueueRef, message: NewMessage) -> Message:
@@ -122,7 +129,8 @@ class Backend(abc.ABC):
         number of concurrent claimers, processes or brokers. A message whose
         receive count would exceed the queue's ``max_receive_count`` is moved
         to its ``redrive_target`` instead, with ``origin`` set to this queue's
-        name, ``receive_count`` kept, visible at once. With nothing to hand out,
+        name, ``receive_count`` kept (counting the receive that found it over
+        the limit), visible at once. With nothing to hand out,
         ``next_visible_at`` tells when the queue's next message becomes
         visible (None if it holds none).
 
@@ -130,6 +138,7 @@ class Backend(abc.ABC):
         ``group_id`` is one group of its own), and a message is handed out only
         if no message of its group is in flight and none before it in its group
         is invisible; so a group is blocked while one of its messages is out.
+        One claim may hand out several messages of a group, in order.
         Concurrent claimers of a FIFO queue take turns.
         """
 
@@ -139,8 +148,9 @@ class Backend(abc.ABC):
         ``destination``, or when None each to its ``origin`` (messages without
         an origin, or whose origin no longer exists, stay). Moved messages are
         as if new: visible now, ``receive_count`` 0, no token, no origin,
-        ``first_received_at`` NULL. Return how many moved. Raise QueueNotFound
-        for a missing queue or destination."""
+        ``first_received_at`` NULL (not deduplicated again in a FIFO
+        destination). Return how many moved; the counters and the destinations'
+        consumers follow. Raise QueueNotFound for a missing queue or destination."""
 
     @abc.abstractmethod
     async def delete(self, message_id: int, token: str | None = None) -> None:

@@ -43,4 +43,5 @@ def create_app(settings: Settings, *, clock: Clock | None = None, backend: Backe
             await moves.close()
             await db.close()
 
-    return App(apis, lifespan, observe=metrics.observe, guard=BrowserGuard.for_settings(settings))
+    return App(apis, lifespan, observe=metrics.observe, guard=BrowserGuard.for_settings(settings),
+               max_pending_bytes=settings.max_pending_bytes)

@@ -119,6 +119,15 @@ def _sent() -> Schema:
             "properties": {"id": QUEUE_ID, "message_id": {"type": "string", "format": "uuid"}}}
 
 
+def _deleted() -> Schema:
+    entry = {"type": "object", "required": ["id", "deleted"], "properties": {
+        "id": QUEUE_ID, "deleted": {"type": "boolean"},
+        "error": {"$ref": "#/components/schemas/Error/properties/error"},
+    }}
+    return {"type": "object", "required": ["deleted", "messages"], "properties": {
+        "deleted": COUNT, "messages": {"type": "array", "items": entry, "minItems": 1, "maxItems": MAX_BATCH}}}
+
+
 def _schemas() -> dict[str, Schema]:
     return {
         "Queue": _queue(),
@@ -289,6 +298,15 @@ def _paths() -> dict[str, dict[str, Schema]]:
                 "the messages, each with a fresh reservation_token",
                 {"type": "array", "items": ref("Message"), "maxItems": MAX_BATCH}, 404),
                 parameters=consume, tags=("messages",)),
+        },
+        "/messages/delete": {
+            "post": operation("deleteMessages", "Delete up to MAX_BATCH messages, each answered on its own", ok(
+                "each entry in order: deleted, or the error that kept it", _deleted()), tags=("messages",),
+                request={"required": True, "description": "a JSON object (a form cannot carry the list)",
+                         "content": {JSON: {"schema": {"type": "object", "required": ["messages"], "properties": {
+                             "messages": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH, "items": {
+                                 "type": "object", "required": ["id"],
+                                 "properties": {"id": QUEUE_ID, wire.TOKEN: TOKEN}}}}}}}}),
         },
         "/messages/{message}": {
             "delete": operation("deleteMessage", "Delete a message (with its token: only if it is current)",

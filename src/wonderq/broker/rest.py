@@ -23,7 +23,7 @@ from wonderq.edge.params import Params, integer, optional_integer, present, stri
 from wonderq.edge.requests import Request
 from wonderq.edge.responses import Response, json, raw
 from wonderq.edge.routing import Route
-from wonderq.errors import InvalidParameter, Unavailable
+from wonderq.errors import InvalidParameter, MessageNotFound, StaleToken, Unavailable
 from wonderq.models import Message, NewMessage, Queue, QueueAttributes, QueueStats
 from wonderq.settings import MAX_BATCH, MAX_DELAY, MAX_ID, MAX_PEEK, MAX_VISIBILITY, MAX_WAIT, QUEUE_BOUNDS
 
@@ -93,6 +93,7 @@ class RestApi:
             Route("GET", "/queues/{queue}/messages", self.peek),
             Route("POST", "/messages", self.send),
             Route("GET", "/messages/consume", self.consume),
+            Route("POST", "/messages/delete", self.delete_messages),
             Route("DELETE", "/messages/{message}", self.delete_message),
             Route("POST", "/messages/{message}/visibility", self.change_visibility),
             Route("GET", "/healthz", self.healthz),
@@ -200,6 +201,29 @@ class RestApi:
         self.metrics.deleted += 1
         return json({"success": True})
 
+    async def delete_messages(self, req: Request) -> Response:
+        """Delete up to MAX_BATCH messages, each by id with its token (or none), and
+        answer each in order: deleted, or the error that kept it (not found, stale
+        token) without failing the others. The deletes run concurrently, so the
+        backend's group commit joins them into one transaction."""
+        entries = req.params.get("messages")
+        if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_BATCH:
+            raise InvalidParameter(f"messages must be a list of 1 to {MAX_BATCH} messages")
+        refs = [delete_entry(entry) for entry in entries]
+        outcomes = await asyncio.gather(*(self.db.delete(i, t) for i, t in refs), return_exceptions=True)
+        answers: list[JsonObject] = []
+        for (message_id, _), outcome in zip(refs, outcomes, strict=True):
+            if isinstance(outcome, MessageNotFound | StaleToken):
+                error = {"code": outcome.code, "message": str(outcome)}
+                answers.append({"id": message_id, "deleted": False, "error": error})
+            elif isinstance(outcome, BaseException):
+                raise outcome  # the database went away, say: the request failed as a whole
+            else:
+                answers.append({"id": message_id, "deleted": True})
+        deleted = sum(1 for a in answers if a["deleted"])
+        self.metrics.deleted += deleted
+        return json({"deleted": deleted, "messages": answers})
+
     async def change_visibility(self, req: Request) -> Response:
         message_id = path_id(req.args["message"], "message")
         token = reservation_token(req.params) or ""
@@ -240,6 +264,12 @@ def reservation_token(params: Params, required: bool = True) -> str | None:
     if value and "\x00" in value:
         raise InvalidParameter(f"{wire.TOKEN} must not contain the NUL character")
     return value or None
+
+
+def delete_entry(item: object) -> tuple[int, str | None]:
+    if not isinstance(item, dict):
+        raise InvalidParameter(f"each of messages must be an object with an id and a {wire.TOKEN}")
+    return integer(item, "id", None, 1, MAX_ID), reservation_token(item, required=False)
 
 
 def body(params: Params) -> str:

@@ -114,7 +114,7 @@ def queue_verbs(verbs: Verbs) -> None:
     for flag, what in (("--visibility-timeout", "seconds a received message stays hidden (30)"),
                        ("--delay", "seconds before a new message is visible (0)"),
                        ("--retention", "seconds a message is kept (345600)"),
-                       ("--max-message-size", "bytes of UTF-8 body (262144)"),
+                       ("--max-message-size", "bytes of UTF-8 body (1048576)"),
                        ("--max-receive-count", "receives before dead-lettering (0: never)")):
         p.add_argument(flag, type=int, metavar="N", help=what)
     p.add_argument("--redrive-target", metavar="QUEUE", help="the dead-letter queue's name")

@@ -110,6 +110,7 @@ async def copy(source: sqlite3.Connection, target: str, force: bool) -> tuple[in
             queues = await copy_rows(conn, source.execute(READ_QUEUES), "queues", QUEUE_FIELDS)
             messages = await copy_rows(conn, source.execute(READ_MESSAGES), "messages", MESSAGE_FIELDS)
             await copy_counts(conn, source)
+            await copy_dedups(conn, source)
             await advance_sequences(conn, source)
         return queues, messages
     except (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -134,7 +135,7 @@ async def connect(asyncpg: Any, target: str) -> Any:
 
 LOCK_TARGET = "LOCK TABLE wonderq.queues, wonderq.messages IN EXCLUSIVE MODE"
 TARGET_HOLDS = "SELECT (SELECT count(*) FROM wonderq.queues), EXISTS (SELECT FROM wonderq.messages)"
-EMPTY_TARGET = "TRUNCATE wonderq.queues, wonderq.messages"
+EMPTY_TARGET = "TRUNCATE wonderq.queues, wonderq.messages, wonderq.dedups"
 
 
 async def prepare_target(conn: Any, force: bool) -> None:
@@ -160,6 +161,17 @@ async def copy_rows(conn: Any, cursor: sqlite3.Cursor, table: str, fields: list[
         await conn.copy_records_to_table(table, schema_name="wonderq", columns=fields, records=rows)
         total += len(rows)
     return total
+
+
+DEDUP_FIELDS = ["queue_id", "key", "id", "message_id", "expires_at"]
+READ_DEDUPS = f"SELECT {', '.join(DEDUP_FIELDS)} FROM dedups"
+SOURCE_DEDUPS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dedups'"
+
+
+async def copy_dedups(conn: Any, source: sqlite3.Connection) -> None:
+    """FIFO queues' dedup ids still in their window, so none is delivered twice across the move."""
+    if source.execute(SOURCE_DEDUPS).fetchone():
+        await copy_rows(conn, source.execute(READ_DEDUPS), "dedups", DEDUP_FIELDS)
 
 
 COUNT_FIELDS = ["queue_id", "shard", "messages", "sent", "received", "deleted", "expired"]

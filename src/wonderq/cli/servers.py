@@ -91,7 +91,8 @@ def server_verb(verbs: Verbs, name: str, help: str, command: Run) -> argparse.Ar
         door.add_argument(flag, type=float, metavar="S", help=f"{what}; WONDERQ_{flag[2:].upper().replace('-', '_')}")
     for flag, what in (("--keep-alive-timeout", "seconds an idle connection stays open (75)"),
                        ("--max-header-bytes", "request line and headers, in bytes (65536)"),
-                       ("--max-connections", "open at once per process, kept below the descriptor limit (10000)")):
+                       ("--max-connections", "open at once per process, kept below the descriptor limit (10000)"),
+                       ("--max-pending-bytes", "request bodies held in memory at once, per process (268435456)")):
         door.add_argument(flag, type=int, metavar="N", help=f"{what}; WONDERQ_{flag[2:].upper().replace('-', '_')}")
     p.set_defaults(run=command)
     return p

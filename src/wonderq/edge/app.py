@@ -20,24 +20,40 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from urllib.parse import unquote
 
 from wonderq.edge.guard import BrowserGuard
-from wonderq.edge.requests import Receive, Request, Scope, Send, read_body
+from wonderq.edge.requests import Budget, Receive, Request, Scope, Send, read_body
 from wonderq.edge.responses import Response, Stream
 from wonderq.edge.routing import Api, Route
-from wonderq.errors import MethodNotAllowed, NotFound, WonderQError
+from wonderq.errors import BadRequest, MethodNotAllowed, NotFound, WonderQError
+from wonderq.settings import MAX_PENDING_BYTES
 
 log = logging.getLogger("wonderq.edge")
 Lifespan = Callable[[], AbstractAsyncContextManager[None]]
 Observe = Callable[[str, float], None]  # after each response: its endpoint and seconds taken
 
 
+def segments(raw_path: bytes) -> list[str]:
+    """A path's segments, each percent-decoded on its own: ``%2F`` stays inside its
+    segment (``/queues/a%2Fpurge`` names a queue ``a/purge``, which is no name)."""
+    text = raw_path.decode("latin-1").strip("/")
+    if "%" not in text:
+        return text.split("/")
+    try:
+        return [unquote(part, errors="strict") for part in text.split("/")]
+    except UnicodeDecodeError:
+        raise BadRequest("the path is not valid UTF-8") from None
+
+
 class App:
     def __init__(self, apis: Sequence[Api], lifespan: Lifespan | None = None,
-                 observe: Observe | None = None, guard: BrowserGuard | None = None) -> None:
+                 observe: Observe | None = None, guard: BrowserGuard | None = None,
+                 max_pending_bytes: int = MAX_PENDING_BYTES) -> None:
         assert apis, "an app needs at least one API"
         self.apis = tuple(apis)
         self.guard = guard or BrowserGuard()
+        self.budget = Budget(max_pending_bytes)
         self._lifespan = lifespan
         self._observe = observe
 
@@ -67,8 +83,8 @@ class App:
         finally:
             await send({"type": "lifespan.shutdown.complete"})
 
-    def route(self, request: Request) -> tuple[Api, Route]:
-        parts = request.path.strip("/").split("/")
+    def route(self, request: Request, raw_path: bytes) -> tuple[Api, Route]:
+        parts = segments(raw_path)
         for api in self.apis:
             route = api.find(request, parts)
             if route is not None:
@@ -84,21 +100,23 @@ class App:
         request = Request(method, path, scope["query_string"], scope["headers"], b"", receive, {})
         api, endpoint = self.apis[0], "other"
         response: Response | Stream
+        held = [0]  # bytes of body this request holds of the budget
         try:
-            self.guard.check_host(request)
-            request.body = await read_body(receive)
-            api, route = self.route(request)
-            endpoint = route.endpoint
-            if route.changes_state:
-                self.guard.check_origin(request)
-            response = await route.handler(request)
-        except WonderQError as exc:
-            response = api.render_error(exc)
-        except Exception:
-            log.exception("unhandled error in %s %s", method, path)
-            response = api.render_error(WonderQError())
-        try:
+            try:
+                self.guard.check_host(request)
+                request.body = await read_body(receive, request.header(b"content-length"), self.budget, held)
+                api, route = self.route(request, scope.get("raw_path") or path.encode())
+                endpoint = route.endpoint
+                if route.changes_state:
+                    self.guard.check_origin(request)
+                response = await route.handler(request)
+            except WonderQError as exc:
+                response = api.render_error(exc)
+            except Exception:
+                log.exception("unhandled error in %s %s", method, path)
+                response = api.render_error(WonderQError())
             await response.send(send)
         finally:
+            self.budget.held -= held[0]
             if self._observe is not None:
                 self._observe(endpoint, time.perf_counter() - started)

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from wonderq.errors import BadRequest, PayloadTooLarge
+from wonderq.errors import BadRequest, PayloadTooLarge, Unavailable
 from wonderq.settings import MAX_REQUEST_BYTES
 
 # The ASGI callables, typed as far as this edge relies on them.
@@ -25,6 +25,7 @@ class Scope(TypedDict, total=False):
     type: str
     method: str
     path: str
+    raw_path: bytes  # as sent: %2F still encoded
     query_string: bytes
     headers: list[tuple[bytes, bytes]]
 Params = dict[str, object]
@@ -52,7 +53,7 @@ class Request:
     def params(self) -> Params:
         """Query string, overlaid by a JSON object or form body."""
         if self._params is None:
-            params: Params = dict(parse_qsl(self.query.decode("latin-1"))) if self.query else {}
+            params: Params = form(self.query, "query string") if self.query else {}
             if self.body:
                 params.update(self._parse_body())
             self._params = params
@@ -60,7 +61,7 @@ class Request:
 
     def _parse_body(self) -> Params:
         if self.body[:1] != b"{" and self.is_form():  # a JSON object needs no header lookup
-            return dict(parse_qsl(self.body.decode("utf-8", "replace")))
+            return form(self.body, "form body")
         try:
             value = orjson.loads(self.body)
         except orjson.JSONDecodeError:
@@ -79,20 +80,46 @@ class Request:
             pass
 
 
-async def read_body(receive: Receive) -> bytes:
-    message = await receive()
-    body = message.get("body", b"")
-    assert isinstance(body, bytes)
-    if not message.get("more_body"):
-        return body
-    chunks = [body]
-    size = len(body)
-    while message.get("more_body"):
+def form(data: bytes, where: str) -> Params:
+    """``a=1&b=2``, percent-decoded as UTF-8; invalid UTF-8 is refused, not replaced."""
+    try:
+        return dict(parse_qsl(data.decode("utf-8"), errors="strict"))
+    except UnicodeDecodeError:
+        raise BadRequest(f"the {where} is not valid UTF-8") from None
+
+
+class Budget:
+    """The bytes of request bodies a process holds at once, across all requests:
+    an upload past the bound waits for no memory, it is refused (503)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    def take(self, n: int) -> None:
+        if self.held + n > self.limit:
+            raise Unavailable(f"the server holds {self.held} bytes of unfinished requests already; retry")
+        self.held += n
+
+
+async def read_body(receive: Receive, declared: bytes | None, budget: Budget, held: list[int]) -> bytes:
+    """The whole body: ``Content-Length`` checked before a byte is read, and every
+    byte counted against ``budget`` (``held`` says how many this request took)."""
+    if declared is not None and declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        raise PayloadTooLarge(f"request body is over {MAX_REQUEST_BYTES} bytes")
+    chunks: list[bytes] = []
+    size, more = 0, True
+    while more:
         message = await receive()
         chunk = message.get("body", b"")
         assert isinstance(chunk, bytes)
+        more = bool(message.get("more_body"))
+        if not chunk:
+            continue
         size += len(chunk)
         if size > MAX_REQUEST_BYTES:
             raise PayloadTooLarge(f"request body is over {MAX_REQUEST_BYTES} bytes")
+        budget.take(len(chunk))
+        held[0] += len(chunk)
         chunks.append(chunk)
-    return b"".join(chunks)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -196,4 +196,5 @@ def load_asset(name: str) -> Response:
 def create_app(settings: Settings, *, interval: float = 1.0, window: float = 600.0) -> App:
     """The dev tool as an ASGI app, talking to the broker at ``settings.url``."""
     tool = DevTool(settings, interval=interval, window=window)
-    return App([Api(tool.routes)], tool.lifespan, guard=BrowserGuard.for_settings(settings))
+    return App([Api(tool.routes)], tool.lifespan, guard=BrowserGuard.for_settings(settings),
+               max_pending_bytes=settings.max_pending_bytes)

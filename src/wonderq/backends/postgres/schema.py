@@ -88,6 +88,12 @@ MIGRATIONS = [
     CREATE INDEX dedups_expiry ON wonderq.dedups (expires_at);
     CREATE INDEX messages_group ON wonderq.messages (queue_id, group_id, id) WHERE group_id IS NOT NULL;
     """,
+    # A FIFO claim asks of each candidate whether its group has a message still invisible:
+    # by visible_at, the index holds the answer's few rows (in flight or delayed), not the group.
+    """
+    DROP INDEX wonderq.messages_group;
+    CREATE INDEX messages_group ON wonderq.messages (queue_id, group_id, visible_at) WHERE group_id IS NOT NULL;
+    """,
 ]
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -74,6 +75,8 @@ class SqliteBackend(Backend):
         self._checkpoints = loop.create_task(self._checkpoint())
 
     def _connect(self, writer: bool) -> sqlite3.Connection:
+        if writer and self.path != ":memory:":  # created readable by its owner only (SQLite's
+            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))  # -wal and -shm follow it)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA busy_timeout = 100")

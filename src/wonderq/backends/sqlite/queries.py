@@ -194,15 +194,16 @@ WHERE id IN (
 )
 RETURNING {MESSAGE_COLUMNS}
 """
-# FIFO: in id order, and only messages whose group has none in flight and none earlier
-# still invisible (a NULL group_id is one group: the second test, by messages_ready).
+# FIFO: in id order (along messages_queue: the + keeps messages_ready and a sort away), and
+# only messages whose group has none in flight and none earlier still invisible (by
+# messages_group; a NULL group_id is one group: the second test, by messages_ready).
 FIFO_CLAIM = f"""
 UPDATE messages
 SET visible_at = :until, token = :prefix || id, receive_count = receive_count + 1,
     first_received_at = coalesce(first_received_at, :now)
 WHERE id IN (
     SELECT id FROM messages m
-    WHERE queue_id = :queue AND visible_at <= :now
+    WHERE queue_id = :queue AND +visible_at <= :now
       AND NOT EXISTS (
           SELECT 1 FROM messages o
           WHERE o.queue_id = :queue AND o.group_id = m.group_id AND o.visible_at > :now

@@ -35,7 +35,7 @@ class Wakeups:
         self._listed_at = 0.0
 
     def start(self) -> None:
-        os.makedirs(self.directory, exist_ok=True)
+        os.makedirs(self.directory, mode=0o700, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -53,6 +53,8 @@ class Wakeups:
         self._sock = None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
+        with contextlib.suppress(OSError):  # the last process out removes the directory
+            os.rmdir(self.directory)
 
     def send(self, woken: list[tuple[int, int]]) -> None:
         if self._sock is None or not woken:
