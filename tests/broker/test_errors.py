@@ -568,6 +568,8 @@ def test_token_with_nul_is_refused(client: httpx.Client, queue: dict[str, Any], 
     r = client.post(f"/messages/{message['id']}/visibility",
                     json={"reservation_token": token, "visibility_timeout": 0})
     assert_error(r, 400, "invalid_parameter")
+    r = client.post("/messages/delete", json={"messages": [{"id": message["id"], "reservation_token": token}]})
+    assert_error(r, 400, "invalid_parameter")
     r = client.request("DELETE", f"/messages/{message['id']}",
                        params={"reservation_token": message["reservation_token"]})
     assert r.status_code == 200, r.text
