@@ -17,6 +17,7 @@ from wonderq.broker import wire
 from wonderq.broker.metrics import CONTENT_TYPE, Metrics
 from wonderq.broker.moves import MAX_RATE, MoveTasks
 from wonderq.broker.names import path_id, path_queue, queue_name, queue_ref
+from wonderq.broker.openapi import document
 from wonderq.clock import Clock
 from wonderq.edge.params import Params, integer, known, one_of, optional_integer, present, string
 from wonderq.edge.requests import Request
@@ -104,6 +105,7 @@ class RestApi:
             Route("GET", "/readyz", self.readyz, params=()),
             Route("HEAD", "/readyz", self.readyz, params=()),
             Route("GET", "/metrics", self.metrics_text),
+            Route("GET", "/openapi.json", self.openapi),
         ]
 
     # -- queues --
@@ -201,7 +203,7 @@ class RestApi:
 
     async def delete_message(self, req: Request) -> Response:
         message_id = path_id(req.args["message"], "message")
-        token = string(req.params, wire.TOKEN, required=False) or None
+        token = reservation_token(req.params, required=False)
         await self.db.delete(message_id, token)
         self.metrics.deleted += 1
         return json({"success": True})
@@ -231,7 +233,7 @@ class RestApi:
 
     async def change_visibility(self, req: Request) -> Response:
         message_id = path_id(req.args["message"], "message")
-        token = string(req.params, wire.TOKEN) or ""
+        token = reservation_token(req.params) or ""
         visibility = integer(req.params, "visibility_timeout", None, 0, MAX_VISIBILITY)
         message = await self.db.change_visibility(message_id, token, visibility)
         return json(message_json(message))
@@ -240,6 +242,9 @@ class RestApi:
 
     async def healthz(self, req: Request) -> Response:
         return json({"status": "ok"})
+
+    async def openapi(self, req: Request) -> Response:
+        return json(document())
 
     async def metrics_text(self, req: Request) -> Response:
         return raw(self.metrics.render(await self.db.stats()), CONTENT_TYPE)
@@ -260,10 +265,19 @@ def new_message(item: object, delay: int | None) -> NewMessage:
     return NewMessage(body(item), delay if own is None else own)
 
 
+def reservation_token(params: Params, required: bool = True) -> str | None:
+    """A message's token as given (blank: none). The broker's own never hold NUL,
+    which PostgreSQL cannot even compare (it answered such a token with a 500)."""
+    value = string(params, wire.TOKEN, required)
+    if value and "\x00" in value:
+        raise InvalidParameter(f"{wire.TOKEN} must not contain the NUL character")
+    return value or None
+
+
 def delete_entry(item: object) -> tuple[int, str | None]:
     if not isinstance(item, dict):
         raise InvalidParameter(f"each of messages must be an object with an id and a {wire.TOKEN}")
-    return integer(item, "id", None, 1, MAX_ID), string(item, wire.TOKEN, required=False) or None
+    return integer(item, "id", None, 1, MAX_ID), reservation_token(item, required=False)
 
 
 def body(params: Params) -> str:

@@ -16,6 +16,7 @@ inside one, and :class:`~wonderq.backends.sqlite.wakeups.Wakeups` carries wake-u
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sqlite3
@@ -76,7 +77,8 @@ class SqliteBackend(Backend):
 
     def _connect(self, writer: bool) -> sqlite3.Connection:
         if writer and self.path != ":memory:":  # created readable by its owner only (SQLite's
-            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))  # -wal and -shm follow it)
+            with contextlib.suppress(OSError):  # -wal and -shm follow it); else SQLite says why
+                os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA busy_timeout = 100")
