@@ -118,3 +118,15 @@ def test_a_fifo_queue_made_through_rest_keeps_order(client: httpx.Client, sqs: A
     assert client.get("/messages/consume", params={"queue_name": name, "wait_time": 0}).json() == []
     url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
     assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["FifoQueue"])["Attributes"]["FifoQueue"] == "true"
+
+
+def test_a_retried_receive_gets_the_same_messages(sqs: Any) -> None:
+    """ReceiveRequestAttemptId: the same attempt, retried, gets the same handles."""
+    url = fifo(sqs)
+    for body in ("1", "2"):
+        send(sqs, url, body, "G")
+    first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, ReceiveRequestAttemptId="try-1")["Messages"]
+    again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, ReceiveRequestAttemptId="try-1")["Messages"]
+    assert [m["ReceiptHandle"] for m in again] == [m["ReceiptHandle"] for m in first]
+    assert [m["Body"] for m in first] == ["1", "2"]
+    assert "Messages" not in sqs.receive_message(QueueUrl=url, ReceiveRequestAttemptId="try-2")

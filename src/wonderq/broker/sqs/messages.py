@@ -36,6 +36,7 @@ from wonderq.broker.sqs.faults import (
     invalid,
 )
 from wonderq.broker.sqs.queues import QueueActions
+from wonderq.clock import Clock
 from wonderq.errors import MessageNotFound, WonderQError
 from wonderq.models import FIFO_SUFFIX, Message, NewMessage, Queue
 from wonderq.settings import MAX_BATCH
@@ -130,10 +131,36 @@ def handle_of(value: object) -> tuple[int, str]:
     return int(match[1]), match[0]
 
 
+class Attempts:
+    """ReceiveRequestAttemptId: a receive retried with the same id, while the
+    messages it got are still hidden (at most five minutes), gets the same
+    messages and receipt handles again instead of new ones. Kept by this broker."""
+
+    WINDOW = 300_000  # ms
+    MAX = 10_000  # remembered at once; the oldest go first
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self._results: dict[tuple[str, str], tuple[int, Shape]] = {}
+
+    def get(self, queue: str, attempt: str) -> Shape | None:
+        found = self._results.get((queue, attempt))
+        return found[1] if found and found[0] > self.clock.now_ms() else None
+
+    def put(self, queue: str, attempt: str, result: Shape, until: int) -> None:
+        now = self.clock.now_ms()
+        for key in [k for k, (expires, _) in self._results.items() if expires <= now]:
+            del self._results[key]
+        while len(self._results) >= self.MAX:
+            del self._results[next(iter(self._results))]
+        self._results[queue, attempt] = (min(until, now + self.WINDOW), result)
+
+
 class MessageActions:
     def __init__(self, backend: Backend, queues: QueueActions) -> None:
         self.db = backend
         self.queues = queues
+        self.attempts = Attempts(queues.clock)
 
     async def send_message(self, call: Call) -> Shape:
         name = call.queue()
@@ -168,8 +195,17 @@ class MessageActions:
             wait = (await self.queues.find(name)).attributes.receive_wait_seconds
         wanted = Received(call, call.names("AttributeNames") + call.names("MessageSystemAttributeNames"),
                           call.names("MessageAttributeNames"))
+        attempt = call.string("ReceiveRequestAttemptId", required=False)
+        if attempt is not None and not GROUP_ID.fullmatch(attempt):
+            raise invalid("Value for parameter ReceiveRequestAttemptId is invalid: 1 to 128 printable characters.")
+        if attempt is not None and (repeated := self.attempts.get(name, attempt)) is not None:
+            return repeated
         messages = await self.db.receive(name, size, visibility, wait, call.disconnected())
-        return {"Messages": [wanted.render(m) for m in messages]} if messages else {}
+        result: Shape = {"Messages": [wanted.render(m) for m in messages]} if messages else {}
+        if attempt is not None and messages:
+            until = min(m.visible_at for m in messages)
+            self.attempts.put(name, attempt, result, until)
+        return result
 
     async def delete_message(self, call: Call) -> Shape:
         call.queue()
