@@ -197,3 +197,14 @@ def test_redrive_to_the_dead_letter_queue_records_the_source(sqs: Any) -> None:
     assert "Messages" not in sqs.receive_message(QueueUrl=source)
     (m,) = sqs.receive_message(QueueUrl=dlq, AttributeNames=["All"])["Messages"]
     assert m["Body"] == "poison" and m["Attributes"]["DeadLetterQueueSourceArn"] == arn(source_name)
+
+
+def test_a_batch_entry_over_the_queues_limit_fails_alone(sqs: Any) -> None:
+    url = sqs.create_queue(QueueName=unique("q"), Attributes={"MaximumMessageSize": "1024"})["QueueUrl"]
+    result = sqs.send_message_batch(QueueUrl=url, Entries=[
+        {"Id": "ok", "MessageBody": "x" * 1024}, {"Id": "long", "MessageBody": "x" * 1025},
+        {"Id": "attributed", "MessageBody": "x" * 1020,
+         "MessageAttributes": {"a": {"DataType": "String", "StringValue": "yy"}}},
+    ])
+    assert [s["Id"] for s in result["Successful"]] == ["ok"]
+    assert sorted(f["Id"] for f in result["Failed"]) == ["attributed", "long"]

@@ -37,7 +37,7 @@ from wonderq.broker.sqs.faults import (
 )
 from wonderq.broker.sqs.queues import QueueActions
 from wonderq.clock import Clock
-from wonderq.errors import MessageNotFound, WonderQError
+from wonderq.errors import MessageNotFound, PayloadTooLarge, WonderQError
 from wonderq.models import FIFO_SUFFIX, Message, NewMessage, Queue
 from wonderq.settings import MAX_BATCH
 
@@ -171,18 +171,34 @@ class MessageActions:
         return out.result(await self.db.send(queue.id if queue else name, out.new))
 
     async def send_message_batch(self, call: Call) -> Shape:
-        queue = await self.queues.find(call.queue())
+        """Checked against SQS's own limits first, with no lookup: only a FIFO
+        queue, a batch with message attributes, or one the backend finds over
+        the queue's own size limit, is looked up, to check each entry against
+        what the queue allows (so a bad entry still fails alone)."""
+        name = call.queue()
         entries = batch_entries(call)
+        fifo = name.endswith(FIFO_SUFFIX)
+        attributed = any("MessageAttributes" in entry for _, entry in entries)  # their bytes count too
+        queue = await self.queues.find(name) if fifo or attributed else None
+        try:
+            return await self.send_checked(name, entries, queue, fifo)
+        except PayloadTooLarge:
+            return await self.send_checked(name, entries, await self.queues.find(name), fifo)
+
+    async def send_checked(
+        self, name: str, entries: list[tuple[str, Mapping[str, object]]], queue: Queue | None, fifo: bool
+    ) -> Shape:
         checked: dict[str, Outgoing] = {}
         failed: list[Shape] = []
         for entry_id, entry in entries:
             try:
-                checked[entry_id] = outgoing(entry, queue, queue.fifo)
+                checked[entry_id] = outgoing(entry, queue, fifo)
             except WonderQError as exc:
                 failed.append(failure(entry_id, exc))
         if sum(o.size for o in checked.values()) > MAX_SIZE:
             raise SqsError(BATCH_REQUEST_TOO_LONG, f"Batch requests cannot be longer than {MAX_SIZE} bytes.")
-        sent = await self.db.send_batch(queue.id, [o.new for o in checked.values()]) if checked else []
+        ref = queue.id if queue else name
+        sent = await self.db.send_batch(ref, [o.new for o in checked.values()]) if checked else []
         ok = [{"Id": i, **o.result(m)} for (i, o), m in zip(checked.items(), sent, strict=True)]
         return {"Successful": ok, "Failed": failed}
 
