@@ -76,24 +76,30 @@ def sequence_number(m: Message) -> str:
 
 
 def outgoing(entry: Mapping[str, object], queue: Queue | None, fifo: bool) -> Outgoing:
-    """Check one message (SendMessage's input or a batch entry)."""
+    """Check one message (SendMessage's input or a batch entry). The members a
+    plain message lacks cost nothing: this runs for every message sent."""
     body = entry.get("MessageBody")
     if not isinstance(body, str) or not body:
         raise SqsError(MISSING_PARAMETER, "The request must contain the parameter MessageBody.")
-    if not ma.valid_text(body):
+    encoded = body.encode()
+    if not ma.valid_text(body, encoded):
         raise SqsError(INVALID_MESSAGE_CONTENTS, "Invalid binary character in the message body.")
-    delay = integer_of(entry, "DelaySeconds", 0, MAX_DELAY)
-    attributes = ma.check(entry.get("MessageAttributes"))
-    system = ma.check(entry.get("MessageSystemAttributes"), system=True)
-    size = len(body.encode()) + ma.size(attributes)
+    delay = integer_of(entry, "DelaySeconds", 0, MAX_DELAY) if "DelaySeconds" in entry else None
+    raw, raw_system = entry.get("MessageAttributes"), entry.get("MessageSystemAttributes")
+    attributes = ma.check(raw) if raw is not None else {}
+    system = ma.check(raw_system, system=True) if raw_system is not None else {}
+    size = len(encoded) + (ma.size(attributes) if attributes else 0)
     limit = queue.attributes.max_message_size if queue else MAX_SIZE
     if size > limit:
         raise invalid(f"One or more parameters are invalid. Reason: Message must be shorter than {limit} bytes.")
-    group, dedup = fifo_ids(entry, body, queue, fifo, delay)
+    group, dedup = None, None
+    if fifo or "MessageGroupId" in entry or "MessageDeduplicationId" in entry:
+        group, dedup = fifo_ids(entry, body, queue, fifo, delay)
     return Outgoing(
         NewMessage(body, delay, orjson.dumps(attributes).decode() if attributes else None, group, dedup,
                    orjson.dumps(system).decode() if system else None),
-        size, ma.md5_body(body), ma.md5_attributes(attributes), ma.md5_attributes(system),
+        size, ma.md5_body(body, encoded), ma.md5_attributes(attributes) if attributes else None,
+        ma.md5_attributes(system) if system else None,
     )
 
 
