@@ -50,7 +50,7 @@ GROUP_ID = re.compile(r"[!-~]{1,128}")  # printable ASCII, as SQS allows in grou
 HANDLE = re.compile(r"[0-9a-f]{16}-([0-9]{1,19})")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made for every message sent, and a frozen init costs more
 class Outgoing:
     """One message to send, checked, with the digests its answer carries."""
 
@@ -60,8 +60,10 @@ class Outgoing:
     md5_attributes: str | None
     md5_system: str | None
 
-    def result(self, sent: Message) -> Shape:
+    def result(self, sent: Message, entry_id: str | None = None) -> Shape:
         out: Shape = {"MessageId": sent.message_id, "MD5OfMessageBody": self.md5_body}
+        if entry_id is not None:
+            out["Id"] = entry_id
         if self.md5_attributes:
             out["MD5OfMessageAttributes"] = self.md5_attributes
         if self.md5_system:
@@ -205,7 +207,7 @@ class MessageActions:
             raise SqsError(BATCH_REQUEST_TOO_LONG, f"Batch requests cannot be longer than {MAX_SIZE} bytes.")
         ref = queue.id if queue else name
         sent = await self.db.send_batch(ref, [o.new for o in checked.values()]) if checked else []
-        ok = [{"Id": i, **o.result(m)} for (i, o), m in zip(checked.items(), sent, strict=True)]
+        ok = [o.result(m, i) for (i, o), m in zip(checked.items(), sent, strict=True)]
         return {"Successful": ok, "Failed": failed}
 
     async def receive_message(self, call: Call) -> Shape:
