@@ -80,7 +80,7 @@ class Broker:
     def start(self) -> Broker:
         cmd = [
             "taskset", "-c", str(self.cpu), str(WONDERQ), "broker", "--port", str(self.port),
-            "--db", str(self.db), "--log-level", "warning", "--durability", self.durability,
+            "--db", str(self.db), "--durability", self.durability,
         ]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)

@@ -89,14 +89,8 @@ class QueueActions:
 
     async def list_queues(self, call: Call) -> Shape:
         prefix = call.string("QueueNamePrefix", required=False) or ""
-        limit = call.integer("MaxResults", 1, MAX_LIST)
-        after = token_name(call.string("NextToken", required=False))
-        names = sorted(q.name for q in await self.db.list_queues() if q.name.startswith(prefix) and q.name > after)
-        page = names[:limit or MAX_LIST]
-        result: Shape = {"QueueUrls": [call.url(n) for n in page]} if page else {}
-        if limit and len(names) > limit:
-            result["NextToken"] = base64.urlsafe_b64encode(page[-1].encode()).decode()
-        return result
+        queues = await self.db.list_queues()
+        return paged(call, "QueueUrls", [q.name for q in queues if q.name.startswith(prefix)], keep_empty=False)
 
     async def delete_queue(self, call: Call) -> Shape:
         try:
@@ -134,15 +128,8 @@ class QueueActions:
 
     async def list_dead_letter_source_queues(self, call: Call) -> Shape:
         name = (await self.find(call.queue())).name
-        limit = call.integer("MaxResults", 1, MAX_LIST)
-        after = token_name(call.string("NextToken", required=False))
-        names = sorted(q.name for q in await self.db.list_queues()
-                       if q.attributes.redrive_target == name and q.name > after)
-        page = names[:limit or MAX_LIST]
-        result: Shape = {"queueUrls": [call.url(n) for n in page]}
-        if limit and len(names) > limit:
-            result["NextToken"] = base64.urlsafe_b64encode(page[-1].encode()).decode()
-        return result
+        queues = await self.db.list_queues()
+        return paged(call, "queueUrls", [q.name for q in queues if q.attributes.redrive_target == name])
 
     async def tag_queue(self, call: Call) -> Shape:
         queue = await self.find(call.queue())
@@ -172,6 +159,18 @@ def tags_of(raw: object) -> dict[str, str]:
         if not isinstance(key, str) or not 1 <= len(key) <= 128 or not isinstance(value, str) or len(value) > 256:
             raise invalid("Tag keys are 1-128 characters and tag values at most 256.")
     return dict(raw)
+
+
+def paged(call: Call, key: str, names: list[str], keep_empty: bool = True) -> Shape:
+    """One page of queue URLs in name order (MaxResults, NextToken: the last name, opaque)."""
+    limit = call.integer("MaxResults", 1, MAX_LIST)
+    after = token_name(call.string("NextToken", required=False))
+    later = sorted(n for n in names if n > after)
+    page = later[:limit or MAX_LIST]
+    result: Shape = {key: [call.url(n) for n in page]} if page or keep_empty else {}
+    if limit and len(later) > limit:
+        result["NextToken"] = base64.urlsafe_b64encode(page[-1].encode()).decode()
+    return result
 
 
 def token_name(token: str | None) -> str:
