@@ -386,17 +386,21 @@ def unreachable(url: str, exc: httpx.TransportError) -> BrokerUnreachable:
 class _Base:
     """What both clients share: the URL, the timeouts and the httpx settings."""
 
-    def __init__(self, url: str | None, timeout: float, max_connections: int) -> None:
+    def __init__(self, url: str | None, timeout: float, max_connections: int, api_key: str | None) -> None:
         self.url = (url or os.environ.get("WONDERQ_URL") or DEFAULT_URL).rstrip("/")
         self.timeout = timeout
         self.max_connections = max_connections
+        self.api_key = api_key if api_key is not None else os.environ.get("WONDERQ_API_KEY") or None
 
     def _httpx_options(self) -> dict[str, Any]:
+        headers = {"user-agent": f"wonderq-python/{__version__}"}
+        if self.api_key:
+            headers["authorization"] = f"Bearer {self.api_key}"
         return {
             "base_url": self.url,
             "timeout": httpx.Timeout(self.timeout),
             "limits": httpx.Limits(max_connections=self.max_connections, max_keepalive_connections=20),
-            "headers": {"user-agent": f"wonderq-python/{__version__}"},
+            "headers": headers,
         }
 
     def _request_options(self, call: Call[Any]) -> dict[str, Any]:
@@ -413,16 +417,18 @@ class _Base:
 class Client(_Base):
     """A blocking client over one pooled ``httpx.Client`` (kept in :attr:`http`).
 
-    ``url`` defaults to ``$WONDERQ_URL``, else ``http://127.0.0.1:3213``.
+    ``url`` defaults to ``$WONDERQ_URL``, else ``http://127.0.0.1:3213``; ``api_key`` (sent
+    as ``Authorization: Bearer …``) to ``$WONDERQ_API_KEY``, else none.
     ``timeout`` (seconds) bounds connecting, writing and reading; a receive's read
     may take its ``wait`` longer. At most ``max_connections`` requests are under way at once.
     Use it as a context manager or call :meth:`close`.
     """
 
     def __init__(
-        self, url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT, max_connections: int = 100
+        self, url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT, max_connections: int = 100,
+        api_key: str | None = None,
     ) -> None:
-        super().__init__(url, timeout, max_connections)
+        super().__init__(url, timeout, max_connections, api_key)
         self.http = httpx.Client(**self._httpx_options())
 
     def call(self, call: Call[T]) -> T:
@@ -545,9 +551,10 @@ class AsyncClient(_Base):
     or ``async with``."""
 
     def __init__(
-        self, url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT, max_connections: int = 100
+        self, url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT, max_connections: int = 100,
+        api_key: str | None = None,
     ) -> None:
-        super().__init__(url, timeout, max_connections)
+        super().__init__(url, timeout, max_connections, api_key)
         self.http = httpx.AsyncClient(**self._httpx_options())
 
     async def call(self, call: Call[T]) -> T:

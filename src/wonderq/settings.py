@@ -66,6 +66,16 @@ class Settings:
     max_header_bytes: int = 64 * 1024  # request line and headers together
     max_connections: int = 10_000  # open at once per process, kept below the descriptor limit
     max_pending_bytes: int = MAX_PENDING_BYTES  # request bodies held in memory at once, per process
+    # authentication (broker/access.py): API keys in the database, SigV4 credentials in a file
+    api_key: str = ""  # the key the dev tool, user app and CLI send to the broker (WONDERQ_API_KEY)
+    insecure_no_auth: bool = False  # serve a non-loopback address with no keys (prints a warning)
+    sqs_credentials: str = ""  # file of SigV4 access keys: "<access key id> <secret> <scope> [queues]"
+    # TLS, on each service: both files or neither
+    tls_cert: str = ""
+    tls_key: str = ""
+    # caps that hold against abuse
+    max_queues: int = 10_000  # queues in one database; CreateQueue beyond it is refused
+    max_in_flight: int = 120_000  # received but not deleted, per standard queue (SQS: OverLimit)
     # the SQS API (broker/sqs/): queue URLs are http://<Host>/<account_id>/<name>
     account_id: str = "000000000000"
     region: str = "us-east-1"  # in ARNs: arn:aws:sqs:<region>:<account_id>:<name>

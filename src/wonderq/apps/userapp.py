@@ -244,8 +244,9 @@ class UserApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
-        self._client = AsyncClient(self.settings.url)
-        self._listen_client = AsyncClient(self.settings.url, max_connections=MAX_LISTENERS)
+        key = self.settings.api_key or None
+        self._client = AsyncClient(self.settings.url, api_key=key)
+        self._listen_client = AsyncClient(self.settings.url, max_connections=MAX_LISTENERS, api_key=key)
         try:
             yield
         finally:

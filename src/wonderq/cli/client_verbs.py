@@ -98,7 +98,7 @@ def with_client(command: ClientRun) -> Run:
         from wonderq.client import Client
 
         try:
-            with Client(settings.url) as client:
+            with Client(settings.url, api_key=settings.api_key or None) as client:
                 return command(client, args)
         except WonderQError as exc:
             status = UNREACHABLE if isinstance(exc, BrokerUnreachable) else REFUSED
