@@ -6,7 +6,9 @@ as ``{"error": {"code": ..., "message": ...}}``::
     WonderQError                      500  internal_error
      ├── BadRequest                   400  bad_request
      │    └── InvalidParameter        400  invalid_parameter
+     ├── Unauthorized                 401  unauthorized
      ├── Forbidden                    403  forbidden
+     │    └── OverLimit               403  over_limit
      ├── NotFound                     404  not_found
      │    ├── QueueNotFound           404  queue_not_found
      │    └── MessageNotFound         404  message_not_found
@@ -56,9 +58,23 @@ class InvalidParameter(BadRequest):
     code = "invalid_parameter"
 
 
+class Unauthorized(WonderQError):
+    """No key, or one that is unknown or revoked (a key without the scope is Forbidden)."""
+
+    status = 401
+    code = "unauthorized"
+    headers = ((b"www-authenticate", b'Bearer realm="wonderq"'),)
+
+
 class Forbidden(WonderQError):
     status = 403
     code = "forbidden"
+
+
+class OverLimit(Forbidden):
+    """A cap was reached: the queues in a database, or the messages in flight in a queue."""
+
+    code = "over_limit"
 
 
 class NotFound(WonderQError):
@@ -133,7 +149,7 @@ class BrokerUnreachable(Unavailable):
 BY_CODE: dict[str, type[WonderQError]] = {
     cls.code: cls
     for cls in (
-        WonderQError, BadRequest, InvalidParameter, Forbidden, NotFound, QueueNotFound,
+        WonderQError, BadRequest, InvalidParameter, Unauthorized, Forbidden, OverLimit, NotFound, QueueNotFound,
         MessageNotFound, MethodNotAllowed, RequestTimeout, Conflict, QueueExists, StaleToken,
         PayloadTooLarge, TooManyRequests, HeaderTooLarge, Unavailable, TooManyConnections,
     )

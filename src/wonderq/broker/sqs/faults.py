@@ -15,7 +15,9 @@ parameter checks) is mapped by :func:`fault_of`::
     StaleToken, MessageNotFound         → ReceiptHandleIsInvalid
     BadRequest, InvalidParameter,
     PayloadTooLarge                     → InvalidParameterValue
+    OverLimit                           → OverLimit
     Forbidden                           → AccessDenied
+    Unauthorized                        → MissingAuthenticationToken
     NotFound, MethodNotAllowed          → InvalidAction
     TooManyRequests                     → RequestThrottled
     Unavailable                         → ServiceUnavailable
@@ -65,6 +67,7 @@ OVER_LIMIT = fault("OverLimit", status=403)
 INVALID_ACTION = fault("InvalidAction")
 UNKNOWN_OPERATION = fault("UnknownOperationException", "InvalidAction")
 ACCESS_DENIED = fault("AccessDenied", status=403)
+MISSING_AUTHENTICATION_TOKEN = fault("MissingAuthenticationToken", status=401)
 REQUEST_THROTTLED = fault("RequestThrottled")
 SERVICE_UNAVAILABLE = fault("ServiceUnavailable", status=503, sender=False)
 INTERNAL_ERROR = fault("InternalError", status=500, sender=False)
@@ -86,7 +89,9 @@ CORE: tuple[tuple[type[WonderQError], Fault], ...] = (  # most specific first
     (errors.MessageNotFound, RECEIPT_HANDLE_IS_INVALID),
     (errors.BadRequest, INVALID_PARAMETER_VALUE),
     (errors.PayloadTooLarge, INVALID_PARAMETER_VALUE),
+    (errors.OverLimit, OVER_LIMIT),
     (errors.Forbidden, ACCESS_DENIED),
+    (errors.Unauthorized, MISSING_AUTHENTICATION_TOKEN),
     (errors.NotFound, INVALID_ACTION),
     (errors.MethodNotAllowed, INVALID_ACTION),
     (errors.TooManyRequests, REQUEST_THROTTLED),
