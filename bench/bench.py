@@ -299,6 +299,9 @@ class Plan:
     deep_rounds: int
     deep_chunk: int
     burst: int = 5000
+    queues: int = 10_000  # the many-queue case
+    spread_prefill: int = 200_000  # messages over those queues before consuming
+    idle: int = 9_900  # idle connections beside the senders (the default cap is 10,000)
     body: int = 1024
     keep: bool = False  # keep each scenario's database and broker log
     backend: str = "sqlite"
@@ -311,7 +314,8 @@ class Plan:
 def plan_for(args: argparse.Namespace, pg: BenchPostgres | None) -> Plan:
     extra = {"keep": args.keep, "backend": args.backend, "pg": pg}
     if args.quick:
-        return Plan(args.durability, 3, 60_000, 10_000, 100_000, 3, 3000, **extra)  # type: ignore[arg-type]
+        return Plan(args.durability, 3, 60_000, 10_000, 100_000, 3, 3000, queues=1000, spread_prefill=50_000,
+                    idle=2000, **extra)  # type: ignore[arg-type]
     return Plan(args.durability, 10, 150_000, 10_000, 1_000_000, 10, 5000, **extra)  # type: ignore[arg-type]
 
 
@@ -441,6 +445,52 @@ def scenario_burst(plan: Plan) -> list[Row]:
         return [Row("burst", measured, "0 errors", ok, result, notes)]
 
 
+def spread_run(plan: Plan, queues: int) -> dict[str, Any]:
+    with fresh_broker(plan) as broker:
+        broker.start()
+        if queues == 1:  # else it makes its own (and the default cap is 10,000 queues)
+            broker.create_queue()
+        return loadgen(broker, "spread", *plan.timing(), "--queues", str(queues), "--connections", "64",
+                       "--consumers", "16", "--size", "10", "--prefill", str(plan.spread_prefill))
+
+
+def scenario_queues(plan: Plan) -> list[Row]:
+    """Send, and consume with deletes, over one queue and over ``plan.queues`` queues."""
+    one, many = spread_run(plan, 1), spread_run(plan, plan.queues)
+    rows = []
+    for phase in ("send", "consume"):
+        a, b = one[phase]["rate"], many[phase]["rate"]
+        ratio = b / a if a else 0.0
+        notes = [f"1 queue {a:,.0f}/s, {plan.queues:,} queues {b:,.0f}/s",
+                 *(f"{n:,} queues: {k} {r[phase][k]}" for n, r in ((1, one), (plan.queues, many))
+                   for k in ("errors", "duplicates", "empty_receives") if r[phase].get(k))]
+        if phase == "send":
+            notes.append(f"{plan.queues:,} queues made in {many['create_seconds']:.1f} s")
+        usage = many | {"gen_cpu_pct": many[phase]["gen_cpu_pct"]}
+        rows.append(Row(f"{phase} over {plan.queues:,} queues", f"{ratio:.0%} of one queue", ">= 80%",
+                        ratio >= 0.8 and not many["errors"] and not many["duplicates"], usage, notes))
+    return rows
+
+
+def scenario_connections(plan: Plan) -> list[Row]:
+    """Single sends on 64 connections, alone and beside ``plan.idle`` idle kept-alive ones."""
+    results = {}
+    for idle in (0, plan.idle):
+        with fresh_broker(plan) as broker:
+            broker.start().create_queue()
+            results[idle] = loadgen(broker, "idle", *plan.timing(), "--connections", "64", "--idle", str(idle))
+    alone, crowded = results[0], results[plan.idle]
+    ratio = crowded["rate"] / alone["rate"] if alone["rate"] else 0.0
+    per = (crowded["broker_rss_peak"] - alone["broker_rss_peak"]) / max(plan.idle, 1)
+    notes = [f"64 connections {alone['rate']:,.0f}/s; with {plan.idle:,} idle {crowded['rate']:,.0f}/s",
+             f"RSS {alone['broker_rss_peak'] / MB:,.0f} MB vs {crowded['broker_rss_peak'] / MB:,.0f} MB"
+             f" (~{per / 1024:.1f} KiB per idle connection)",
+             f"{crowded['idle_alive_after']:,} of {plan.idle:,} idle connections still open after the run"]
+    ok = ratio >= 0.9 and clean(crowded) and crowded["idle_alive_after"] == plan.idle
+    return [Row(f"send beside {plan.idle:,} idle connections", f"{ratio:.0%} of 64 alone", ">= 90%", ok,
+                crowded, notes + error_notes(crowded, broker))]
+
+
 SCENARIOS: dict[str, Callable[[Plan], list[Row]]] = {
     "send": scenario_send,
     "send_batch": scenario_send_batch,
@@ -449,6 +499,8 @@ SCENARIOS: dict[str, Callable[[Plan], list[Row]]] = {
     "deep": scenario_deep,
     "burst": scenario_burst,
     "bloat": scenario_bloat,
+    "queues": scenario_queues,
+    "connections": scenario_connections,
 }
 
 

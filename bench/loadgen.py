@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import resource
 import sys
 import time
@@ -551,6 +552,84 @@ async def burst(conns: list[Connection], request: bytes, stats: Stats) -> list[f
     return latencies
 
 
+async def scenario_spread(args: argparse.Namespace) -> dict[str, Any]:
+    """Sends, then receives with deletes, spread round-robin over ``queues`` queues
+    (one queue: ``--queue``), each phase timed over ``duration``. The queues are
+    made first and filled between the phases, ``prefill`` messages in all."""
+    names = [args.queue] if args.queues == 1 else [f"q{i:05d}" for i in range(args.queues)]
+    t0 = time.perf_counter()
+    if args.queues > 1:
+        await spread_requests(args.port, [build_request("POST", "/queues", orjson.dumps({"name": n}))
+                                          for n in names])
+    created = time.perf_counter() - t0
+    sent, send = await spread_phase(args, [build_request("POST", "/messages", send_body(n, args.body_size))
+                                           for n in names], args.connections)
+    per_queue = -(-args.prefill // len(names))
+    await spread_requests(args.port, [build_request("POST", "/messages",
+                                                    batch_body(n, args.body_size, min(10, per_queue - k)))
+                                      for k in range(0, per_queue, 10) for n in names])
+    received, consume = await spread_phase(args, [consume_request(n, args.size, 0) for n in names],
+                                           args.consumers, consuming=True)
+    return {"queues": args.queues, "create_seconds": round(created, 3), "send": send | outcome(sent),
+            "consume": consume | outcome(received), "rate": send["rate"],
+            "gen_cpu_pct": max(send["gen_cpu_pct"], consume["gen_cpu_pct"]),
+            "errors": sent.errors + received.errors, "duplicates": received.duplicates}
+
+
+async def spread_phase(
+    args: argparse.Namespace, requests: list[bytes], connections: int, consuming: bool = False
+) -> tuple[Stats, dict[str, Any]]:
+    """``connections`` clients take turns over ``requests``; a consumer deletes what it gets."""
+    stats, seen, turn, done = Stats(), set[int](), itertools.count(), [False]
+
+    async def client() -> None:
+        conn = await connect(args.port)
+        while not done[0]:
+            status, body = await call(conn, requests[next(turn) % len(requests)], stats, 0 if consuming else 1)
+            messages = orjson.loads(body) if consuming and status == 200 else []
+            if messages:
+                await delete_all(conn, messages, stats, seen, args.batch_delete)
+            elif consuming:
+                stats.empty_receives += 1
+        conn.close()
+
+    workers = [asyncio.create_task(client()) for _ in range(connections)]
+    window = await timed_window(stats, args.warmup, args.duration)
+    done[0] = True
+    await asyncio.gather(*workers)
+    return stats, window.report()
+
+
+async def spread_requests(port: int, requests: list[bytes], connections: int = 32) -> None:
+    """Send every request once, over ``connections`` connections; any failure is fatal."""
+    stats, pending = Stats(), iter(requests)
+
+    async def worker() -> None:
+        conn = await connect(port)
+        for request in pending:
+            await call(conn, request, stats)
+        conn.close()
+
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    if stats.errors:
+        raise HttpError(f"{stats.errors} requests failed: {stats.statuses}")
+
+
+async def scenario_idle(args: argparse.Namespace) -> dict[str, Any]:
+    """The send scenario with ``idle`` more connections held open, each kept alive
+    after one request, so the broker carries them while it works."""
+    raise_file_limit()
+    probe = build_request("GET", "/healthz")
+    idle = await connect_many(args.port, args.idle)
+    warm = Stats()
+    for start in range(0, len(idle), 500):
+        await asyncio.gather(*(call(c, probe, warm) for c in idle[start:start + 500]))
+    result = await scenario_send(args)
+    alive = sum(1 for c in idle if c.lost is None)
+    close_all(idle)
+    return result | {"idle": args.idle, "idle_alive_after": alive, "idle_warm_errors": warm.errors}
+
+
 def accept_backlog(port: int) -> int:
     """Connections to ``port`` the server has not accepted yet: its listen queue plus
     handshakes the kernel left half-open (SYN_RECV) while that queue was full."""
@@ -581,6 +660,8 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], Result]] = {
     "deep": scenario_deep,
     "latency": scenario_latency,
     "burst": scenario_burst,
+    "spread": scenario_spread,
+    "idle": scenario_idle,
 }
 
 
@@ -605,6 +686,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk", type=int, default=5000, help="deep: messages consumed per round")
     p.add_argument("--rounds", type=int, default=5, help="deep: measured rounds (after one warm-up)")
     p.add_argument("--timeout", type=float, default=120.0, help="burst: seconds for all responses")
+    p.add_argument("--queues", type=int, default=1, help="spread: queues the load is spread over")
+    p.add_argument("--idle", type=int, default=0, help="idle: connections held open besides the senders")
     return p
 
 
