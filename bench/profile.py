@@ -5,6 +5,7 @@ the top frames are printed by own time and by time including callees.
     .venv/bin/python bench/profile.py send              # single sends on 64 connections
     .venv/bin/python bench/profile.py batch             # batches of 10
     .venv/bin/python bench/profile.py consume           # receive 10 + delete each
+    .venv/bin/python bench/profile.py consume-batch     # receive 10 + one batch delete
     .venv/bin/python bench/profile.py send --sqs        # the same through the SQS API (bench/sqs_bench.py)
     .venv/bin/python bench/profile.py send --svg out.svg  # also a flame graph
 
@@ -20,28 +21,46 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-from bench import LOADGEN, LOADGEN_CPU, QUEUE, Broker
+from bench import LOADGEN, LOADGEN_CPU, QUEUE, Broker, http_json
 
 HERE = Path(__file__).resolve().parent
 PY_SPY = Path(sys.executable).with_name("py-spy")
+PREFILL = 100_000
 LOADS = {  # name: (script, its arguments)
     "send": (LOADGEN, ["send", "--connections", "64"]),
     "batch": (LOADGEN, ["send", "--connections", "64", "--batch", "10"]),
-    "consume": (LOADGEN, ["consume", "--consumers", "16", "--size", "10", "--prefill", "100000"]),
+    "consume": (LOADGEN, ["consume", "--consumers", "16", "--size", "10", "--prefill", str(PREFILL)]),
+    "consume-batch": (LOADGEN, ["consume", "--consumers", "16", "--size", "10", "--prefill", str(PREFILL),
+                                "--delete", "batch"]),
 }
 
 
 def load_command(args: argparse.Namespace, broker: Broker) -> list[str]:
     pin = ["taskset", "-c", str(LOADGEN_CPU), sys.executable]
     if args.sqs:
-        operation = "send" if args.load == "send" else args.load
+        operation = args.load.removesuffix("-batch")
         return [*pin, str(HERE / "sqs_bench.py"), "load", "sqs", operation, "--port", str(broker.port),
                 "--url", f"http://127.0.0.1:{broker.port}/000000000000/{QUEUE}", "--duration", str(args.seconds + 3)]
     script, flags = LOADS[args.load]
     return [*pin, str(script), *flags, "--port", str(broker.port), "--queue", QUEUE,
             "--duration", str(args.seconds + 3)]
+
+
+def filled(broker: Broker, count: int, timeout: float = 120) -> None:
+    """Wait until the prefill of ``count`` messages is done: the queue has stopped
+    growing (the consumers have begun) after reaching most of it."""
+    deadline, peak = time.monotonic() + timeout, 0
+    while time.monotonic() < deadline:
+        _, queues = http_json(broker.port, "GET", "/queues")
+        size = next((q["queue_size"] for q in queues if q["name"] == QUEUE), 0)
+        if peak >= 0.9 * count and size < peak:
+            return
+        peak = max(peak, size)
+        time.sleep(0.1)
+    raise RuntimeError("the queue was not filled in time")
 
 
 def frames(raw: Path) -> tuple[collections.Counter[str], collections.Counter[str], int]:
@@ -88,6 +107,8 @@ def main() -> int:
         broker.start().create_queue()
         assert broker.proc is not None
         load = subprocess.Popen(load_command(args, broker), stdout=subprocess.DEVNULL)
+        if args.load.startswith("consume"):
+            filled(broker, PREFILL)  # sample the consumers, not the prefill
         raw = workdir / "profile.txt"
         spy = [str(PY_SPY), "record", "--pid", str(broker.proc.pid), "--duration", str(args.seconds),
                "--rate", "250", "--threads", "--nonblocking", "--full-filenames"]

@@ -10,7 +10,8 @@ are the envelope ``{"error": {"code": ..., "message": ...}}``.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+import functools
+import time
 
 from wonderq.backends.base import Backend
 from wonderq.broker import wire
@@ -33,9 +34,17 @@ JsonObject = dict[str, object]
 
 
 def iso(ms: int | None) -> str | None:
+    """``1764547200123`` -> ``"2025-12-01T00:00:00.123Z"``. Three per message consumed, so
+    each second's text is formatted once (datetime's isoformat cost 6 % of a consume)."""
     if ms is None:
         return None
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    second, milli = divmod(ms, 1000)
+    return f"{utc_second(second)}.{milli:03d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def utc_second(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
 
 
 def queue_json(queue: Queue) -> JsonObject:
