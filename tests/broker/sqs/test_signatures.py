@@ -13,6 +13,7 @@ import os
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
@@ -310,6 +311,28 @@ def test_a_malformed_authorization_header(signed_broker: InProcess, protocol: st
     headers |= {"Authorization": authorization, "X-Amz-Date": "20261201T000000Z"}
     r = send(signed_broker, "POST", BASE_URL + "/", headers, body)
     assert (r.status_code, code_of(r)) == (400, "IncompleteSignature"), r.text
+
+
+@pytest.mark.parametrize(("change", "value"), [
+    ("X-Amz-Signature", None), ("X-Amz-Credential", None), ("X-Amz-Expires", "\u00b2"),
+    ("X-Amz-Expires", "0"), ("X-Amz-Date", "2026-12-01T00:00:00Z"), ("X-Amz-Algorithm", "AWS4-HMAC-SHA512"),
+])
+def test_a_malformed_presigned_query(signed_broker: InProcess, change: str, value: str | None) -> None:
+    url, headers, body = sign("GET", "/", {}, dict(Action="ListQueues", Version="2012-11-05"), expires=60)
+    params = dict(httpx.URL(url).params)
+    if value is None:
+        del params[change]
+    else:
+        params[change] = value
+    r = send(signed_broker, "GET", str(httpx.URL(url).copy_with(params=params)), headers, body)
+    assert (r.status_code, code_of(r)) == (400, "IncompleteSignature"), r.text
+
+
+def test_a_date_header_instead_of_x_amz_date(signed_broker: InProcess) -> None:
+    headers, body = json_request("ListQueues", {})
+    url, signed, content = sign("POST", "/", {**headers, "Date": formatdate(usegmt=True)}, body)
+    assert "X-Amz-Date" not in signed
+    assert send(signed_broker, "POST", url, signed, content).status_code == 200
 
 
 def test_a_header_and_a_presigned_signature_at_once(signed_broker: InProcess) -> None:

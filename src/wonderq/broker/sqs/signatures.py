@@ -56,7 +56,7 @@ MAX_SKEW = timedelta(minutes=15)
 MAX_EXPIRES = 7 * 24 * 3600  # seconds: a presigned URL's longest life
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 TIMESTAMP = "%Y%m%dT%H%M%SZ"
-BASIC_ISO = re.compile(r"\d{8}T\d{6}Z")
+BASIC_ISO = re.compile(r"[0-9]{8}T[0-9]{6}Z")
 FORMAT = "<access key id> <secret access key> <read|write|admin> [queue patterns, comma-separated]"
 MISMATCH = ("The request signature we calculated does not match the signature you provided. Check your"
             " AWS Secret Access Key and signing method. Consult the service documentation for details.")
@@ -75,11 +75,11 @@ def load_keys(path: str) -> dict[str, tuple[str, Grant]]:
     """The keys of the file at ``path``; refused if others may read it."""
     where = f"the SQS credentials file {path} (--sqs-credentials)"
     try:
-        mode = os.stat(path).st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise CredentialsError(f"{where} is open to other users (mode {stat.S_IMODE(mode):04o}); it holds"
-                                   f" secrets: chmod 600 {path}")
         with open(path, encoding="utf-8") as file:
+            mode = os.fstat(file.fileno()).st_mode  # of the file read, not of whatever the path names later
+            if mode & (stat.S_IRWXG | stat.S_IRWXO):
+                raise CredentialsError(f"{where} is open to other users (mode {stat.S_IMODE(mode):04o}); it"
+                                       f" holds secrets: chmod 600 {path}")
             text = file.read()
     except OSError as exc:
         raise CredentialsError(f"cannot read {where}: {exc.strerror}") from None
@@ -211,7 +211,7 @@ def from_query(query: Mapping[str, str]) -> Claim:
         raise incomplete(f"Unsupported AWS 'algorithm': '{query['X-Amz-Algorithm']}'; this server takes"
                          f" {ALGORITHM}.")
     expires = query.get("X-Amz-Expires", "")
-    if not expires.isdigit() or not 1 <= int(expires) <= MAX_EXPIRES:
+    if not (expires.isascii() and expires.isdigit()) or not 1 <= int(expires) <= MAX_EXPIRES:
         raise incomplete(f"X-Amz-Expires must be a number of seconds from 1 to {MAX_EXPIRES} (7 days),"
                          f" not '{expires}'.")
     if not BASIC_ISO.fullmatch(query["X-Amz-Date"]):
