@@ -10,12 +10,14 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.clients.conftest import REGION, missing, target, unique
+from tests.clients.conftest import REGION, missing, stop_broker, target, unique
 from tests.clients.sqs_digests import md5_of_attributes, md5_of_body
+from tests.conftest import BrokerProcess
 
 try:
     import boto3
@@ -562,3 +564,33 @@ def test_message_move_task_to_a_destination_at_a_rate_cancelled(sqs: Client) -> 
     task = wait_for_task(sqs, arn(sqs, dlq), {"CANCELLED"})
     assert task["Status"] == "CANCELLED"
     assert task["ApproximateNumberOfMessagesMoved"] < 5  # the rate limit held it back
+
+
+@pytest.mark.skipif(target() == "moto", reason="moto checks no signatures; this is WonderQ's --sqs-credentials")
+def test_signatures_against_a_broker_with_a_credentials_file(tmp_path: Path) -> None:
+    """boto3 signs with the right key and works; with the wrong secret it gets SignatureDoesNotMatch."""
+    if boto3_problem is not None:
+        missing("boto3", boto3_problem)
+    keys = tmp_path / "sqs-keys"
+    keys.write_text("# WonderQ's SigV4 keys\nAKIDBOTO3 boto3/secret admin\n")
+    keys.chmod(0o600)
+    broker = BrokerProcess(tmp_path / "q.db", "--sqs-credentials", str(keys), log_dir=tmp_path).start()
+    config = Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=30)
+
+    def client(secret: str) -> Client:
+        return boto3.client("sqs", endpoint_url=broker.url, region_name=REGION, config=config,
+                            aws_access_key_id="AKIDBOTO3", aws_secret_access_key=secret)
+
+    try:
+        right, wrong = client("boto3/secret"), client("not-it")
+        url = right.create_queue(QueueName=unique("signed"))["QueueUrl"]
+        right.send_message(QueueUrl=url, MessageBody="signed by boto3")
+        assert right.receive_message(QueueUrl=url, WaitTimeSeconds=1)["Messages"][0]["Body"] == "signed by boto3"
+        with pytest.raises(ClientError) as exc:
+            wrong.send_message(QueueUrl=url, MessageBody="forged")
+        assert error_code(exc) == "SignatureDoesNotMatch"
+        assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        right.close()
+        wrong.close()
+    finally:
+        stop_broker(broker)

@@ -36,6 +36,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, backend: Backe
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
+        sqs.load_keys()  # the SigV4 credentials file, read once per process
         await db.open()
         try:
             yield

@@ -78,6 +78,8 @@ def database_flags(p: argparse.ArgumentParser) -> None:
                    help="full (fsync each commit; default) or normal (WONDERQ_DURABILITY)")
     p.add_argument("--pool-size", type=int,
                    help="PostgreSQL connections per process (WONDERQ_POOL_SIZE, default 10)")
+    p.add_argument("--sqs-credentials", metavar="PATH", help="the SQS API's SigV4 access keys, one a line:"
+                   " <key id> <secret> <read|write|admin> [queues] (WONDERQ_SQS_CREDENTIALS; mode 600)")
 
 
 def server_verb(verbs: Verbs, name: str, help: str, command: Run) -> argparse.ArgumentParser:

@@ -20,6 +20,7 @@ from typing import Any
 import botocore.session
 import pytest
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.config import Config
 
 from tests.inprocess import InProcess
 
@@ -37,14 +38,16 @@ class _Raw:
         yield self.body
 
 
-def sqs_client(app: InProcess, protocol: str) -> Any:
-    """A botocore SQS client whose requests go into ``app``."""
+def sqs_client(app: InProcess, protocol: str, key: tuple[str, str] = ("test", "test"),
+               region: str = "us-east-1", **config: Any) -> Any:
+    """A botocore SQS client whose requests go into ``app``, signed with ``key`` (id, secret);
+    ``config`` goes to botocore's Config (``signature_version=UNSIGNED``, say)."""
     session = botocore.session.Session()
     if protocol == "query":
         session.get_component("data_loader").search_paths.insert(0, str(MODEL))
     client = session.create_client(
-        "sqs", region_name="us-east-1", endpoint_url=app.url,
-        aws_access_key_id="test", aws_secret_access_key="test",
+        "sqs", region_name=region, endpoint_url=app.url, aws_access_key_id=key[0], aws_secret_access_key=key[1],
+        config=Config(**config) if config else None,
     )
     assert client.meta.service_model.protocol == protocol
     http = app.client()

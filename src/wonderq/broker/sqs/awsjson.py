@@ -23,6 +23,7 @@ from wonderq.errors import WonderQError
 TARGET = "AmazonSQS."
 CONTENT_TYPE = b"application/x-amz-json-1.0"
 Action = Callable[[Call], Awaitable[Shape]]
+Actions = Mapping[str, tuple[Action, str]]  # SQS's action name -> (the action, the scope it needs)
 Context = Callable[[Request, str, Mapping[str, object]], Call]
 
 
@@ -41,10 +42,9 @@ def action_of(request: Request) -> str:
     return target.decode("latin-1").removeprefix(TARGET)
 
 
-async def handle(request: Request, actions: Mapping[str, Action], context: Context) -> Response:
+async def handle(request: Request, actions: Actions, context: Context) -> Response:
     name = action_of(request)
-    action = actions.get(name)
-    if action is None:
+    if name not in actions:
         raise SqsError(UNKNOWN_OPERATION, f"The action {name} is not valid for this endpoint.")
     body = request.body
     try:
@@ -53,7 +53,7 @@ async def handle(request: Request, actions: Mapping[str, Action], context: Conte
         raise invalid("The request body is not valid JSON.") from None
     if not isinstance(payload, dict):
         raise invalid("The request body must be a JSON object.")
-    result = await action(context(request, name, payload))
+    result = await actions[name][0](context(request, name, payload))
     return Response(orjson.dumps(result), 200, CONTENT_TYPE, (request_id(),))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from wonderq.broker.access import OPEN, Grant
 from wonderq.broker.sqs.addresses import name_of_url, queue_arn, queue_url
 from wonderq.broker.sqs.faults import MISSING_PARAMETER, SqsError, invalid
 from wonderq.edge.params import INTEGER
@@ -28,6 +29,7 @@ class Call:
     region: str
     disconnected: Callable[[], Awaitable[None]]
     path_queue: str | None = None  # Query's POST /<account>/<queue>
+    grant: Grant = OPEN  # what the signing key may do (checked before the action runs)
 
     def queue(self) -> str:
         """The name of the queue the call is about (QueueUrl, or the Query path)."""

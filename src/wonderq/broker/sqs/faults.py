@@ -67,7 +67,12 @@ OVER_LIMIT = fault("OverLimit", status=403)
 INVALID_ACTION = fault("InvalidAction")
 UNKNOWN_OPERATION = fault("UnknownOperationException", "InvalidAction")
 ACCESS_DENIED = fault("AccessDenied", status=403)
-MISSING_AUTHENTICATION_TOKEN = fault("MissingAuthenticationToken", status=401)
+# authentication (signatures.py): AWS's common errors, with its statuses
+MISSING_AUTHENTICATION_TOKEN = fault("MissingAuthenticationToken", status=403)
+INCOMPLETE_SIGNATURE = fault("IncompleteSignature")
+INVALID_CLIENT_TOKEN_ID = fault("InvalidClientTokenId", status=403)
+SIGNATURE_DOES_NOT_MATCH = fault("SignatureDoesNotMatch", status=403)  # a skewed clock too, as SQS says
+REQUEST_EXPIRED = fault("RequestExpired")  # a presigned URL past X-Amz-Expires
 REQUEST_THROTTLED = fault("RequestThrottled")
 SERVICE_UNAVAILABLE = fault("ServiceUnavailable", status=503, sender=False)
 INTERNAL_ERROR = fault("InternalError", status=500, sender=False)

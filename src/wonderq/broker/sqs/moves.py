@@ -9,6 +9,7 @@ import binascii
 
 import orjson
 
+from wonderq.broker.access import ADMIN
 from wonderq.broker.moves import MAX_RATE, MoveTask, MoveTasks
 from wonderq.broker.sqs.addresses import name_of_arn
 from wonderq.broker.sqs.calls import Call, Shape
@@ -57,9 +58,16 @@ class MoveActions:
 
     async def cancel_message_move_task(self, call: Call) -> Shape:
         try:
-            token = orjson.loads(base64.b64decode(call.required("TaskHandle"), validate=True))
-            task = self.tasks.cancel(str(token["taskId"]))
-        except (binascii.Error, orjson.JSONDecodeError, KeyError, TypeError, NotFound):
+            task_id = str(orjson.loads(base64.b64decode(call.required("TaskHandle"), validate=True))["taskId"])
+        except (binascii.Error, orjson.JSONDecodeError, KeyError, TypeError):
+            task_id = ""
+        for task in self.tasks.tasks:  # the key must reach the queues of the task it stops
+            if task.id == task_id:
+                call.grant.check(ADMIN, task.source)
+                call.grant.check(ADMIN, task.destination)
+        try:
+            task = self.tasks.cancel(task_id)
+        except NotFound:
             raise SqsError(RESOURCE_NOT_FOUND, "The specified task does not exist or is not running.") from None
         return {"ApproximateNumberOfMessagesMoved": task.moved}
 

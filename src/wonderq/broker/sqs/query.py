@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from xml.sax.saxutils import escape
 
-from wonderq.broker.sqs.awsjson import Action, Context, request_id
+from wonderq.broker.sqs.awsjson import Actions, Context, request_id
 from wonderq.broker.sqs.calls import Shape
 from wonderq.broker.sqs.faults import INVALID_ACTION, SqsError, fault_of, invalid
 from wonderq.edge.requests import Request
@@ -44,14 +44,14 @@ Tree = dict[str, "Tree | str"]
 ENTITIES = {"\r": "&#xD;"}  # else an XML parser reads a carriage return as a newline
 
 
-async def handle(request: Request, actions: Mapping[str, Action], context: Context) -> Response:
-    params = {k: v for k, v in request.params.items() if isinstance(v, str)}
+async def handle(request: Request, actions: Actions, context: Context) -> Response:
+    # a presigned request's X-Amz-* parameters are the signature's (signatures.py), not the action's
+    params = {k: v for k, v in request.params.items() if isinstance(v, str) and not k.startswith("X-Amz-")}
     name = params.pop("Action", "")
-    action = actions.get(name)
-    if action is None:
+    if name not in actions:
         raise SqsError(INVALID_ACTION, f"The action {name} is not valid for this endpoint.")
     params.pop("Version", None)
-    result = await action(context(request, name, reshape(params)))
+    result = await actions[name][0](context(request, name, reshape(params)))
     inner = f"<{name}Result>{element_items(name, result)}</{name}Result>"  # botocore wants it even empty
     rid = request_id()
     body = (f'<?xml version="1.0"?><{name}Response xmlns="{XMLNS}">{inner}'

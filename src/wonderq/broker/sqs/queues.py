@@ -90,7 +90,8 @@ class QueueActions:
     async def list_queues(self, call: Call) -> Shape:
         prefix = call.string("QueueNamePrefix", required=False) or ""
         queues = await self.db.list_queues()
-        return paged(call, "QueueUrls", [q.name for q in queues if q.name.startswith(prefix)], keep_empty=False)
+        names = [q.name for q in queues if q.name.startswith(prefix) and call.grant.covers(q.name)]
+        return paged(call, "QueueUrls", names, keep_empty=False)
 
     async def delete_queue(self, call: Call) -> Shape:
         try:
@@ -129,7 +130,8 @@ class QueueActions:
     async def list_dead_letter_source_queues(self, call: Call) -> Shape:
         name = (await self.find(call.queue())).name
         queues = await self.db.list_queues()
-        return paged(call, "queueUrls", [q.name for q in queues if q.attributes.redrive_target == name])
+        sources = [q.name for q in queues if q.attributes.redrive_target == name and call.grant.covers(q.name)]
+        return paged(call, "queueUrls", sources)
 
     async def tag_queue(self, call: Call) -> Shape:
         queue = await self.find(call.queue())
