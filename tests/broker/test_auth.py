@@ -18,6 +18,7 @@ from wonderq.backends.base import Backend
 from wonderq.broker import keys
 from wonderq.broker.app import create_app
 from wonderq.broker.keys import KeyRing, Unprotected, check_exposure, loopback
+from wonderq.broker.openapi import document
 from wonderq.errors import Unauthorized
 from wonderq.settings import Settings
 
@@ -180,3 +181,24 @@ async def test_an_exposed_broker_fails_closed(tmp_path: Path) -> None:
 ])
 def test_loopback(host: str, local: bool) -> None:
     assert loopback(host) is local
+
+
+def test_the_document_says_which_operations_need_a_key(broker: Broker) -> None:
+    """Each operation of /openapi.json without a key: 401 exactly where the document
+    asks for the bearer scheme (and lists 401), served where it says security: []."""
+    broker.key("admin")
+    doc = document()
+    assert doc["security"] == [{"bearer": []}]
+    assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    open_ops = set()
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            url = path.replace("{queue}", "jobs").replace("{message}", "1")
+            r = broker.client.request(method.upper(), url)
+            if op.get("security") == []:
+                open_ops.add((method, path))
+                assert r.status_code == 200 and "401" not in op["responses"], (method, path)
+            else:
+                assert r.status_code == 401 and "401" in op["responses"], (method, path, r.text)
+    assert open_ops == {("get", "/healthz"), ("head", "/healthz"), ("get", "/readyz"), ("head", "/readyz"),
+                        ("get", "/openapi.json")}
