@@ -244,9 +244,10 @@ class UserApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
-        key = self.settings.api_key or None
-        self._client = AsyncClient(self.settings.url, api_key=key)
-        self._listen_client = AsyncClient(self.settings.url, max_connections=MAX_LISTENERS, api_key=key)
+        key, ca_file = self.settings.api_key or None, self.settings.ca_file or None
+        self._client = AsyncClient(self.settings.url, api_key=key, ca_file=ca_file)
+        self._listen_client = AsyncClient(self.settings.url, max_connections=MAX_LISTENERS, api_key=key,
+                                          ca_file=ca_file)
         try:
             yield
         finally:

@@ -96,7 +96,8 @@ class DevTool:
 
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
-        self._client = AsyncClient(self.settings.url, api_key=self.settings.api_key or None)
+        self._client = AsyncClient(self.settings.url, api_key=self.settings.api_key or None,
+                                   ca_file=self.settings.ca_file or None)
         self._sampler = Sampler(self._client, self.interval, self.window)
         self._task = asyncio.create_task(self._sampler.run())
         try:
