@@ -177,3 +177,31 @@ class Claim:
     messages: list[Message]
     queue_id: int
     next_visible_at: int | None = None  # earliest later visibility, if none now
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A REST API key as stored: never its secret, only the secret's SHA-256
+    (``broker/keys.py`` makes and checks them). ``queues`` are names or
+    ``prefix*`` patterns, none meaning every queue; stored as a comma list."""
+
+    id: str  # public, in the token: wq_<id>_<secret>
+    name: str
+    scope: str  # read, write or admin (broker/access.py)
+    queues: tuple[str, ...]
+    secret_hash: str  # hex SHA-256 of the secret
+    created_at: int
+    revoked_at: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    @classmethod
+    def from_row(cls, row: Row) -> ApiKey:
+        queues = column(row, "queues", str)
+        return cls(
+            column(row, "id", str), column(row, "name", str), column(row, "scope", str),
+            tuple(q for q in queues.split(",") if q), column(row, "secret_hash", str),
+            column(row, "created_at", int), optional(row, "revoked_at", int),
+        )

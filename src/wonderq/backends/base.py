@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Mapping, Sequence
 from wonderq.backends.rules import EXPIRE_CHUNK
 from wonderq.backends.waiters import Waiters
 from wonderq.clock import Clock
-from wonderq.models import Claim, Message, NewMessage, Queue, QueueAttributes, QueueRef, QueueStats
+from wonderq.models import ApiKey, Claim, Message, NewMessage, Queue, QueueAttributes, QueueRef, QueueStats
 
 log = logging.getLogger("wonderq.backend")
 SAFETY_POLL = 1.0  # a waiter re-checks its queue at least this often, whatever it was told
@@ -173,6 +173,21 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def stats(self) -> list[QueueStats]:
         """Counts for every queue (empty ones too), ordered by queue id."""
+
+    @abc.abstractmethod
+    async def create_key(self, key_id: str, name: str, scope: str, queues: Sequence[str], secret_hash: str) -> ApiKey:
+        """Store a new API key, created now and not revoked; return it. ``queues``
+        are names or ``prefix*`` patterns (none: every queue), none holding a comma.
+        Raise Conflict if ``key_id`` is taken. Committed before returning."""
+
+    @abc.abstractmethod
+    async def list_keys(self, active_only: bool = False) -> list[ApiKey]:
+        """Every API key (only those not revoked, if ``active_only``), oldest first."""
+
+    @abc.abstractmethod
+    async def revoke_key(self, key_id: str) -> ApiKey:
+        """Set a key's ``revoked_at`` to now, once (revoking it again changes
+        nothing); return it. Raise NotFound if there is no such key."""
 
     @abc.abstractmethod
     async def expire_some(self, limit: int) -> int:

@@ -5,15 +5,29 @@ shapes the JSON. The seed's wire names are mapped here and only here: a
 message's ``token`` is sent as ``reservation_token``, its ``visible_at`` as
 ``retrievable_at``, counts as ``queue_size``, ``retrievable_size``, … Errors
 are the envelope ``{"error": {"code": ..., "message": ...}}``.
+
+Each route names the scope it needs (:meth:`RestApi.needs`): read for lists,
+finds, peeks and metrics; write for sends, receives, deletes and visibility;
+admin for creating, deleting, purging and moving queues. While authentication
+is on (:class:`~wonderq.broker.keys.KeyRing`) a request without a valid bearer
+key is 401 and one whose key lacks the scope is 403; a queue-limited key is
+checked where the handler resolves its queue. Deleting a message or changing
+its visibility names no queue: it needs ``write`` and the message's
+reservation token, which only a receive from a queue the key reaches hands
+out (so a queue-limited key must give the token). Health checks and the
+OpenAPI document need no key.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from wonderq.backends.base import Backend
 from wonderq.broker import wire
+from wonderq.broker.access import ADMIN, OPEN, READ, WRITE, Grant
+from wonderq.broker.keys import KeyRing
 from wonderq.broker.metrics import CONTENT_TYPE, Metrics
 from wonderq.broker.moves import MAX_RATE, MoveTasks
 from wonderq.broker.names import path_id, path_queue, queue_name, queue_ref
@@ -22,14 +36,16 @@ from wonderq.clock import Clock
 from wonderq.edge.params import Params, integer, known, one_of, optional_integer, present, string
 from wonderq.edge.requests import Request
 from wonderq.edge.responses import Response, json, raw
-from wonderq.edge.routing import Route
-from wonderq.errors import InvalidParameter, MessageNotFound, StaleToken, Unavailable
-from wonderq.models import Message, NewMessage, Queue, QueueAttributes, QueueStats
+from wonderq.edge.routing import Handler, Route
+from wonderq.errors import Forbidden, InvalidParameter, MessageNotFound, StaleToken, Unavailable
+from wonderq.models import Message, NewMessage, Queue, QueueAttributes, QueueRef, QueueStats
 from wonderq.settings import MAX_BATCH, MAX_DELAY, MAX_ID, MAX_PEEK, MAX_VISIBILITY, MAX_WAIT, QUEUE_BOUNDS
 
 DEFAULTS = QueueAttributes()
 QUEUE_ATTRIBUTES = (*(name for name, _, _ in QUEUE_BOUNDS), "redrive_target")
 JsonObject = dict[str, object]
+Authed = Callable[[Request, Grant], Awaitable[Response]]  # a handler, told the caller's grant
+NEEDS_TOKEN = f"this key is limited to some queues: give the message's {wire.TOKEN}"
 
 
 def iso(ms: int | None) -> str | None:
@@ -77,42 +93,66 @@ def peeked_json(m: Message, now: int) -> JsonObject:
 class RestApi:
     """The handlers, over one backend; the app's lifespan opens and closes it."""
 
-    def __init__(self, backend: Backend, metrics: Metrics, clock: Clock, moves: MoveTasks) -> None:
+    def __init__(self, backend: Backend, metrics: Metrics, clock: Clock, moves: MoveTasks, keys: KeyRing) -> None:
         self.db = backend
         self.metrics = metrics
         self.clock = clock
         self.moves = moves
+        self.keys = keys
 
     def routes(self) -> list[Route]:
         ref, token = ("queue_id", "queue_name"), wire.TOKEN
+        read, write, admin = self.needs(READ), self.needs(WRITE), self.needs(ADMIN)
         return [
-            Route("GET", "/queues", self.list_queues, params=()),
-            Route("POST", "/queues", self.create_queue, params=("name", *QUEUE_ATTRIBUTES)),
-            Route("GET", "/queues/find", self.find_queue, params=("name", "id")),
-            Route("DELETE", "/queues/{queue}", self.delete_queue, params=()),
-            Route("POST", "/queues/{queue}/purge", self.purge, params=()),
-            Route("POST", "/queues/{queue}/move", self.move, params=("destination", "rate")),
-            Route("GET", "/queues/{queue}/messages", self.peek, params=("size", "after")),
-            Route("POST", "/messages", self.send, params=(*ref, "body", "delay_seconds", "messages")),
-            Route("GET", "/messages/consume", self.consume,
+            Route("GET", "/queues", read(self.list_queues), params=()),
+            Route("POST", "/queues", admin(self.create_queue), params=("name", *QUEUE_ATTRIBUTES)),
+            Route("GET", "/queues/find", read(self.find_queue), params=("name", "id")),
+            Route("DELETE", "/queues/{queue}", admin(self.delete_queue), params=()),
+            Route("POST", "/queues/{queue}/purge", admin(self.purge), params=()),
+            Route("POST", "/queues/{queue}/move", admin(self.move), params=("destination", "rate")),
+            Route("GET", "/queues/{queue}/messages", read(self.peek), params=("size", "after")),
+            Route("POST", "/messages", write(self.send), params=(*ref, "body", "delay_seconds", "messages")),
+            Route("GET", "/messages/consume", write(self.consume),
                   params=(*ref, "size", "wait_time", "visibility_timeout")),
-            Route("POST", "/messages/delete", self.delete_messages, params=("messages",)),
-            Route("DELETE", "/messages/{message}", self.delete_message, params=(token,)),
-            Route("POST", "/messages/{message}/visibility", self.change_visibility,
+            Route("POST", "/messages/delete", write(self.delete_messages), params=("messages",)),
+            Route("DELETE", "/messages/{message}", write(self.delete_message), params=(token,)),
+            Route("POST", "/messages/{message}/visibility", write(self.change_visibility),
                   params=(token, "visibility_timeout")),
             Route("GET", "/healthz", self.healthz, params=()),
             Route("HEAD", "/healthz", self.healthz, params=()),  # a load balancer's check, without a body
             Route("GET", "/readyz", self.readyz, params=()),
             Route("HEAD", "/readyz", self.readyz, params=()),
-            Route("GET", "/metrics", self.metrics_text),
+            Route("GET", "/metrics", read(self.metrics_text)),
             Route("GET", "/openapi.json", self.openapi),
         ]
 
+    def needs(self, scope: str) -> Callable[[Authed], Handler]:
+        """Wrap handlers needing ``scope``: while auth is off they get OPEN and nothing is checked."""
+        keys = self.keys
+
+        def wrap(handler: Authed) -> Handler:
+            async def authed(req: Request) -> Response:
+                if not keys.required:
+                    return await handler(req, OPEN)
+                grant = keys.bearer(req.header(b"authorization"))
+                grant.check(scope)
+                return await handler(req, grant)
+
+            return authed
+
+        return wrap
+
+    async def reach(self, grant: Grant, scope: str, ref: QueueRef) -> None:
+        """Forbidden unless a queue-limited grant reaches the queue (by id: looked up)."""
+        name = ref if isinstance(ref, str) else (await self.db.get_queue(ref)).name
+        grant.check(scope, name)
+
     # -- queues --
 
-    async def create_queue(self, req: Request) -> Response:
+    async def create_queue(self, req: Request, grant: Grant) -> Response:
         p = req.params
         name = queue_name(p.get("name"))
+        grant.check(ADMIN, name)
         if name.isdigit():
             raise InvalidParameter("a queue name cannot be all digits: in paths it would read as an id")
         numbers = {key: integer(p, key, getattr(DEFAULTS, key), low, high) for key, low, high in QUEUE_BOUNDS}
@@ -121,6 +161,7 @@ class RestApi:
             target = queue_name(p["redrive_target"], "redrive_target")
             if target == name:
                 raise InvalidParameter("a queue cannot be its own redrive_target")
+            grant.check(ADMIN, target)
         elif numbers["max_receive_count"]:
             raise InvalidParameter("max_receive_count needs a redrive_target")
         attributes = QueueAttributes(
@@ -130,7 +171,7 @@ class RestApi:
         )
         return json(queue_json(await self.db.create_queue(name, attributes)))
 
-    async def find_queue(self, req: Request) -> Response:
+    async def find_queue(self, req: Request, grant: Grant) -> Response:
         p = req.params
         given = one_of(p, "name", "id")
         if given == "id":
@@ -139,44 +180,66 @@ class RestApi:
             ref = queue_name(p["name"])
         else:
             raise InvalidParameter("name or id is required")
+        if grant.queues:
+            await self.reach(grant, READ, ref)
         return json(queue_json(await self.db.get_queue(ref)))
 
-    async def list_queues(self, req: Request) -> Response:
+    async def list_queues(self, req: Request, grant: Grant) -> Response:
+        """Every queue the key reaches."""
         now = self.clock.now_ms()
-        return json([stats_json(s, now) for s in await self.db.stats()])
+        return json([stats_json(s, now) for s in await self.db.stats() if grant.covers(s.queue.name)])
 
-    async def delete_queue(self, req: Request) -> Response:
-        await self.db.delete_queue(path_queue(req.args["queue"]))
+    async def delete_queue(self, req: Request, grant: Grant) -> Response:
+        ref = path_queue(req.args["queue"])
+        if grant.queues:
+            await self.reach(grant, ADMIN, ref)
+        await self.db.delete_queue(ref)
         return json({"success": True})
 
-    async def purge(self, req: Request) -> Response:
-        purged = await self.db.purge(path_queue(req.args["queue"]))
+    async def purge(self, req: Request, grant: Grant) -> Response:
+        ref = path_queue(req.args["queue"])
+        if grant.queues:
+            await self.reach(grant, ADMIN, ref)
+        purged = await self.db.purge(ref)
         return json({"success": True, "purged": purged})
 
-    async def move(self, req: Request) -> Response:
+    async def move(self, req: Request, grant: Grant) -> Response:
         """Start moving a dead-letter queue's messages back to where they came
         from (or to ``destination``): a move task, as SQS's StartMessageMoveTask."""
-        source = await self.db.get_queue(path_queue(req.args["queue"]))
+        ref = path_queue(req.args["queue"])
+        if grant.queues:
+            await self.reach(grant, ADMIN, ref)
+        source = await self.db.get_queue(ref)
         p = req.params
         destination = queue_name(p["destination"], "destination") if present(p, "destination") else None
+        if grant.queues and destination is None:
+            raise Forbidden("this key is limited to some queues: name the destination (the messages'"
+                            " origins may be queues it does not reach)")
+        if destination is not None:
+            grant.check(ADMIN, destination)
         rate = optional_integer(p, "rate", 1, MAX_RATE)
         task = await self.moves.start(source.name, destination, rate)
         return json({"task": task.id, "status": task.status, "source": task.source,
                      "destination": task.destination, "to_move": task.to_move})
 
-    async def peek(self, req: Request) -> Response:
+    async def peek(self, req: Request, grant: Grant) -> Response:
         p = req.params
         size = integer(p, "size", 10, 1, MAX_PEEK)
         after = integer(p, "after", 0, 0, MAX_ID)
-        messages = await self.db.peek(path_queue(req.args["queue"]), size, after)
+        ref = path_queue(req.args["queue"])
+        if grant.queues:
+            await self.reach(grant, READ, ref)
+        messages = await self.db.peek(ref, size, after)
         now = self.clock.now_ms()
         return json([peeked_json(m, now) for m in messages])
 
     # -- messages --
 
-    async def send(self, req: Request) -> Response:
+    async def send(self, req: Request, grant: Grant) -> Response:
         p = req.params
         ref = queue_ref(p)
+        if grant.queues:
+            await self.reach(grant, WRITE, ref)
         delay = optional_integer(p, "delay_seconds", 0, MAX_DELAY)
         if "messages" in p:
             batch = p["messages"]
@@ -191,9 +254,11 @@ class RestApi:
         self.metrics.sent += 1
         return json({"id": message.id, "message_id": message.message_id})
 
-    async def consume(self, req: Request) -> Response:
+    async def consume(self, req: Request, grant: Grant) -> Response:
         p = req.params
         ref = queue_ref(p)
+        if grant.queues:
+            await self.reach(grant, WRITE, ref)
         size = integer(p, "size", 1, 1, MAX_BATCH)
         wait = integer(p, "wait_time", MAX_WAIT, 0, MAX_WAIT)
         visibility = optional_integer(p, "visibility_timeout", 0, MAX_VISIBILITY)  # None: the queue's
@@ -201,14 +266,16 @@ class RestApi:
         self.metrics.delivered(messages)
         return json([message_json(m) for m in messages])
 
-    async def delete_message(self, req: Request) -> Response:
+    async def delete_message(self, req: Request, grant: Grant) -> Response:
         message_id = path_id(req.args["message"], "message")
         token = reservation_token(req.params, required=False)
+        if token is None and grant.queues:
+            raise Forbidden(NEEDS_TOKEN)
         await self.db.delete(message_id, token)
         self.metrics.deleted += 1
         return json({"success": True})
 
-    async def delete_messages(self, req: Request) -> Response:
+    async def delete_messages(self, req: Request, grant: Grant) -> Response:
         """Delete up to MAX_BATCH messages, each by id with its token (or none), and
         answer each in order: deleted, or the error that kept it (not found, stale
         token) without failing the others. The deletes run concurrently, so the
@@ -217,6 +284,8 @@ class RestApi:
         if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_BATCH:
             raise InvalidParameter(f"messages must be a list of 1 to {MAX_BATCH} messages")
         refs = [delete_entry(entry) for entry in entries]
+        if grant.queues and any(token is None for _, token in refs):
+            raise Forbidden(NEEDS_TOKEN)
         outcomes = await asyncio.gather(*(self.db.delete(i, t) for i, t in refs), return_exceptions=True)
         answers: list[JsonObject] = []
         for (message_id, _), outcome in zip(refs, outcomes, strict=True):
@@ -231,7 +300,7 @@ class RestApi:
         self.metrics.deleted += deleted
         return json({"deleted": deleted, "messages": answers})
 
-    async def change_visibility(self, req: Request) -> Response:
+    async def change_visibility(self, req: Request, grant: Grant) -> Response:
         message_id = path_id(req.args["message"], "message")
         token = reservation_token(req.params) or ""
         visibility = integer(req.params, "visibility_timeout", None, 0, MAX_VISIBILITY)
@@ -246,8 +315,9 @@ class RestApi:
     async def openapi(self, req: Request) -> Response:
         return json(document())
 
-    async def metrics_text(self, req: Request) -> Response:
-        return raw(self.metrics.render(await self.db.stats()), CONTENT_TYPE)
+    async def metrics_text(self, req: Request, grant: Grant) -> Response:
+        stats = [s for s in await self.db.stats() if grant.covers(s.queue.name)]
+        return raw(self.metrics.render(stats), CONTENT_TYPE)
 
     async def readyz(self, req: Request) -> Response:
         try:

@@ -3,7 +3,8 @@
 Its verbs live by kind: :mod:`.client_verbs` (``queues``, ``send``, ``receive``,
 … over the Python client), :mod:`.servers` (``broker``, ``dev``, ``user``, ``up``),
 :mod:`.copy` (``migrate``: copy a SQLite database into PostgreSQL), :mod:`.backup`
-(``backup``: an online copy of a SQLite database); what they
+(``backup``: an online copy of a SQLite database), :mod:`.keys` (``keys``: the REST
+API's keys, in the database); what they
 print and how they exit is :mod:`.output`.
 """
 
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from wonderq import __version__
-from wonderq.cli import backup, client_verbs, servers
+from wonderq.cli import backup, client_verbs, keys, servers
 from wonderq.cli.output import (
     INTERRUPTED,
     OK,
@@ -41,6 +42,7 @@ def parser() -> argparse.ArgumentParser:
     servers.register(verbs)
     add_copy(verbs)
     backup.register(verbs)
+    keys.register(verbs)
     client_verbs.register(verbs)
     return top
 

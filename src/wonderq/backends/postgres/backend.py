@@ -26,11 +26,11 @@ import asyncpg
 from wonderq.backends import rules
 from wonderq.backends.base import Backend
 from wonderq.backends.batching import AsyncOp, AsyncWrite, GroupCommit
-from wonderq.backends.postgres import queries, queues, schema
+from wonderq.backends.postgres import keys, queries, queues, schema
 from wonderq.backends.postgres.queues import Txn
 from wonderq.clock import Clock
 from wonderq.errors import Unavailable, WonderQError
-from wonderq.models import Claim, Message, NewMessage, Queue, QueueAttributes, QueueRef, QueueStats
+from wonderq.models import ApiKey, Claim, Message, NewMessage, Queue, QueueAttributes, QueueRef, QueueStats
 from wonderq.settings import Settings
 
 log = logging.getLogger("wonderq.postgres")
@@ -166,6 +166,16 @@ class PostgresBackend(Backend):
 
     async def stats(self) -> list[QueueStats]:
         return await self._read(queries.stats)
+
+    async def create_key(self, key_id: str, name: str, scope: str, queues: Sequence[str], secret_hash: str) -> ApiKey:
+        return await self._write(lambda txn: keys.create_key(txn, key_id, name, scope, queues, secret_hash),
+                                 durable=True)
+
+    async def list_keys(self, active_only: bool = False) -> list[ApiKey]:
+        return await self._read(lambda conn: keys.list_keys(conn, active_only))
+
+    async def revoke_key(self, key_id: str) -> ApiKey:
+        return await self._write(lambda txn: keys.revoke_key(txn, key_id), durable=True)
 
     async def expire_some(self, limit: int) -> int:
         return await self._write(lambda txn: queries.expire(txn, limit))

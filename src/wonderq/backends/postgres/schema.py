@@ -94,6 +94,18 @@ MIGRATIONS = [
     DROP INDEX wonderq.messages_group;
     CREATE INDEX messages_group ON wonderq.messages (queue_id, group_id, visible_at) WHERE group_id IS NOT NULL;
     """,
+    # The REST API's keys: the secret's SHA-256 only; queues a comma list of names or prefix*.
+    """
+    CREATE TABLE wonderq.keys (
+        id text PRIMARY KEY,
+        name text NOT NULL,
+        scope text NOT NULL,
+        queues text NOT NULL,
+        secret_hash text NOT NULL,
+        created_at bigint NOT NULL,
+        revoked_at bigint
+    );
+    """,
 ]
 
 

@@ -28,12 +28,12 @@ from typing import TypeVar
 from wonderq.backends import rules
 from wonderq.backends.base import Backend
 from wonderq.backends.batching import GroupCommit, Op, Write
-from wonderq.backends.sqlite import queries, schema
+from wonderq.backends.sqlite import keys, queries, schema
 from wonderq.backends.sqlite.queries import Txn
 from wonderq.backends.sqlite.wakeups import Wakeups
 from wonderq.clock import Clock
 from wonderq.errors import Unavailable
-from wonderq.models import Claim, Message, NewMessage, Queue, QueueAttributes, QueueRef, QueueStats
+from wonderq.models import ApiKey, Claim, Message, NewMessage, Queue, QueueAttributes, QueueRef, QueueStats
 from wonderq.settings import Settings
 
 log = logging.getLogger("wonderq.sqlite")
@@ -157,6 +157,16 @@ class SqliteBackend(Backend):
     async def stats(self) -> list[QueueStats]:
         now = self.clock.now_ms()
         return await self._read(lambda conn: queries.stats(conn, now))
+
+    async def create_key(self, key_id: str, name: str, scope: str, queues: Sequence[str], secret_hash: str) -> ApiKey:
+        return await self._write(lambda txn: keys.create_key(txn, key_id, name, scope, queues, secret_hash),
+                                 durable=True)
+
+    async def list_keys(self, active_only: bool = False) -> list[ApiKey]:
+        return await self._read(lambda conn: keys.list_keys(conn, active_only))
+
+    async def revoke_key(self, key_id: str) -> ApiKey:
+        return await self._write(lambda txn: keys.revoke_key(txn, key_id), durable=True)
 
     async def expire_some(self, limit: int) -> int:
         return await self._write(lambda txn: queries.expire(txn, limit))

@@ -88,6 +88,18 @@ MIGRATIONS = [
     DROP INDEX messages_group;
     CREATE INDEX messages_group ON messages (queue_id, group_id, visible_at) WHERE group_id IS NOT NULL
     """,
+    # The REST API's keys: the secret's SHA-256 only; queues a comma list of names or prefix*.
+    """
+    CREATE TABLE keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        queues TEXT NOT NULL,
+        secret_hash TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+    )
+    """,
 ]
 
 

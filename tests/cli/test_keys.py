@@ -1,0 +1,72 @@
+"""``wonderq keys`` on the database directly: the token printed once, a list that
+never shows a secret, revocation; and a real broker that takes a key made so and,
+within about a second, stops taking it once revoked."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.cli.test_client_verbs import wq
+from tests.conftest import BrokerProcess
+from wonderq.broker.keys import SHOWN_ONCE
+
+
+def create(db: str, *args: str) -> str:
+    r = wq(None, "keys", "create", "--db", db, *args)
+    assert r.returncode == 0, r.stderr
+    assert SHOWN_ONCE in r.stderr
+    (token,) = r.stdout.split()  # the token alone on stdout: $(wonderq keys create …) is it
+    return token
+
+
+def test_create_list_revoke(db_url: str) -> None:
+    token = create(db_url, "--scope", "write", "--queues", "orders-*, audit", "--name", "ci")
+    assert token.startswith("wq_")
+    key_id = token.split("_")[1]
+    r = wq(None, "keys", "list", "--json", WONDERQ_DB=db_url)
+    (listed,) = json.loads(r.stdout)
+    assert listed["id"] == key_id and listed["revoked_at"] is None
+    assert (listed["name"], listed["scope"], listed["queues"]) == ("ci", "write", ["orders-*", "audit"])
+    assert token.split("_", 2)[2] not in r.stdout
+    r = wq(None, "keys", "revoke", key_id, "--db", db_url)
+    assert r.returncode == 0 and r.stdout.startswith(f"revoked key {key_id} (write on orders-*, audit) at "), r
+    table = wq(None, "keys", "list", "--db", db_url).stdout.splitlines()
+    assert table[0].split() == ["id", "name", "scope", "queues", "created", "revoked"]
+    assert table[1].startswith(f"{key_id}  ci") and not table[1].endswith("-")  # revoked: a time
+
+
+def test_what_it_refuses(tmp_path: Path) -> None:
+    db = str(tmp_path / "w.db")
+    r = wq(None, "keys", "list", "--db", db)
+    assert (r.returncode, r.stderr) == (2, f"wonderq: no database at {db} (--db or WONDERQ_DB)\n")
+    r = wq(None, "keys", "create", "--db", db, "--scope", "write", "--queues", "a*b")
+    assert r.returncode == 2 and "a queue pattern is a name, or a prefix ending in *" in r.stderr
+    assert wq(None, "keys", "create", "--db", db, "--scope", "root").returncode == 2  # argparse
+    create(db, "--scope", "read")
+    r = wq(None, "keys", "revoke", "0123456789abcdef", "--db", db)
+    assert (r.returncode, r.stderr) == (1, "wonderq: no key '0123456789abcdef'\n")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_running_broker_takes_a_key_and_drops_it_when_revoked(db_url: str, tmp_path: Path) -> None:
+    db = db_url.removeprefix("sqlite:///")
+    token = create(db, "--scope", "admin")
+    create(db, "--scope", "read")  # still a key after the revoke: auth stays on (no key at all is open on loopback)
+    broker = BrokerProcess(Path(db)).start()
+    try:
+        assert httpx.get(broker.url + "/queues").status_code == 401
+        auth = {"Authorization": f"Bearer {token}"}
+        assert httpx.get(broker.url + "/queues", headers=auth).status_code == 200
+        assert wq(None, "keys", "revoke", token, "--db", db).returncode == 0  # a whole token names its key
+        deadline = time.monotonic() + 30  # the ring reloads about once a second
+        while httpx.get(broker.url + "/queues", headers=auth).status_code == 200:
+            assert time.monotonic() < deadline, "the revoked key still works"
+            time.sleep(0.1)
+        assert httpx.get(broker.url + "/queues", headers=auth).status_code == 401
+    finally:
+        broker.stop()
