@@ -418,9 +418,12 @@ class _Base:
             "headers": headers,
         }
 
-    def _request_options(self, call: Call[Any]) -> dict[str, Any]:
-        """A long poll's read timeout is its wait plus the usual timeout."""
+    def _request_options(self, call: Call[Any], api_key: str | None) -> dict[str, Any]:
+        """A long poll's read timeout is its wait plus the usual timeout; ``api_key`` is this
+        request's key instead of the client's."""
         options: dict[str, Any] = {"params": call.params, "json": call.json}
+        if api_key:
+            options["headers"] = {"authorization": f"Bearer {api_key}"}
         if call.wait:
             options["timeout"] = httpx.Timeout(self.timeout, read=call.wait + self.timeout)
         return options
@@ -448,10 +451,11 @@ class Client(_Base):
         super().__init__(url, timeout, max_connections, api_key, ca_file)
         self.http = httpx.Client(**self._httpx_options())
 
-    def call(self, call: Call[T]) -> T:
-        """Send one request described by a :class:`Call`; its parsed answer."""
+    def call(self, call: Call[T], *, api_key: str | None = None) -> T:
+        """Send one request described by a :class:`Call` (with ``api_key`` instead of the
+        client's, if given); its parsed answer."""
         try:
-            response = self.http.request(call.method, call.path, **self._request_options(call))
+            response = self.http.request(call.method, call.path, **self._request_options(call, api_key))
         except httpx.TransportError as exc:
             raise unreachable(self.url, exc) from exc
         return result(call, response)
@@ -574,10 +578,11 @@ class AsyncClient(_Base):
         super().__init__(url, timeout, max_connections, api_key, ca_file)
         self.http = httpx.AsyncClient(**self._httpx_options())
 
-    async def call(self, call: Call[T]) -> T:
-        """Send one request described by a :class:`Call`; its parsed answer."""
+    async def call(self, call: Call[T], *, api_key: str | None = None) -> T:
+        """Send one request described by a :class:`Call` (with ``api_key`` instead of the
+        client's, if given); its parsed answer."""
         try:
-            response = await self.http.request(call.method, call.path, **self._request_options(call))
+            response = await self.http.request(call.method, call.path, **self._request_options(call, api_key))
         except httpx.TransportError as exc:
             raise unreachable(self.url, exc) from exc
         return result(call, response)

@@ -1,6 +1,8 @@
 // The WonderQ dev tool's dashboard: plain JavaScript, no build step, no dependencies.
 // It polls /api/overview (counts of every queue, history of the selected one) and
 // browses messages with paged peeks (GET /queues/:id?size=&after=), which never consume.
+// When the broker needs an API key, any call answered 401 shows the login form; the key
+// goes to POST /login once and lives in an HttpOnly cookie, out of this script's reach.
 "use strict";
 
 const POLL_MS = 1000;
@@ -64,9 +66,50 @@ async function api(method, path, body) {
   const data = await response.json().catch(() => null);
   if (!response.ok) {
     const error = data && data.error;
-    throw new Error(error ? `${error.code}: ${error.message}` : `HTTP ${response.status}`);
+    const message = error ? `${error.code}: ${error.message}` : `HTTP ${response.status}`;
+    if (response.status === 401 && path !== "/login") showLogin(error ? error.message : message);
+    throw new Error(message);
   }
   return data;
+}
+
+// -- logging in --
+
+function showLogin(why) {
+  const panel = $("login");
+  $("login-error").textContent = why || "";
+  if (!panel.hidden) return;
+  panel.hidden = false;
+  $("login-form").elements.key.focus();
+}
+
+async function logIn(event) {
+  event.preventDefault();
+  const form = event.target;
+  try {
+    await api("POST", "/login", { key: form.elements.key.value.trim() });
+  } catch (err) {
+    $("login-error").textContent = err.message;
+    return;
+  }
+  form.reset();
+  $("login").hidden = true;
+  say("logged in", false);
+  state.version = null;
+  await poll(true);
+  loadMessages();
+}
+
+async function logOut() {
+  try {
+    await api("POST", "/logout");
+  } catch (err) {
+    say(err.message, true);
+    return;
+  }
+  say("logged out", false);
+  state.version = null;
+  await poll(true);
 }
 
 function say(text, isError) {
@@ -180,6 +223,8 @@ async function pollOnce(force) {
     if (!force && state.version !== null) params.set("since", state.version);
     if (state.selected !== null) params.set("queue", state.selected);
     const data = await api("GET", `/api/overview?${params}`);
+    $("login").hidden = true;
+    $("logout").hidden = !data.logged_in;
     $("broker").textContent = `broker ${data.broker}`;
     $("broker").classList.toggle("down", Boolean(data.error));
     if (data.error) say(`broker: ${data.error}`, true);
@@ -512,6 +557,8 @@ async function start() {
   });
   $("filter").addEventListener("input", applyFilter);
   $("create-form").addEventListener("submit", createQueue);
+  $("login-form").addEventListener("submit", logIn);
+  $("logout").addEventListener("click", logOut);
   $("send-form").addEventListener("submit", sendMessage);
   $("purge").addEventListener("click", purge);
   $("move-back").addEventListener("click", moveBack);
