@@ -164,11 +164,12 @@ class Sampler:
         try:
             stats = await self.client.stats()
         except WonderQError as exc:
-            if self.error is None:
-                log.warning("cannot sample the broker: %s", exc.message)
-            self.error = exc.message
+            error = exc.message
             if isinstance(exc, Unauthorized | Forbidden):
-                self.error = f"the broker refused the dev tool's own key (WONDERQ_API_KEY): {exc.message}"
+                error = f"the broker refused the dev tool's own key (WONDERQ_API_KEY): {exc.message}"
+            if self.error is None:
+                log.warning("cannot sample the broker: %s", error)
+            self.error = error
             return ticket, None
         self.error = None
         return ticket, stats

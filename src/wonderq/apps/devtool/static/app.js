@@ -47,6 +47,7 @@ const state = {
   loadingMessages: false,
   reloadMessages: false,
   brokerDown: false,
+  loggedIn: false,      // the last overview came with the browser's own key
 };
 
 // -- talking to the dev tool --
@@ -67,7 +68,7 @@ async function api(method, path, body) {
   if (!response.ok) {
     const error = data && data.error;
     const message = error ? `${error.code}: ${error.message}` : `HTTP ${response.status}`;
-    if (response.status === 401 && path !== "/login") showLogin(error ? error.message : message);
+    if (response.status === 401 && path !== "/login") showLogin(state.loggedIn ? message : "");
     throw new Error(message);
   }
   return data;
@@ -75,11 +76,16 @@ async function api(method, path, body) {
 
 // -- logging in --
 
+// `why` is said only when a key the browser had logged in with was refused (revoked).
 function showLogin(why) {
   const panel = $("login");
-  $("login-error").textContent = why || "";
+  state.loggedIn = false;
   if (!panel.hidden) return;
+  $("login-error").textContent = why;
   panel.hidden = false;
+  select(null); // nothing a refused key had shown stays on the page
+  updateTable([]);
+  state.version = null;
   $("login-form").elements.key.focus();
 }
 
@@ -107,9 +113,7 @@ async function logOut() {
     say(err.message, true);
     return;
   }
-  say("logged out", false);
-  state.version = null;
-  await poll(true);
+  window.location.reload(); // nothing of what the key showed stays on the page
 }
 
 function say(text, isError) {
@@ -225,6 +229,7 @@ async function pollOnce(force) {
     const data = await api("GET", `/api/overview?${params}`);
     $("login").hidden = true;
     $("logout").hidden = !data.logged_in;
+    state.loggedIn = data.logged_in;
     $("broker").textContent = `broker ${data.broker}`;
     $("broker").classList.toggle("down", Boolean(data.error));
     if (data.error) say(`broker: ${data.error}`, true);
