@@ -147,6 +147,15 @@ def test_login_checks_the_key_and_keeps_it_in_a_strict_http_only_cookie(broker: 
         assert [q["name"] for q in http.get("/queues", headers=logged_in(admin)).json()] == ["jobs"]
 
 
+def test_a_caller_that_is_no_browser_may_send_its_key_as_a_bearer(broker: Broker) -> None:
+    admin = broker.key("admin")
+    with dev_tool(broker) as http:
+        assert code(http.get("/queues"), 401) == "unauthorized"
+        r = http.post("/api/queues", json={"name": "jobs"}, headers={"authorization": f"Bearer {admin}"})
+        assert r.status_code == 200 and "set-cookie" not in r.headers
+        assert [q["name"] for q in http.get("/queues", headers={"authorization": f"bearer {admin}"}).json()] == ["jobs"]
+
+
 def test_login_is_refused_from_another_site(broker: Broker) -> None:
     admin = broker.key("admin")
     with dev_tool(broker, api_key=admin) as http:

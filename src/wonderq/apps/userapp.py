@@ -17,10 +17,9 @@ only over HTTP, through :class:`~wonderq.client.AsyncClient`.
   it), and messages received but not yet processed are released (visibility 0).
   The app's shutdown stops them all the same way.
 
-It reaches the broker with its own key (``WONDERQ_API_KEY``). A broker that refuses that
-key (401) makes every request that needs the broker answer 503 ``unavailable``, saying so:
-the caller can do nothing about the app's key (nor is it asked for one). A listener
-whose key the broker refuses, or whose key lacks the scope, stops with that error.
+It reaches the broker with its own key (``WONDERQ_API_KEY``); a broker that refuses it (401)
+makes a request answer 503 ``unavailable`` saying so (the caller can do nothing about it), and
+a listener whose key is refused, or lacks the scope, stops with that error.
 """
 
 from __future__ import annotations
@@ -145,7 +144,7 @@ class Listener:
         try:
             await self._loop()
         except WonderQError as exc:  # only those retrying will not help (_loop retries the others)
-            self.state, self.error = "failed", (refused(exc) if isinstance(exc, Unauthorized) else exc).message
+            self.state, self.error = "failed", refused(exc).message
         except Exception as exc:
             log.exception("listener %d failed", self.id)
             self.state, self.error = "failed", f"internal error: {exc}"
@@ -418,18 +417,16 @@ def hopeless(exc: WonderQError) -> bool:
     return isinstance(exc, NotFound | BadRequest | Unauthorized | Forbidden) and not isinstance(exc, OverLimit)
 
 
-def refused(exc: Unauthorized) -> Unavailable:
-    """The broker's 401: this app's key, not the caller's doing (nor is the caller asked for one)."""
-    return Unavailable(f"the broker refused the user app's API key (WONDERQ_API_KEY): {exc.message}")
-
-
-def render_error(exc: WonderQError) -> Response:
-    """The error envelope; the broker's 401 as a 503 that says why."""
-    return error_envelope(refused(exc) if isinstance(exc, Unauthorized) else exc)
+def refused(exc: WonderQError) -> WonderQError:
+    """The broker's 401 (this app's key, not the caller's doing) as a 503 that says so."""
+    if isinstance(exc, Unauthorized):
+        return Unavailable(f"the broker refused the user app's API key (WONDERQ_API_KEY): {exc.message}")
+    return exc
 
 
 def create_app(settings: Settings) -> App:
     """The user app as an ASGI app, talking to the broker at ``settings.url``."""
     app = UserApp(settings)
-    return App([Api(app.routes, render_error)], app.lifespan, guard=BrowserGuard.for_settings(settings),
+    api = Api(app.routes, lambda exc: error_envelope(refused(exc)))
+    return App([api], app.lifespan, guard=BrowserGuard.for_settings(settings),
                max_pending_bytes=settings.max_pending_bytes)

@@ -1,9 +1,9 @@
 """The dev tool (port 3210): the original's two read endpoints and a live dashboard.
 
-Everything it knows comes from the broker through one :class:`AsyncClient`; it
-never opens a database. Reads and actions answer with the broker's own JSON and
-pass the broker's errors through in the shared envelope. A sampler polls the
-broker's stats every second and keeps, per queue, the last ten minutes of
+Everything it knows comes from the broker through two :class:`AsyncClient` pools (the
+browsers' calls, and the sampler's); it never opens a database. Reads and actions answer
+with the broker's own JSON and pass the broker's errors through in the shared envelope. A
+sampler polls the broker's stats every second and keeps, per queue, the last ten minutes of
 depths and send/receive/delete rates for the dashboard's charts::
 
     GET    /queues                    every queue with its counts (the broker's stats)
@@ -19,10 +19,10 @@ depths and send/receive/delete rates for the dashboard's charts::
     DELETE /api/queues/{queue}
     DELETE /api/messages/{message}    unconditionally, whether or not it is held
 
-When the broker needs API keys, each of these reaches it with the key the browser logged in
-with (:mod:`.login`), and the broker's 401 or 403 comes back as it is; the sampler uses the
-dev tool's own key (``WONDERQ_API_KEY``), and a browser sees of its samples only the queues
-its own key lists.
+When the broker needs API keys, each of these reaches it with the key the browser logged
+in with (or the caller's bearer key; :mod:`.login`), and the broker's 401 or 403 comes back
+as it is; the sampler uses the dev tool's own key (``WONDERQ_API_KEY``), and a browser sees
+of its samples only the queues its own key lists.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
 
-from wonderq.apps.devtool.login import KEY, PROBE, Cookie
+from wonderq.apps.devtool.login import KEY, PROBE, Cookie, bearer
 from wonderq.apps.devtool.sampling import Sampler, find
 from wonderq.broker.names import path_id, path_queue
 from wonderq.client import (
@@ -139,14 +139,18 @@ class DevTool:
         tool shows is what the broker said (a peeked message's ``state`` included)."""
         return await self.as_browser(req, call.unparsed())
 
+    def key(self, req: Request) -> str | None:
+        """The key this caller reaches the broker with: its login's, or its own bearer key."""
+        return self.cookie.key(req) or bearer(req)
+
     async def as_browser(self, req: Request, call: Call[Any]) -> Any:
         """A call with the browser's key (none if it has not logged in); a key the broker
         refuses is also cleared from the browser."""
-        key = self.cookie.key(req)
+        key = self.key(req)
         try:
             return await self.client.call(call, api_key=key)
         except Unauthorized as exc:
-            if key is not None:
+            if self.cookie.key(req) is not None:
                 error: WonderQError = exc  # its headers as any error's
                 error.headers = (*exc.headers, self.cookie.clear())
             raise
@@ -155,7 +159,7 @@ class DevTool:
         """The queues this browser may see of the samples: all (None) while the broker takes
         calls without a key, else those its key lists; Unauthorized if it has no key the broker
         takes. With the broker unreachable, what was true when it last answered."""
-        key = self.cookie.key(req)
+        key = self.key(req)
         try:
             if key is not None:
                 return frozenset(q.name for q in await self.as_browser(req, list_queues_call()))
@@ -199,7 +203,7 @@ class DevTool:
         out: dict[str, Any] = {
             "broker": self.settings.url, "error": s.error, "interval": s.interval, "version": s.version,
             "queues": None if since == s.version else rows, "history": None,
-            "logged_in": self.cookie.key(req) is not None,
+            "logged_in": self.key(req) is not None,
         }
         if p.get("queue") not in (None, ""):
             qid = find(rows, path_queue(str(p["queue"])))

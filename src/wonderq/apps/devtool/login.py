@@ -9,7 +9,8 @@ broker (:data:`PROBE`, a read any key that the broker takes may make) and sets t
 the ``__Host-`` prefix (no other host can set it). Every call the dashboard makes to the
 broker then carries that key, never the dev tool's own (which only the sampler uses); a key
 the broker refuses later (revoked) clears the cookie in the same answer, and ``POST /logout``
-clears it.
+clears it. A caller that is no browser (curl) may send ``Authorization: Bearer wq_…`` instead
+(:func:`bearer`): no other site's page can make a browser send that header.
 """
 
 from __future__ import annotations
@@ -28,6 +29,15 @@ ATTRIBUTES = b"; HttpOnly; SameSite=Strict; Path=/"
 # none of which needs quoting in a cookie. The broker judges the rest.
 KEY = re.compile(r"[A-Za-z0-9._~+/=-]{1,512}")
 PROBE = get_queue_call(MAX_ID)  # no queue has this id: 404 with a key the broker takes, 401 without
+
+
+def bearer(request: Request) -> str | None:
+    """The key of an ``Authorization: Bearer …`` header, if any."""
+    header = request.header(b"authorization")
+    if header is None or header[:7].lower() != b"bearer ":
+        return None
+    value = header[7:].strip().decode("latin-1")
+    return value if KEY.fullmatch(value) else None
 
 
 @dataclass(frozen=True, slots=True)
