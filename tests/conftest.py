@@ -24,6 +24,9 @@ import pytest
 from tests.pgcluster import PostgresCluster, create_database
 
 BACKENDS = ["sqlite", "postgresql"]
+# A form body may change state only with an Authorization header (edge/guard.py); while auth
+# is off the REST API checks no key, so a test of form parsing sends this stand-in.
+FORM_AUTH = {"Authorization": "Bearer wq_stand-in"}
 
 
 def unique(prefix: str = "q") -> str:

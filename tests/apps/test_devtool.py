@@ -15,7 +15,7 @@ import httpx
 import pytest
 import uvicorn
 
-from tests.conftest import BrokerProcess, free_port
+from tests.conftest import FORM_AUTH, BrokerProcess, free_port
 from wonderq.apps.devtool import create_app
 from wonderq.apps.devtool.sampling import SERIES, History
 from wonderq.settings import Settings
@@ -144,12 +144,12 @@ def test_create_send_purge_and_delete(devtool: httpx.Client, wq: httpx.Client) -
     assert (queue["name"], queue["visibility_timeout"]) == ("jobs", 5)
     assert error_code(devtool.post("/api/queues", json={"name": "jobs"}), 409) == "queue_exists"
     assert error_code(devtool.post("/api/queues", json={"name": "bad name"}), 400) == "invalid_parameter"
-    assert error_code(devtool.post("/api/queues", data={"name": "x", "delay_seconds": "901"}), 400) == (
-        "invalid_parameter"
-    )
+    form = devtool.post("/api/queues", data={"name": "x", "delay_seconds": "901"}, headers=FORM_AUTH)
+    assert error_code(form, 400) == "invalid_parameter"
 
     sent = ok(devtool.post("/api/queues/jobs/messages", json={"body": "hello"}))
-    ok(devtool.post(f"/api/queues/{queue['id']}/messages", data={"body": "form", "delay_seconds": ""}))
+    ok(devtool.post(f"/api/queues/{queue['id']}/messages", data={"body": "form", "delay_seconds": ""},
+                    headers=FORM_AUTH))
     ok(devtool.post("/api/queues/jobs/messages", json={"body": "later", "delay_seconds": 60}))
     send = "/api/queues/{}/messages".format
     assert error_code(devtool.post(send("jobs"), json={"body": ""}), 400) == "invalid_parameter"

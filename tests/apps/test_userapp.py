@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import BACKENDS, BrokerProcess, free_port, fresh_database
+from tests.conftest import BACKENDS, FORM_AUTH, BrokerProcess, free_port, fresh_database
 from wonderq import AsyncClient, Client
 from wonderq.apps.userapp import MAX_LISTENERS, Listener, ListenParams
 
@@ -168,7 +168,7 @@ def test_dispatch_creates_the_queue_and_sends_the_body(app: httpx.Client, wq: Cl
     assert (message.id, message.body) == (sent["id"], "hello")
 
     # The queue exists now: by form, by query string and by id, it is reused.
-    assert app.post("/dispatch", data={"queue_name": queue, "body": "form"}).json()["created"] == 1
+    assert app.post("/dispatch", data={"queue_name": queue, "body": "form"}, headers=FORM_AUTH).json()["created"] == 1
     assert app.post("/dispatch", params={"queue_name": queue, "body": "query"}).json()["created"] == 1
     queue_id = wq.get_queue(queue).id
     assert app.post("/dispatch", json={"queue_id": queue_id, "body": "by id"}).json()["created"] == 1
@@ -184,7 +184,8 @@ def test_a_body_wins_over_stub(app: httpx.Client, wq: Client) -> None:
 
 def test_stub_sends_that_many_generated_messages(app: httpx.Client, wq: Client) -> None:
     one, many = unique(), unique()
-    assert app.post("/dispatch", data={"queue_name": one}).json()["created"] == 1  # stub defaults to 1
+    r = app.post("/dispatch", data={"queue_name": one}, headers=FORM_AUTH)
+    assert r.json()["created"] == 1  # stub defaults to 1
     assert [m.body for m in wq.peek(one)] == ["stub message 1 of 1"]
 
     result = app.post("/dispatch", json={"queue_name": many, "stub": 253}).json()

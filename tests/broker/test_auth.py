@@ -5,7 +5,7 @@ on the queues it names; a revoked key stops working at the ring's next reload.""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -17,7 +17,9 @@ from wonderq.backends import backend_for
 from wonderq.backends.base import Backend
 from wonderq.broker import keys
 from wonderq.broker.app import create_app
-from wonderq.broker.keys import KeyRing
+from wonderq.broker.keys import KeyRing, Unprotected, check_exposure, loopback
+from wonderq.broker.openapi import document
+from wonderq.errors import Unauthorized
 from wonderq.settings import Settings
 
 
@@ -148,3 +150,55 @@ def test_tokens_are_stored_as_digests_only(broker: Broker) -> None:
     assert prefix == "wq" and len(key_id) == 16 and len(secret) >= 43
     (stored,) = broker.app.run(broker.db.list_keys())
     assert stored.id == key_id and stored.secret_hash == keys.digest(secret) and secret not in stored.secret_hash
+
+
+async def test_an_exposed_broker_fails_closed(tmp_path: Path) -> None:
+    settings = Settings(db=f"sqlite:///{tmp_path / 'w.db'}", host="0.0.0.0", retention_interval=3600)
+    db = backend_for(settings)
+    await db.open()
+    try:
+        ring = KeyRing(db, settings)
+        await ring.reload()
+        with pytest.raises(Unprotected):
+            check_exposure(ring, settings)
+        check_exposure(ring, replace(settings, insecure_no_auth=True))  # told: it warns and serves
+        check_exposure(ring, replace(settings, host="127.0.0.1"))
+        key, _ = await keys.create(db, "read")
+        await ring.reload()
+        check_exposure(ring, settings)
+        await db.revoke_key(key.id)
+        await ring.reload()
+        assert ring.required  # the last key revoked: everyone is refused, nobody let in
+        with pytest.raises(Unauthorized):
+            ring.bearer(None)
+    finally:
+        await db.close()
+
+
+@pytest.mark.parametrize(("host", "local"), [
+    ("127.0.0.1", True), ("127.0.0.2", True), ("localhost", True), ("::1", True), ("[::1]", True),
+    ("0.0.0.0", False), ("::", False), ("", False), ("10.0.0.5", False), ("example.com", False),
+])
+def test_loopback(host: str, local: bool) -> None:
+    assert loopback(host) is local
+
+
+def test_the_document_says_which_operations_need_a_key(broker: Broker) -> None:
+    """Each operation of /openapi.json without a key: 401 exactly where the document
+    asks for the bearer scheme (and lists 401), served where it says security: []."""
+    broker.key("admin")
+    doc = document()
+    assert doc["security"] == [{"bearer": []}]
+    assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    open_ops = set()
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            url = path.replace("{queue}", "jobs").replace("{message}", "1")
+            r = broker.client.request(method.upper(), url)
+            if op.get("security") == []:
+                open_ops.add((method, path))
+                assert r.status_code == 200 and "401" not in op["responses"], (method, path)
+            else:
+                assert r.status_code == 401 and "401" in op["responses"], (method, path, r.text)
+    assert open_ops == {("get", "/healthz"), ("head", "/healthz"), ("get", "/readyz"), ("head", "/readyz"),
+                        ("get", "/openapi.json")}

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import create_queue, unique
+from tests.conftest import FORM_AUTH, create_queue, unique
 
 UNKNOWN_ID = 999_999_999
 
@@ -96,7 +96,8 @@ def test_missing_body(client: httpx.Client, queue: dict[str, Any]) -> None:
 @pytest.mark.parametrize("encoding", ["json", "form"])
 def test_empty_body(client: httpx.Client, queue: dict[str, Any], encoding: str) -> None:
     fields = {"queue_id": str(queue["id"]), "body": ""}
-    r = client.post("/messages", json=fields) if encoding == "json" else client.post("/messages", data=fields)
+    r = (client.post("/messages", json=fields) if encoding == "json"
+         else client.post("/messages", data=fields, headers=FORM_AUTH))
     assert "body" in assert_error(r, 400, "invalid_parameter")
     assert stored(client, queue) == []
 
@@ -168,7 +169,7 @@ def test_body_over_a_small_max_message_size_counts_utf8_bytes(
 
 def test_form_body_over_max_message_size(client: httpx.Client) -> None:
     q = create_queue(client, max_message_size=1024)
-    r = client.post("/messages", data={"queue_name": q["name"], "body": "é" * 513})
+    r = client.post("/messages", data={"queue_name": q["name"], "body": "é" * 513}, headers=FORM_AUTH)
     assert_error(r, 413, "payload_too_large")
 
 
@@ -302,7 +303,7 @@ def test_duplicate_queue(client: httpx.Client, queue: dict[str, Any]) -> None:
 
 
 def test_duplicate_queue_by_form(client: httpx.Client, queue: dict[str, Any]) -> None:
-    assert_error(client.post("/queues", data={"name": queue["name"]}), 409, "queue_exists")
+    assert_error(client.post("/queues", data={"name": queue["name"]}, headers=FORM_AUTH), 409, "queue_exists")
 
 
 @pytest.mark.parametrize(
@@ -327,7 +328,8 @@ def test_queue_attribute_out_of_range(client: httpx.Client, name: str, value: An
 @pytest.mark.parametrize("encoding", ["json", "form"])
 def test_max_receive_count_without_redrive_target(client: httpx.Client, encoding: str) -> None:
     fields = {"name": unique(), "max_receive_count": "3"}
-    r = client.post("/queues", json=fields) if encoding == "json" else client.post("/queues", data=fields)
+    r = (client.post("/queues", json=fields) if encoding == "json"
+         else client.post("/queues", data=fields, headers=FORM_AUTH))
     assert "redrive_target" in assert_error(r, 400, "invalid_parameter")
     assert client.get("/queues/find", params={"name": fields["name"]}).status_code == 404
 
@@ -554,7 +556,7 @@ def test_a_purge_hidden_in_a_queue_name_purges_nothing(client: httpx.Client) -> 
 
 def test_invalid_utf8_in_a_form_is_refused(client: httpx.Client, queue: dict[str, Any]) -> None:
     r = client.post("/messages", content=b"queue_name=" + queue["name"].encode() + b"&body=caf%E9",
-                    headers={"content-type": "application/x-www-form-urlencoded"})
+                    headers={"content-type": "application/x-www-form-urlencoded", **FORM_AUTH})
     assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request"
 
 

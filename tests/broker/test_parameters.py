@@ -10,13 +10,13 @@ import httpx
 import pytest
 
 from tests.broker.test_errors import assert_error, receive
-from tests.conftest import create_queue, unique
+from tests.conftest import FORM_AUTH, create_queue, unique
 
 
 @pytest.mark.parametrize(
     ("method", "url", "kwargs", "wrong", "meant"),
     [
-        ("POST", "/queues", {"data": {"name": "typo", "visiblity_timeout": "60"}},
+        ("POST", "/queues", {"data": {"name": "typo", "visiblity_timeout": "60"}, "headers": FORM_AUTH},
          "visiblity_timeout", "visibility_timeout"),
         ("GET", "/messages/consume", {"params": {"queue_name": "jobs", "visibilty_timeout": "600"}},
          "visibilty_timeout", "visibility_timeout"),
@@ -37,7 +37,7 @@ def test_a_misspelt_parameter_is_named_with_a_guess(
 
 def test_a_misspelt_create_creates_nothing(client: httpx.Client) -> None:
     name = unique()
-    client.post("/queues", data={"name": name, "visiblity_timeout": "60"})
+    client.post("/queues", data={"name": name, "visiblity_timeout": "60"}, headers=FORM_AUTH)
     assert client.get("/queues/find", params={"name": name}).status_code == 404
 
 
@@ -76,11 +76,11 @@ def test_find_by_name_and_id_together_contradicts(client: httpx.Client, queue: d
 def test_the_seeds_parameters_pass(client: httpx.Client) -> None:
     """Every parameter ../seed/WONDERQ.md names, on its endpoint, as its clients send them."""
     name = unique()
-    q = client.post("/queues", data={"name": name}).json()
+    q = client.post("/queues", data={"name": name}, headers=FORM_AUTH).json()
     assert client.get("/queues/find", params={"name": name}).status_code == 200
     assert client.get("/queues/find", params={"id": q["id"]}).status_code == 200
     for ref in ({"queue_id": q["id"]}, {"queue_name": name}):
-        assert client.post("/messages", data={**ref, "body": "hello"}).status_code == 200
+        assert client.post("/messages", data={**ref, "body": "hello"}, headers=FORM_AUTH).status_code == 200
     r = client.get("/messages/consume",
                    params={"queue_name": name, "size": 2, "wait_time": 0, "visibility_timeout": 30})
     assert r.status_code == 200 and len(r.json()) == 2

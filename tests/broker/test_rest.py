@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import create_queue, unique
+from tests.conftest import FORM_AUTH, create_queue, unique
 from tests.inprocess import InProcess
 
 QUEUE_KEYS = {
@@ -102,7 +102,7 @@ def test_create_queue_with_form_body_and_attributes(client: httpx.Client) -> Non
         "name": name, "visibility_timeout": "45", "delay_seconds": "3", "retention_seconds": "600",
         "max_message_size": "2048", "redrive_target": dlq["name"], "max_receive_count": "5",
     }
-    r = client.post("/queues", data=form)
+    r = client.post("/queues", data=form, headers=FORM_AUTH)
     assert r.status_code == 200, r.text
     q = r.json()
     assert q["name"] == name
@@ -268,7 +268,7 @@ def test_send_by_name_returns_the_id(client: httpx.Client, queue: dict[str, Any]
 
 
 def test_send_by_id_with_form_body(client: httpx.Client, queue: dict[str, Any]) -> None:
-    r = client.post("/messages", data={"queue_id": str(queue["id"]), "body": "héllo wörld"})
+    r = client.post("/messages", data={"queue_id": str(queue["id"]), "body": "héllo wörld"}, headers=FORM_AUTH)
     assert r.status_code == 200, r.text
     (stored,) = peek(client, queue)
     assert stored["id"] == r.json()["id"]
@@ -489,7 +489,7 @@ def test_change_visibility_to_zero_releases_at_once(client: httpx.Client, queue:
     (got,) = consume(client, queue, visibility_timeout=600)
     r = client.post(
         f"/messages/{got['id']}/visibility",
-        data={"reservation_token": got["reservation_token"], "visibility_timeout": "0"},
+        data={"reservation_token": got["reservation_token"], "visibility_timeout": "0"}, headers=FORM_AUTH,
     )
     assert r.status_code == 200, r.text
     assert stats(client, queue)["retrievable_size"] == 1

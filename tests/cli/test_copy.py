@@ -241,3 +241,21 @@ def test_fifo_dedup_ids_survive_the_move(broker_factory: type[BrokerProcess], po
     with httpx.Client(base_url=broker_factory(target, log_dir=tmp_path).start().url, timeout=30) as c:
         assert c.post("/", json=send_once, headers=headers).json()["MessageId"] == first
         assert consume(c, "orders.fifo", 1, 0) == []
+
+
+def test_api_keys_survive_the_move(broker_factory: type[BrokerProcess], postgres: str, tmp_path: Path) -> None:
+    """A token made on SQLite works on PostgreSQL after the move; a revoked one stays revoked."""
+    db = tmp_path / "keys.db"
+    tokens = {}
+    for scope in ("admin", "read"):
+        made = wq(None, "keys", "create", "--db", str(db), "--scope", scope)
+        assert made.returncode == 0, made.stderr
+        tokens[scope] = made.stdout.strip()
+    assert wq(None, "keys", "revoke", tokens["read"], "--db", str(db)).returncode == 0
+    target = fresh_database(postgres)
+    moved = migrate("--from", f"sqlite:///{db}", "--to", target)
+    assert moved.returncode == 0, moved.stderr
+    broker = broker_factory(target, log_dir=tmp_path).start()
+    for scope, status in (("admin", 200), ("read", 401)):
+        r = httpx.get(broker.url + "/queues", headers={"Authorization": f"Bearer {tokens[scope]}"})
+        assert r.status_code == status, (scope, r.text)

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.cli.test_client_verbs import wq
@@ -129,3 +130,27 @@ def test_broker_help_names_its_variables() -> None:
 def test_out_of_range_flags_are_refused_by_the_parser(args: tuple[str, ...]) -> None:
     r = wq("http://127.0.0.1:9", *args)  # no broker there: the parser must refuse first
     assert r.returncode == 2 and "must be" in r.stderr and "usage: wonderq" in r.stderr, r
+
+
+@pytest.mark.parametrize("cluster", [[], ["--cluster", "2"]])
+def test_an_exposed_bind_without_keys_refuses_to_start(tmp_path: Path, cluster: list[str]) -> None:
+    r = wonderq("broker", "--host", "0.0.0.0", "--port", str(free_port()), "--db", str(tmp_path / "w.db"), *cluster)
+    assert_cannot_start(r, "it would serve 0.0.0.0 with no API key")
+    assert "wonderq keys create" in r.stderr and "--insecure-no-auth" in r.stderr
+
+
+def test_an_exposed_bind_serves_with_a_key_or_when_told_insecure(tmp_path: Path) -> None:
+    from tests.conftest import BrokerProcess
+
+    open_broker = BrokerProcess(tmp_path / "open.db", "--host", "0.0.0.0", "--insecure-no-auth").start()
+    try:
+        assert httpx.get(open_broker.url + "/queues").status_code == 200
+    finally:
+        open_broker.stop()
+    assert "WITHOUT AUTHENTICATION (--insecure-no-auth)" in open_broker.log.read_text()
+    assert wq(None, "keys", "create", "--db", str(tmp_path / "keyed.db"), "--scope", "read").returncode == 0
+    keyed = BrokerProcess(tmp_path / "keyed.db", "--host", "0.0.0.0").start()
+    try:
+        assert httpx.get(keyed.url + "/queues").status_code == 401
+    finally:
+        keyed.stop()

@@ -69,7 +69,8 @@ async def test_a_second_api_dispatches_on_a_header_and_a_form_field() -> None:
         r = await c.post("/", headers={"X-Test-Target": "Tiny.SendMessage"})
         assert r.status_code == 201 and r.json() == {"action": "SendMessage"}
         assert r.headers["x-request-id"] == "r-1"
-        r = await c.post("/", data={"Action": "ListQueues", "Version": "2012-11-05"})
+        r = await c.post("/", data={"Action": "ListQueues", "Version": "2012-11-05"},
+                         headers={"Authorization": "AWS4-HMAC-SHA256 Credential=test"})  # as a Query client signs
         assert r.status_code == 200 and r.text == "<ListQueues/>" and r.headers["content-type"] == "text/xml"
     assert events[-1] == "close"
     assert "POST /" in events and "GET /hello/{name}" in events

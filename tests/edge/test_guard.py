@@ -94,3 +94,42 @@ def test_host_names() -> None:
     guard = BrowserGuard.of("0.0.0.0", " a.example , b.example ")
     assert {"a.example", "b.example", "localhost"} <= guard.hosts and "0.0.0.0" not in guard.hosts
     assert "10.0.0.5" in BrowserGuard.of("10.0.0.5").hosts
+
+
+PAGE_TYPES = ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/plain;charset=UTF-8"]
+
+
+def assert_json_or_auth(client: httpx.Client, path: str, fields: dict[str, str]) -> None:
+    """What a page can send cross-site without a preflight is refused with no Authorization
+    header (even with no Origin: an old browser's, or one stripped); JSON, a body-less
+    request, and any body with Authorization pass the guard (to the route's own answer)."""
+    for content_type in PAGE_TYPES:
+        said = forbidden(client.post(path, content=b"x=1", headers={"Content-Type": content_type}))
+        assert "Authorization" in said and "application/json" in said
+    said = forbidden(client.post(path, data=fields))  # a form, as curl -d sends it
+    for passes in (client.post(path, json=fields), client.post(path),
+                   client.post(path, data=fields, headers={"Authorization": "Bearer x"})):
+        assert passes.status_code != 403, passes.text
+
+
+def test_a_state_change_takes_json_or_auth_on_the_broker(broker: httpx.Client) -> None:
+    assert_json_or_auth(broker, "/messages", {"queue_name": "q", "body": "x"})
+    assert broker.post("/queues", json={"name": "by-json"}).status_code == 200
+    assert forbidden(broker.delete("/queues/by-json", headers={"Content-Type": "text/plain"}))
+    # the SQS Query protocol is forms, but its clients sign every request
+    r = broker.post("/", data={"Action": "ListQueues", "Version": "2012-11-05"})
+    assert r.status_code == 403 and "AccessDenied" in r.text
+    signed = {"Authorization": "AWS4-HMAC-SHA256 Credential=test"}
+    assert broker.post("/", data={"Action": "ListQueues", "Version": "2012-11-05"}, headers=signed).status_code == 200
+
+
+def test_a_state_change_takes_json_or_auth_on_the_dev_tool() -> None:
+    app = devtool.create_app(Settings(url="http://127.0.0.1:9"), interval=3600)
+    with InProcess(app) as running, running.client() as client:
+        assert_json_or_auth(client, "/api/queues", {"name": "Q"})
+
+
+def test_a_state_change_takes_json_or_auth_on_the_user_app() -> None:
+    app = userapp.create_app(Settings(url="http://127.0.0.1:9"))
+    with InProcess(app) as running, running.client() as client:
+        assert_json_or_auth(client, "/dispatch", {"queue_name": "Q", "body": "x"})

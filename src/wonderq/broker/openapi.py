@@ -7,8 +7,11 @@ checks the document with a validator and against ``RestApi.routes()``, and
 ``tests/system/test_schemathesis.py`` fuzzes a running broker with it.
 
 Every parameter may come in the query string, a JSON object body or a form
-body; the document lists them where a client would usually put them: in the
-query string of a GET or DELETE, in the body (JSON or form) of a POST.
+body (a form only with an ``Authorization`` header); the document lists them
+where a client would usually put them: in the query string of a GET or DELETE,
+in the body (JSON or form) of a POST. Every operation but the health checks and
+this document takes the ``bearer`` security scheme (an API key), needed once
+any key exists.
 """
 
 from __future__ import annotations
@@ -192,7 +195,8 @@ def body(properties: dict[str, Schema], required: tuple[str, ...] = (), *, neede
 
     return {
         "required": needed,
-        "description": "JSON object or form fields; the query string is read too, the body overlays it",
+        "description": "JSON object or form fields (a form only with an Authorization header); the query"
+                       " string is read too, the body overlays it",
         "content": {JSON: {"schema": schema(list(properties))},
                     FORM: {"schema": schema([name for name in properties if name not in json_only])}},
     }
@@ -214,7 +218,9 @@ def _send_body() -> Schema:
 ERRORS = {
     400: "bad request: malformed JSON or form, a missing parameter, one that is not an integer or"
          " out of bounds, a bad queue name",
-    403: "refused by the door: a foreign Host, or a state change from another origin",
+    401: "authentication is on and the request has no API key, or an unknown or revoked one",
+    403: "the key lacks the scope or does not reach the queue; or refused by the door: a foreign Host,"
+         " a state change from another origin, or a form or text/plain body without an Authorization header",
     404: "no such queue or message",
     408: "the request's headers or body came too slowly",
     409: "the queue exists already, or the token is stale",
@@ -223,25 +229,30 @@ ERRORS = {
     503: "the database cannot be reached, or the broker is at a limit (Retry-After: 1)",
 }
 ALWAYS = (400, 403, 408, 413, 431, 503)  # any request may get these, from the edge
+SECURED = 401  # any request needing a key may get this
+OPEN: list[Schema] = []  # the security of an operation that needs no key
 
 
-def ok(description: str, schema: Schema, *statuses: int) -> dict[str, Schema]:
+def errors(*statuses: int) -> dict[str, Schema]:
+    return {str(status): {"$ref": f"#/components/responses/E{status}"} for status in sorted({*ALWAYS, *statuses})}
+
+
+def ok(description: str, schema: Schema, *statuses: int, secured: bool = True) -> dict[str, Schema]:
     responses: dict[str, Schema] = {"200": {"description": description, "content": {JSON: {"schema": schema}}}}
-    for status in sorted({*ALWAYS, *statuses}):
-        responses[str(status)] = {"$ref": f"#/components/responses/E{status}"}
-    return responses
+    return responses | errors(*statuses, *((SECURED,) if secured else ()))
 
 
 def head(op_id: str, summary: str) -> Schema:
     """A HEAD twin of a health check: the same status, no body."""
-    errors = {str(s): {"$ref": f"#/components/responses/E{s}"} for s in ALWAYS}
-    return {"operationId": op_id, "summary": summary, "tags": ["health"],
-            "responses": {"200": {"description": "healthy; no body"}, **errors}}
+    return {"operationId": op_id, "summary": summary, "tags": ["health"], "security": OPEN,
+            "responses": {"200": {"description": "healthy; no body"}, **errors()}}
 
 
 def operation(op_id: str, summary: str, responses: dict[str, Schema], *, parameters: list[Schema] | None = None,
               request: Schema | None = None, tags: tuple[str, ...] = ("queues",)) -> Schema:
     op: Schema = {"operationId": op_id, "summary": summary, "tags": list(tags), "responses": responses}
+    if SECURED not in (int(status) for status in responses):
+        op["security"] = OPEN
     if parameters:
         op["parameters"] = parameters
     if request:
@@ -327,19 +338,20 @@ def _paths() -> dict[str, dict[str, Schema]]:
                              (wire.TOKEN, "visibility_timeout"))),
         },
         "/healthz": {"get": operation("healthz", "The process answers", ok("ok", {
-            "type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}}), tags=("health",)),
+            "type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}}, secured=False),
+            tags=("health",)),
             "head": head("healthzHead", "The process answers (a load balancer's check, no body)")},
         "/readyz": {"get": operation("readyz", "The database answers", ok("ready", {
-            "type": "object", "required": ["status"], "properties": {"status": {"const": "ready"}}}),
+            "type": "object", "required": ["status"], "properties": {"status": {"const": "ready"}}}, secured=False),
             tags=("health",)),
             "head": head("readyzHead", "The database answers (no body)")},
         "/metrics": {"get": operation("metrics", "Prometheus metrics", {
             "200": {"description": "the text exposition format", "content": {METRICS_TYPE: {"schema": {
                 "type": "string"}}}},
-            **{str(s): {"$ref": f"#/components/responses/E{s}"} for s in ALWAYS}}, tags=("health",))},
+            **errors(SECURED)}, tags=("health",))},
         "/openapi.json": {"get": operation("openapi", "This document", {
             "200": {"description": "OpenAPI 3.1", "content": {JSON: {"schema": {"type": "object"}}}},
-            **{str(s): {"$ref": f"#/components/responses/E{s}"} for s in ALWAYS}}, tags=("health",))},
+            **errors()}, tags=("health",))},
     }
 
 
@@ -356,11 +368,19 @@ def document() -> Schema:
                 " or a form body; every response is JSON, every error the envelope"
                 ' {"error": {"code", "message"}}. The same port also serves the Amazon SQS API'
                 " (POST / with X-Amz-Target, or Action= in a form; AWS JSON and Query protocols),"
-                " which this document does not describe: see docs/sqs.md."
+                " which this document does not describe: see docs/sqs.md. Once any API key exists"
+                " (wonderq keys create), every operation but the health checks and this document needs"
+                " one: Authorization: Bearer wq_<id>_<secret>."
             ),
         },
+        "security": [{"bearer": []}],
         "paths": _paths(),
         "components": {
+            "securitySchemes": {"bearer": {
+                "type": "http", "scheme": "bearer", "bearerFormat": "wq_<id>_<secret>",
+                "description": "an API key from `wonderq keys create`; a key has a scope (read, write, admin)"
+                               " and may be limited to some queues (403 beyond them)",
+            }},
             "schemas": _schemas(),
             "responses": {
                 f"E{status}": {"description": text, "content": {JSON: {"schema": ref("Error")}}}

@@ -2,7 +2,8 @@
 
 Everything is kept as it is: queues with their ids and attributes; messages with
 their ids, UUIDs, bodies, times, visibility state (``visible_at``, ``token``,
-``receive_count``), attributes, group and dedup ids; the per-queue counters. So
+``receive_count``), attributes, group and dedup ids; the per-queue counters; the
+REST API's keys (their hashes, so every token keeps working). So
 delayed messages stay delayed, and a consumer holding a message can still
 delete it with its reservation token after the switch.
 
@@ -111,6 +112,7 @@ async def copy(source: sqlite3.Connection, target: str, force: bool) -> tuple[in
             messages = await copy_rows(conn, source.execute(READ_MESSAGES), "messages", MESSAGE_FIELDS)
             await copy_counts(conn, source)
             await copy_dedups(conn, source)
+            await copy_keys(conn, source)
             await advance_sequences(conn, source)
         return queues, messages
     except (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -135,7 +137,7 @@ async def connect(asyncpg: Any, target: str) -> Any:
 
 LOCK_TARGET = "LOCK TABLE wonderq.queues, wonderq.messages IN EXCLUSIVE MODE"
 TARGET_HOLDS = "SELECT (SELECT count(*) FROM wonderq.queues), EXISTS (SELECT FROM wonderq.messages)"
-EMPTY_TARGET = "TRUNCATE wonderq.queues, wonderq.messages, wonderq.dedups"
+EMPTY_TARGET = "TRUNCATE wonderq.queues, wonderq.messages, wonderq.dedups, wonderq.keys"
 
 
 async def prepare_target(conn: Any, force: bool) -> None:
@@ -172,6 +174,17 @@ async def copy_dedups(conn: Any, source: sqlite3.Connection) -> None:
     """FIFO queues' dedup ids still in their window, so none is delivered twice across the move."""
     if source.execute(SOURCE_DEDUPS).fetchone():
         await copy_rows(conn, source.execute(READ_DEDUPS), "dedups", DEDUP_FIELDS)
+
+
+KEY_FIELDS = ["id", "name", "scope", "queues", "secret_hash", "created_at", "revoked_at"]
+READ_KEYS = f"SELECT {', '.join(KEY_FIELDS)} FROM keys ORDER BY created_at, id"
+SOURCE_KEYS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'keys'"
+
+
+async def copy_keys(conn: Any, source: sqlite3.Connection) -> None:
+    """The REST API's keys (schema version 6 on), revoked ones too: the same tokens work after the move."""
+    if source.execute(SOURCE_KEYS).fetchone():
+        await copy_rows(conn, source.execute(READ_KEYS), "keys", KEY_FIELDS)
 
 
 COUNT_FIELDS = ["queue_id", "shard", "messages", "sent", "received", "deleted", "expired"]

@@ -62,6 +62,7 @@ def register(verbs: Verbs) -> None:
     p = server_verb(verbs, "broker", f"run the broker (port {BROKER_PORT})", app_command(*SERVICES[0][2:]))
     p.add_argument("--port", type=int, help=f"port (WONDERQ_PORT, default {BROKER_PORT})")
     database_flags(p)
+    auth_flags(p)
     for (verb, what, module, field), default in zip(SERVICES[1:], (DEV_PORT, USER_PORT), strict=True):
         p = server_verb(verbs, verb, f"serve the {what} (port {default})", app_command(module, field))
         p.add_argument("--port", dest=field, type=int, help=f"WONDERQ_{field.upper()}, default {default}")
@@ -70,6 +71,13 @@ def register(verbs: Verbs) -> None:
     p.add_argument("--dev-port", type=int, help=f"the dev tool's port (WONDERQ_DEV_PORT, default {DEV_PORT})")
     p.add_argument("--user-port", type=int, help=f"the user app's port (WONDERQ_USER_PORT, default {USER_PORT})")
     database_flags(p)
+    auth_flags(p)
+
+
+def auth_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--insecure-no-auth", action="store_const", const=True,
+                   help="serve a non-loopback --host with no API key (WONDERQ_INSECURE_NO_AUTH=1; logs a"
+                   " warning); without it such a broker refuses to start until `wonderq keys create`")
 
 
 def database_flags(p: argparse.ArgumentParser) -> None:
@@ -153,6 +161,10 @@ def why_not(exc: CannotStart, settings: Settings, verb: str, port_field: str) ->
         return str(exc), f"check the address (--host or WONDERQ_HOST) and the port ({flag})"
     if verb != "broker":
         return str(exc), "run it with --log-level debug for the whole story"
+    from wonderq.broker.keys import Unprotected
+
+    if isinstance(exc.__cause__, Unprotected):
+        return str(exc.__cause__), exc.__cause__.hint
     where = redact(settings.db)
     if settings.db.startswith("sqlite:"):
         hint = "its directory must exist and be writable by this user; choose another with --db or WONDERQ_DB"

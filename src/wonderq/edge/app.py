@@ -5,7 +5,8 @@ handler near the broker's send target (see ARCHITECTURE.md), so the services
 speak ASGI directly and keep this toolkit to the few things they need.
 
 Every request passes the :class:`~wonderq.edge.guard.BrowserGuard` (its Host,
-and for a state change its Origin). An :class:`App` then tries its APIs in order; the first route that matches the
+and for a state change its Origin, and a body no web page could send cross-site
+unless it carries auth). An :class:`App` then tries its APIs in order; the first route that matches the
 method, the path and its condition handles the request, and that API renders
 any error the handler raises. A request no route takes is answered by the
 first API's renderer (404, or 405 with ``Allow``). A route that lists its
@@ -126,7 +127,7 @@ class App:
                 api, route = self.route(request, scope.get("raw_path") or path.encode())
                 endpoint, changes = route.endpoint, bool(route.changes_state)
                 if route.changes_state:
-                    self.guard.check_origin(request)
+                    self.guard.check_change(request)
                 if route.params is not None:
                     known(request.params, route.params, f"{method} {route.path}")
                 response = await route.handler(request)

@@ -9,8 +9,15 @@
   ``Sec-Fetch-Site`` of ``cross-site`` or ``same-site`` is refused too, which
   catches the ``<img>`` and ``<form>`` a page can aim at a GET that changes
   state. Clients that are not browsers (curl, SDKs) send neither header.
+- **JSON or auth**: a state change whose ``Content-Type`` is one a page can send
+  cross-site without a CORS preflight (a form's ``application/x-www-form-urlencoded``
+  or ``multipart/form-data``, or ``text/plain``) is refused unless it carries an
+  ``Authorization`` header, which no page can add without a preflight. Should a
+  browser leave ``Origin`` out, a page still cannot drive these APIs: JSON needs
+  the preflight. A request with no body and no ``Content-Type`` is allowed (the
+  Python client's purge, ``curl -X POST``).
 
-Both answer 403 ``forbidden`` in the mounted API's own error format.
+All answer 403 ``forbidden`` in the mounted API's own error format.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from wonderq.errors import Forbidden
 from wonderq.settings import Settings
 
 LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+SIMPLE_TYPES = frozenset({b"application/x-www-form-urlencoded", b"multipart/form-data", b"text/plain"})
 WILDCARD_BINDS = ("", "0.0.0.0", "::")
 
 
@@ -58,8 +66,19 @@ class BrowserGuard:
         if name not in self.hosts:
             raise Forbidden(f"Host {name!r} is not allowed here (DNS rebinding?); allow it with --allowed-hosts")
 
+    def check_change(self, request: Request) -> None:
+        """For a request that changes state: its origin, then its content type."""
+        self.check_origin(request)
+        content_type = request.header(b"content-type")
+        if content_type is None or request.header(b"authorization") is not None:
+            return
+        if content_type.split(b";", 1)[0].strip().lower() in SIMPLE_TYPES:
+            raise Forbidden(f"a {content_type.decode('latin-1')} body may change state here only with an"
+                            " Authorization header (a web page can send one cross-site); send JSON"
+                            " (Content-Type: application/json)")
+
     def check_origin(self, request: Request) -> None:
-        """For a request that changes state."""
+        """Another origin, or a cross-site fetch, may not change state."""
         origin = request.header(b"origin")
         if origin is not None:
             text = origin.decode("latin-1").rstrip("/").lower()
