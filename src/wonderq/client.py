@@ -24,6 +24,7 @@ connection) the error is :class:`~wonderq.errors.BrokerUnreachable`.
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -376,21 +377,34 @@ def error_of(code: str, message: str) -> WonderQError:
 def unreachable(url: str, exc: httpx.TransportError) -> BrokerUnreachable:
     what = type(exc).__name__
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-        return BrokerUnreachable(f"cannot connect to the WonderQ broker at {url} ({what}: {exc})")
+        trust = "; trust its certificate's CA with WONDERQ_CA_FILE=<ca.pem>" if "CERTIFICATE_VERIFY" in str(exc) else ""
+        return BrokerUnreachable(f"cannot connect to the WonderQ broker at {url} ({what}: {exc}){trust}")
     return BrokerUnreachable(
         f"no answer from the WonderQ broker at {url} ({what}: {exc});"
         " the request may or may not have taken effect"
     )
 
 
+def trusting(ca_file: str) -> ssl.SSLContext:
+    """Verification against the CA certificates in ``ca_file`` only (as ``curl --cacert``)."""
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except OSError as exc:  # ssl.SSLError too: no certificate in it
+        why = exc.strerror if exc.strerror and not isinstance(exc, ssl.SSLError) else "no PEM certificate in it"
+        raise ValueError(f"cannot use the CA file {ca_file} (WONDERQ_CA_FILE): {why}") from exc
+
+
 class _Base:
     """What both clients share: the URL, the timeouts and the httpx settings."""
 
-    def __init__(self, url: str | None, timeout: float, max_connections: int, api_key: str | None) -> None:
+    def __init__(
+        self, url: str | None, timeout: float, max_connections: int, api_key: str | None, ca_file: str | None
+    ) -> None:
         self.url = (url or os.environ.get("WONDERQ_URL") or DEFAULT_URL).rstrip("/")
         self.timeout = timeout
         self.max_connections = max_connections
         self.api_key = api_key if api_key is not None else os.environ.get("WONDERQ_API_KEY") or None
+        self.ca_file = ca_file if ca_file is not None else os.environ.get("WONDERQ_CA_FILE") or None
 
     def _httpx_options(self) -> dict[str, Any]:
         headers = {"user-agent": f"wonderq-python/{__version__}"}
@@ -398,14 +412,18 @@ class _Base:
             headers["authorization"] = f"Bearer {self.api_key}"
         return {
             "base_url": self.url,
+            "verify": trusting(self.ca_file) if self.ca_file else True,
             "timeout": httpx.Timeout(self.timeout),
             "limits": httpx.Limits(max_connections=self.max_connections, max_keepalive_connections=20),
             "headers": headers,
         }
 
-    def _request_options(self, call: Call[Any]) -> dict[str, Any]:
-        """A long poll's read timeout is its wait plus the usual timeout."""
+    def _request_options(self, call: Call[Any], api_key: str | None) -> dict[str, Any]:
+        """A long poll's read timeout is its wait plus the usual timeout; ``api_key`` is this
+        request's key instead of the client's."""
         options: dict[str, Any] = {"params": call.params, "json": call.json}
+        if api_key:
+            options["headers"] = {"authorization": f"Bearer {api_key}"}
         if call.wait:
             options["timeout"] = httpx.Timeout(self.timeout, read=call.wait + self.timeout)
         return options
@@ -418,7 +436,9 @@ class Client(_Base):
     """A blocking client over one pooled ``httpx.Client`` (kept in :attr:`http`).
 
     ``url`` defaults to ``$WONDERQ_URL``, else ``http://127.0.0.1:3213``; ``api_key`` (sent
-    as ``Authorization: Bearer …``) to ``$WONDERQ_API_KEY``, else none.
+    as ``Authorization: Bearer …``) to ``$WONDERQ_API_KEY``, else none. An ``https://`` broker is
+    verified against ``ca_file`` (PEM CA certificates; default ``$WONDERQ_CA_FILE``) if given,
+    else against httpx's default (``$SSL_CERT_FILE``, or certifi's public CAs).
     ``timeout`` (seconds) bounds connecting, writing and reading; a receive's read
     may take its ``wait`` longer. At most ``max_connections`` requests are under way at once.
     Use it as a context manager or call :meth:`close`.
@@ -426,15 +446,16 @@ class Client(_Base):
 
     def __init__(
         self, url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT, max_connections: int = 100,
-        api_key: str | None = None,
+        api_key: str | None = None, ca_file: str | None = None,
     ) -> None:
-        super().__init__(url, timeout, max_connections, api_key)
+        super().__init__(url, timeout, max_connections, api_key, ca_file)
         self.http = httpx.Client(**self._httpx_options())
 
-    def call(self, call: Call[T]) -> T:
-        """Send one request described by a :class:`Call`; its parsed answer."""
+    def call(self, call: Call[T], *, api_key: str | None = None) -> T:
+        """Send one request described by a :class:`Call` (with ``api_key`` instead of the
+        client's, if given); its parsed answer."""
         try:
-            response = self.http.request(call.method, call.path, **self._request_options(call))
+            response = self.http.request(call.method, call.path, **self._request_options(call, api_key))
         except httpx.TransportError as exc:
             raise unreachable(self.url, exc) from exc
         return result(call, response)
@@ -552,15 +573,16 @@ class AsyncClient(_Base):
 
     def __init__(
         self, url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT, max_connections: int = 100,
-        api_key: str | None = None,
+        api_key: str | None = None, ca_file: str | None = None,
     ) -> None:
-        super().__init__(url, timeout, max_connections, api_key)
+        super().__init__(url, timeout, max_connections, api_key, ca_file)
         self.http = httpx.AsyncClient(**self._httpx_options())
 
-    async def call(self, call: Call[T]) -> T:
-        """Send one request described by a :class:`Call`; its parsed answer."""
+    async def call(self, call: Call[T], *, api_key: str | None = None) -> T:
+        """Send one request described by a :class:`Call` (with ``api_key`` instead of the
+        client's, if given); its parsed answer."""
         try:
-            response = await self.http.request(call.method, call.path, **self._request_options(call))
+            response = await self.http.request(call.method, call.path, **self._request_options(call, api_key))
         except httpx.TransportError as exc:
             raise unreachable(self.url, exc) from exc
         return result(call, response)

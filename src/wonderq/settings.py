@@ -73,6 +73,7 @@ class Settings:
     # TLS, on each service: both files or neither
     tls_cert: str = ""
     tls_key: str = ""
+    ca_file: str = ""  # PEM CA certificates the dev tool, user app and CLI trust for an https broker URL
     # caps that hold against abuse
     max_queues: int = 10_000  # queues in one database; CreateQueue beyond it is refused
     max_in_flight: int = 120_000  # received but not deleted, per standard queue (SQS: OverLimit)

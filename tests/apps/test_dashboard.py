@@ -8,6 +8,8 @@ set), where they fail. ``WONDERQ_SCREENSHOT=1`` saves the screenshot to
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from tests.apps.test_devtool import DevToolServer
+from tests.apps.test_devtool import DevToolServer, eventually
 from tests.conftest import BrokerProcess
 
 try:
@@ -248,3 +250,54 @@ def test_stats_wrap_between_pairs_and_charts_smooth_rates(dashboard: tuple[Page,
         return seen.slice(-3);
     }""")
     assert widths[0] > widths[1] > widths[2]  # equal series stay visible: the first drawn is widest
+
+
+def keys(broker: BrokerProcess, *args: str) -> str:
+    """``wonderq keys <args>`` on the broker's database; its stdout."""
+    done = subprocess.run([sys.executable, "-m", "wonderq", "keys", *args, "--db", str(broker.db)],
+                          capture_output=True, text=True, check=True, timeout=60)
+    return done.stdout.strip()
+
+
+@sqlite_only
+def test_login_then_a_revoked_key_then_logout(browser: Browser, broker: BrokerProcess) -> None:
+    own, key = keys(broker, "create", "--scope", "admin"), keys(broker, "create", "--scope", "admin")
+    with httpx.Client(base_url=broker.url, headers={"authorization": f"Bearer {own}"}) as wq:
+        assert eventually(lambda: httpx.get(f"{broker.url}/queues").status_code == 401)  # the keys are loaded
+        wq.post("/queues", json={"name": "secret-jobs"}).raise_for_status()
+    errors: list[str] = []
+    with DevToolServer(broker.url, interval=0.25, api_key=own) as server:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+        page.goto(server.url)
+        expect(page.locator("#login")).to_be_visible()
+        expect(row(page, "secret-jobs")).to_have_count(0)  # the dev tool's own key shows a browser nothing
+
+        page.get_by_label("API key").fill(key + "x")
+        page.get_by_role("button", name="Log in").click()
+        expect(page.locator("#login-error")).to_contain_text("unknown or revoked API key")
+        page.get_by_label("API key").fill(key)
+        page.get_by_role("button", name="Log in").click()
+        expect(page.locator("#login")).to_be_hidden()
+        expect(row(page, "secret-jobs")).to_be_visible()
+        assert page.evaluate("document.cookie") == ""  # HttpOnly: no script of the page sees the key
+        page.get_by_label("New queue name").fill("ui-jobs")
+        page.get_by_role("button", name="Create queue").click()
+        expect(row(page, "ui-jobs")).to_have_class("selected")
+
+        keys(broker, "revoke", key.split("_")[1])  # wq_<id>_<secret>
+        expect(page.locator("#login")).to_be_visible()  # within the broker's reload, about a second
+        expect(page.locator("#login-error")).to_contain_text("unknown or revoked API key")
+        expect(row(page, "secret-jobs")).to_have_count(0)
+        key = keys(broker, "create", "--scope", "read")
+        reader = {"authorization": f"Bearer {key}"}
+        assert eventually(lambda: httpx.get(f"{broker.url}/queues", headers=reader).status_code == 200)
+        page.get_by_label("API key").fill(key)
+        page.get_by_role("button", name="Log in").click()
+        expect(row(page, "secret-jobs")).to_be_visible()
+
+        page.get_by_role("button", name="Log out").click()
+        expect(page.locator("#login")).to_be_visible()
+        expect(row(page, "secret-jobs")).to_have_count(0)
+        page.close()
+    assert errors == []

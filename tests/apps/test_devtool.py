@@ -24,10 +24,10 @@ from wonderq.settings import Settings
 class DevToolServer:
     """A :class:`DevTool` served by uvicorn on a thread, on a free port."""
 
-    def __init__(self, broker_url: str, interval: float = 0.2) -> None:
+    def __init__(self, broker_url: str, interval: float = 0.2, **settings: Any) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.app = create_app(Settings(url=broker_url, dev_port=self.port), interval=interval)
+        self.app = create_app(Settings(url=broker_url, dev_port=self.port, **settings), interval=interval)
         config = uvicorn.Config(
             self.app, host="127.0.0.1", port=self.port, lifespan="on", log_level="warning",
             loop="asyncio", ws="none", access_log=False,

@@ -16,6 +16,10 @@ only over HTTP, through :class:`~wonderq.client.AsyncClient`.
   receives (a long poll in progress is abandoned, so the broker claims nothing for
   it), and messages received but not yet processed are released (visibility 0).
   The app's shutdown stops them all the same way.
+
+It reaches the broker with its own key (``WONDERQ_API_KEY``); a broker that refuses it (401)
+makes a request answer 503 ``unavailable`` saying so (the caller can do nothing about it), and
+a listener whose key is refused, or lacks the scope, stops with that error.
 """
 
 from __future__ import annotations
@@ -37,16 +41,20 @@ from wonderq.edge.app import App
 from wonderq.edge.guard import BrowserGuard
 from wonderq.edge.params import Params, integer, optional_integer
 from wonderq.edge.requests import Request
-from wonderq.edge.responses import Response, Stream, json
+from wonderq.edge.responses import Response, Stream, error_envelope, json
 from wonderq.edge.routing import Api, Route
 from wonderq.errors import (
     BadRequest,
+    Forbidden,
     InvalidParameter,
     NotFound,
+    OverLimit,
     PayloadTooLarge,
     QueueExists,
     QueueNotFound,
     TooManyRequests,
+    Unauthorized,
+    Unavailable,
     WonderQError,
 )
 from wonderq.models import QueueRef
@@ -135,8 +143,8 @@ class Listener:
         log.info("listener %d started on queue %s (%s)", self.id, self.queue.name, self.params)
         try:
             await self._loop()
-        except (NotFound, BadRequest) as exc:  # the queue is gone: retrying will not help
-            self.state, self.error = "failed", exc.message
+        except WonderQError as exc:  # only those retrying will not help (_loop retries the others)
+            self.state, self.error = "failed", refused(exc).message
         except Exception as exc:
             log.exception("listener %d failed", self.id)
             self.state, self.error = "failed", f"internal error: {exc}"
@@ -153,9 +161,9 @@ class Listener:
         while not self._stopping.is_set():
             try:
                 messages = await self._receive()
-            except (NotFound, BadRequest):
-                raise
             except WonderQError as exc:  # unreachable or failing broker: back off and retry
+                if hopeless(exc):
+                    raise
                 failures += 1
                 self.error = exc.message
                 delay = min(MAX_BACKOFF, 0.5 * 2 ** (failures - 1))
@@ -244,9 +252,10 @@ class UserApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
-        key = self.settings.api_key or None
-        self._client = AsyncClient(self.settings.url, api_key=key)
-        self._listen_client = AsyncClient(self.settings.url, max_connections=MAX_LISTENERS, api_key=key)
+        key, ca_file = self.settings.api_key or None, self.settings.ca_file or None
+        self._client = AsyncClient(self.settings.url, api_key=key, ca_file=ca_file)
+        self._listen_client = AsyncClient(self.settings.url, max_connections=MAX_LISTENERS, api_key=key,
+                                          ca_file=ca_file)
         try:
             yield
         finally:
@@ -403,8 +412,21 @@ def failure(body: str, exc: WonderQError) -> dict[str, str]:
     return {"body": body, "reason": exc.message, "code": exc.code}
 
 
+def hopeless(exc: WonderQError) -> bool:
+    """Retrying will not help: the queue is gone, or the broker refuses the app's key."""
+    return isinstance(exc, NotFound | BadRequest | Unauthorized | Forbidden) and not isinstance(exc, OverLimit)
+
+
+def refused(exc: WonderQError) -> WonderQError:
+    """The broker's 401 (this app's key, not the caller's doing) as a 503 that says so."""
+    if isinstance(exc, Unauthorized):
+        return Unavailable(f"the broker refused the user app's API key (WONDERQ_API_KEY): {exc.message}")
+    return exc
+
+
 def create_app(settings: Settings) -> App:
     """The user app as an ASGI app, talking to the broker at ``settings.url``."""
     app = UserApp(settings)
-    return App([Api(app.routes)], app.lifespan, guard=BrowserGuard.for_settings(settings),
+    api = Api(app.routes, lambda exc: error_envelope(refused(exc)))
+    return App([api], app.lifespan, guard=BrowserGuard.for_settings(settings),
                max_pending_bytes=settings.max_pending_bytes)

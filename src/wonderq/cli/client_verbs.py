@@ -41,6 +41,7 @@ from wonderq.cli.output import (
     OK,
     REFUSED,
     UNREACHABLE,
+    USAGE,
     VERB_EPILOG,
     Run,
     UsageError,
@@ -98,7 +99,11 @@ def with_client(command: ClientRun) -> Run:
         from wonderq.client import Client
 
         try:
-            with Client(settings.url, api_key=settings.api_key or None) as client:
+            client = Client(settings.url, api_key=settings.api_key or None, ca_file=settings.ca_file or None)
+        except ValueError as exc:  # a CA file that cannot be used
+            return complain(exc, USAGE)
+        try:
+            with client:
                 return command(client, args)
         except WonderQError as exc:
             status = UNREACHABLE if isinstance(exc, BrokerUnreachable) else REFUSED

@@ -11,7 +11,10 @@ is imported only when its verb runs.
 says otherwise, the dev tool and user app talk to the broker ``up`` started. It
 prints where each listens. Ctrl-C, SIGTERM or SIGHUP stops all three (SIGTERM to
 each, SIGKILL after 15 s) and ``up`` exits 0; if a child exits on its own, ``up``
-stops the others and exits 1 (5 if the child could not start). The children are
+stops the others and exits 1 (5 if the child could not start). With
+``--tls-cert``/``--tls-key`` all three serve HTTPS (the pair is checked once, here),
+and the dev tool and user app reach the broker over https, trusting the
+certificate it serves (as ``WONDERQ_CA_FILE``, unless that is set). The children are
 in their own process group, so a Ctrl-C reaches them once, through ``up``; an
 ``up`` killed with SIGKILL leaves them running.
 
@@ -101,6 +104,9 @@ def server_verb(verbs: Verbs, name: str, help: str, command: Run) -> argparse.Ar
                    help="WONDERQ_LOG_LEVEL, default info: start, stop, errors and a summary a minute")
     p.add_argument("--access-log", action="store_const", const=True,
                    help="also one line per request (WONDERQ_ACCESS_LOG=1)")
+    tls = p.add_argument_group("TLS: serve HTTPS with both, or neither")
+    tls.add_argument("--tls-cert", metavar="PATH", help="PEM certificate (chain) (WONDERQ_TLS_CERT)")
+    tls.add_argument("--tls-key", metavar="PATH", help="PEM private key, no passphrase (WONDERQ_TLS_KEY)")
     door = p.add_argument_group("the door: browser safety and connection limits")
     door.add_argument("--allowed-hosts", metavar="H,H", help="Host names to serve besides loopback and the"
                       " bound address, comma-separated; * for any (WONDERQ_ALLOWED_HOSTS)")
@@ -145,8 +151,11 @@ def app_command(module: str, port_field: str) -> Run:
 
 def why_not(exc: CannotStart, settings: Settings, verb: str, port_field: str) -> tuple[str, str]:
     """What failed, naming the address or database, and what to check."""
-    from wonderq.edge.server import CannotListen
+    from wonderq.edge.server import BadTls, CannotListen
 
+    if isinstance(exc, BadTls):
+        return str(exc), ("--tls-cert and --tls-key (WONDERQ_TLS_CERT, WONDERQ_TLS_KEY) name a PEM certificate"
+                          " and its unencrypted private key, readable by this user")
     if isinstance(exc, CannotListen):
         flag = f"--port or WONDERQ_{port_field.upper()}"
         if exc.in_use:
@@ -195,8 +204,17 @@ class Flag:
 
 
 def up(args: argparse.Namespace, settings: Settings) -> int:
+    from wonderq.edge.server import CannotStart, check_tls
+
+    try:  # checked once here, not once by each child
+        scheme = "https" if check_tls(settings) else "http"
+    except CannotStart as exc:
+        exc.add_note(f"  hint: {why_not(exc, settings, 'up', 'port')[1]}")
+        return complain(f"cannot start the servers: {exc}", CANNOT_START, exc)
     if args.url is None and "WONDERQ_URL" not in os.environ:
-        settings = replace(settings, url=f"http://{local(settings.host)}:{settings.port}")
+        settings = replace(settings, url=f"{scheme}://{local(settings.host)}:{settings.port}")
+        if scheme == "https" and not settings.ca_file:  # the siblings trust the certificate it serves
+            settings = replace(settings, ca_file=os.path.abspath(settings.tls_cert))
     env = os.environ | {f"WONDERQ_{f.name.upper()}": str(getattr(settings, f.name)) for f in fields(settings)}
     stop = Flag()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -204,7 +222,7 @@ def up(args: argparse.Namespace, settings: Settings) -> int:
     children: dict[str, subprocess.Popen[bytes]] = {}
     for verb, what, _, field in SERVICES:
         children[what] = subprocess.Popen([sys.executable, "-m", "wonderq", verb], env=env, process_group=0)
-        print(f"{what:<8}  http://{local(settings.host)}:{getattr(settings, field)}", flush=True)
+        print(f"{what:<8}  {scheme}://{local(settings.host)}:{getattr(settings, field)}", flush=True)
     return supervise(children, stop)
 
 

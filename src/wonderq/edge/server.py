@@ -7,6 +7,11 @@ the app is started and stopped once here before any worker is forked (a database
 that cannot be opened fails once, not once per worker), then the workers (each its
 own event loop, backend connection and writer) are forked and any that dies is
 replaced until this process is told to stop.
+
+With ``tls_cert`` and ``tls_key`` it serves HTTPS (uvicorn's ssl options, in every
+worker too); the pair is loaded here first, so one file without the other, or a
+file that cannot be read or is no PEM certificate and key, is one
+:class:`BadTls` before the port is bound.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import os
 import resource
 import signal
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -49,6 +55,41 @@ class StartupFailed(CannotStart):
     """The app's lifespan raised ``__cause__``."""
 
 
+class BadTls(CannotStart):
+    """The certificate and key cannot be served (one missing, unreadable or invalid)."""
+
+
+def check_tls(settings: Settings) -> bool:
+    """Whether to serve HTTPS: both files given and usable (else :class:`BadTls`); neither, HTTP."""
+    cert, key = settings.tls_cert, settings.tls_key
+    if not cert and not key:
+        return False
+    if not (cert and key):
+        given, missing = ("--tls-cert", "--tls-key") if cert else ("--tls-key", "--tls-cert")
+        raise BadTls(f"{given} needs {missing} too (a certificate and its private key)")
+    read_pem(cert, "certificate", "--tls-cert", b"-----BEGIN CERTIFICATE-----")
+    key_pem = read_pem(key, "key", "--tls-key", b"PRIVATE KEY-----")
+    if b"ENCRYPTED" in key_pem:
+        raise BadTls(f"the key {key} is encrypted; give the key without its passphrase")
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key, password=lambda: b"")
+    except ssl.SSLError as exc:
+        why = "it is not the certificate's key" if exc.reason == "KEY_VALUES_MISMATCH" else str(exc.reason or exc)
+        raise BadTls(f"cannot serve the certificate {cert} with the key {key}: {why}") from exc
+    return True
+
+
+def read_pem(path: str, what: str, flag: str, marker: bytes) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise BadTls(f"cannot read the {what} {path} ({flag}): {exc.strerror or exc}") from exc
+    if marker not in data:
+        raise BadTls(f"the {what} {path} ({flag}) is not a PEM {what}")
+    return data
+
+
 def raise_file_limit() -> int:
     """Many keep-alive clients need many descriptors: use the hard limit; return it."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -69,11 +110,13 @@ def connection_limits(settings: Settings, descriptors: int) -> Limits:
 
 
 def uvicorn_config(app: App, settings: Settings, port: int) -> uvicorn.Config:
+    tls = bool(settings.tls_cert and settings.tls_key)
     return uvicorn.Config(
         app, host=settings.host, port=port, loop="uvloop", http=LimitedProtocol,
         lifespan="on", log_config=None, log_level=settings.log_level, access_log=settings.access_log,
         backlog=BACKLOG, timeout_keep_alive=settings.keep_alive_timeout, timeout_graceful_shutdown=3,
         server_header=False, date_header=False, proxy_headers=False,
+        ssl_certfile=settings.tls_cert if tls else None, ssl_keyfile=settings.tls_key if tls else None,
     )
 
 
@@ -93,9 +136,10 @@ def listen(host: str, port: int) -> socket.socket:
 
 def serve(make_app: Callable[[], App], settings: Settings, port: int) -> None:
     """Serve in this process, or in ``settings.cluster`` forked workers."""
+    scheme = "https" if check_tls(settings) else "http"
     LimitedProtocol.limits = connection_limits(settings, raise_file_limit())
     sock = listen(settings.host, port)
-    where = f"http://{settings.host}:{port}"
+    where = f"{scheme}://{settings.host}:{port}"
     if not settings.cluster:
         app = make_app()
         app.on_started = lambda: log.info("listening on %s", where)

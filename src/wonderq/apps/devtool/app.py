@@ -1,21 +1,28 @@
 """The dev tool (port 3210): the original's two read endpoints and a live dashboard.
 
-Everything it knows comes from the broker through one :class:`AsyncClient`; it
-never opens a database. Reads and actions answer with the broker's own JSON and
-pass the broker's errors through in the shared envelope. A sampler polls the
-broker's stats every second and keeps, per queue, the last ten minutes of
+Everything it knows comes from the broker through two :class:`AsyncClient` pools (the
+browsers' calls, and the sampler's); it never opens a database. Reads and actions answer
+with the broker's own JSON and pass the broker's errors through in the shared envelope. A
+sampler polls the broker's stats every second and keeps, per queue, the last ten minutes of
 depths and send/receive/delete rates for the dashboard's charts::
 
     GET    /queues                    every queue with its counts (the broker's stats)
     GET    /queues/{queue}            ?size=10&after=0: messages, peeked (never consumed)
     GET    /                          the dashboard; its files under /static/
     GET    /api/overview              ?since=&queue=&window=: sampled counts and a queue's history
+    POST   /login                     {"key": "wq_…"}: checked with the broker, kept in a cookie
+    POST   /logout
     POST   /api/queues                create (name and the broker's queue attributes)
     POST   /api/queues/{queue}/messages   send (body, delay_seconds)
     POST   /api/queues/{queue}/move   start moving a dead-letter queue's messages back
     POST   /api/queues/{queue}/purge
     DELETE /api/queues/{queue}
     DELETE /api/messages/{message}    unconditionally, whether or not it is held
+
+When the broker needs API keys, each of these reaches it with the key the browser logged
+in with (or the caller's bearer key; :mod:`.login`), and the broker's 401 or 403 comes back
+as it is; the sampler uses the dev tool's own key (``WONDERQ_API_KEY``), and a browser sees
+of its samples only the queues its own key lists.
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
 
-from wonderq.apps.devtool.sampling import Sampler
+from wonderq.apps.devtool.login import KEY, PROBE, Cookie, bearer
+from wonderq.apps.devtool.sampling import Sampler, find
 from wonderq.broker.names import path_id, path_queue
 from wonderq.client import (
     AsyncClient,
@@ -34,6 +42,7 @@ from wonderq.client import (
     create_queue_call,
     delete_call,
     delete_queue_call,
+    list_queues_call,
     move_call,
     peek_call,
     purge_call,
@@ -46,7 +55,7 @@ from wonderq.edge.params import integer, optional_integer, string
 from wonderq.edge.requests import Request
 from wonderq.edge.responses import Response, json
 from wonderq.edge.routing import Api, Route
-from wonderq.errors import NotFound
+from wonderq.errors import InvalidParameter, NotFound, Unauthorized, Unavailable, WonderQError
 from wonderq.models import ATTRIBUTES
 from wonderq.settings import MAX_ID, MAX_PEEK, Settings
 
@@ -77,7 +86,10 @@ class DevTool:
         self.settings = settings
         self.interval = interval  # seconds between samples
         self.window = window  # seconds of history kept
-        self._client: AsyncClient | None = None
+        self.cookie = Cookie(secure=bool(settings.tls_cert and settings.tls_key))
+        self.open = True  # the broker took a call without a key when last asked
+        self._client: AsyncClient | None = None  # the browsers' calls, each with its own key
+        self._own: AsyncClient | None = None  # the sampler's, with the dev tool's key
         self._sampler: Sampler | None = None
         self._task: asyncio.Task[None] | None = None
         self.routes: list[Route] = [
@@ -86,6 +98,8 @@ class DevTool:
             Route("GET", "/", self.index),
             Route("GET", "/static/{file}", self.asset),
             Route("GET", "/api/overview", self.overview),
+            Route("POST", "/login", self.login, params=("key",)),
+            Route("POST", "/logout", self.logout, params=()),
             Route("POST", "/api/queues", self.create_queue),
             Route("POST", "/api/queues/{queue}/messages", self.send),
             Route("POST", "/api/queues/{queue}/purge", self.purge),
@@ -96,8 +110,10 @@ class DevTool:
 
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
-        self._client = AsyncClient(self.settings.url, api_key=self.settings.api_key or None)
-        self._sampler = Sampler(self._client, self.interval, self.window)
+        ca_file = self.settings.ca_file or None
+        self._client = AsyncClient(self.settings.url, api_key="", ca_file=ca_file)
+        self._own = AsyncClient(self.settings.url, api_key=self.settings.api_key, ca_file=ca_file)
+        self._sampler = Sampler(self._own, self.interval, self.window)
         self._task = asyncio.create_task(self._sampler.run())
         try:
             yield
@@ -106,6 +122,7 @@ class DevTool:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             await self._client.aclose()
+            await self._own.aclose()
 
     @property
     def client(self) -> AsyncClient:
@@ -117,20 +134,55 @@ class DevTool:
         assert self._sampler is not None, "the dev tool has not started"
         return self._sampler
 
-    async def broker(self, call: Call[Any]) -> Any:
+    async def broker(self, req: Request, call: Call[Any]) -> Any:
         """The broker's JSON answer to one of the client's calls, unparsed: what the dev
         tool shows is what the broker said (a peeked message's ``state`` included)."""
-        return await self.client.call(call.unparsed())
+        return await self.as_browser(req, call.unparsed())
+
+    def key(self, req: Request) -> str | None:
+        """The key this caller reaches the broker with: its login's, or its own bearer key."""
+        return self.cookie.key(req) or bearer(req)
+
+    async def as_browser(self, req: Request, call: Call[Any]) -> Any:
+        """A call with the browser's key (none if it has not logged in); a key the broker
+        refuses is also cleared from the browser."""
+        key = self.key(req)
+        try:
+            return await self.client.call(call, api_key=key)
+        except Unauthorized as exc:
+            if self.cookie.key(req) is not None:
+                error: WonderQError = exc  # its headers as any error's
+                error.headers = (*exc.headers, self.cookie.clear())
+            raise
+
+    async def reach(self, req: Request) -> frozenset[str] | None:
+        """The queues this browser may see of the samples: all (None) while the broker takes
+        calls without a key, else those its key lists; Unauthorized if it has no key the broker
+        takes. With the broker unreachable, what was true when it last answered."""
+        key = self.key(req)
+        try:
+            if key is not None:
+                return frozenset(q.name for q in await self.as_browser(req, list_queues_call()))
+            with contextlib.suppress(NotFound):
+                await self.as_browser(req, PROBE)
+            self.open = True
+        except Unauthorized:
+            self.open = self.open and key is not None
+            raise
+        except Unavailable:
+            if key is not None or not self.open:
+                raise
+        return None
 
     # -- the original's endpoints --
 
     async def list_queues(self, req: Request) -> Response:
-        return json(await self.broker(stats_call()))
+        return json(await self.broker(req, stats_call()))
 
     async def show_queue(self, req: Request) -> Response:
         size = integer(req.params, "size", 10, 1, MAX_PEEK)
         after = integer(req.params, "after", 0, 0, MAX_ID)
-        return json(await self.broker(peek_call(path_queue(req.args["queue"]), size, after)))
+        return json(await self.broker(req, peek_call(path_queue(req.args["queue"]), size, after)))
 
     # -- the dashboard --
 
@@ -141,46 +193,61 @@ class DevTool:
         return load_asset(req.args["file"])
 
     async def overview(self, req: Request) -> Response:
-        """The sampled counts of every queue (null when ``since`` is the current
-        ``version``: nothing changed) and the selected ``queue``'s history."""
+        """The sampled counts of every queue this browser may see (null when ``since`` is the
+        current ``version``: nothing changed) and the selected ``queue``'s history."""
         p, s = req.params, self.sampler
         since = optional_integer(p, "since", 0, MAX_ID)
         seconds = integer(p, "window", 300, 1, 3600)
+        names = await self.reach(req)
+        rows = s.rows if names is None else [row for row in s.rows if row["name"] in names]
         out: dict[str, Any] = {
-            "broker": self.settings.url, "error": s.error, "interval": s.interval,
-            "version": s.version, "queues": None if since == s.version else s.rows, "history": None,
+            "broker": self.settings.url, "error": s.error, "interval": s.interval, "version": s.version,
+            "queues": None if since == s.version else rows, "history": None,
+            "logged_in": self.key(req) is not None,
         }
         if p.get("queue") not in (None, ""):
-            qid = s.find(path_queue(str(p["queue"])))
+            qid = find(rows, path_queue(str(p["queue"])))
             out["history"] = None if qid is None else s.history.window(qid, seconds)
         return json(out)
+
+    async def login(self, req: Request) -> Response:
+        """Check a key with the broker; keep it in this browser's cookie."""
+        key = string(req.params, "key") or ""
+        if not KEY.fullmatch(key):
+            raise InvalidParameter("key must be an API key, as `wonderq keys create` prints it (wq_…)")
+        with contextlib.suppress(NotFound):
+            await self.client.call(PROBE, api_key=key)
+        return json({"success": True}, headers=(self.cookie.set(key),))
+
+    async def logout(self, req: Request) -> Response:
+        return json({"success": True}, headers=(self.cookie.clear(),))
 
     async def create_queue(self, req: Request) -> Response:
         p = req.params
         attributes = {key: blank_is_none(p.get(key)) for key in ATTRIBUTES}
-        return await self.act(create_queue_call(string(p, "name", required=False) or "", attributes))
+        return await self.act(req, create_queue_call(string(p, "name", required=False) or "", attributes))
 
     async def send(self, req: Request) -> Response:
         p = req.params
         queue = path_queue(req.args["queue"])
         body = string(p, "body", required=False) or ""
-        return await self.act(send_call(queue, body, blank_is_none(p.get("delay_seconds"))))
+        return await self.act(req, send_call(queue, body, blank_is_none(p.get("delay_seconds"))))
 
     async def purge(self, req: Request) -> Response:
-        return await self.act(purge_call(path_queue(req.args["queue"])))
+        return await self.act(req, purge_call(path_queue(req.args["queue"])))
 
     async def move(self, req: Request) -> Response:
-        return await self.act(move_call(path_queue(req.args["queue"]), None))
+        return await self.act(req, move_call(path_queue(req.args["queue"]), None))
 
     async def delete_queue(self, req: Request) -> Response:
-        return await self.act(delete_queue_call(path_queue(req.args["queue"])))
+        return await self.act(req, delete_queue_call(path_queue(req.args["queue"])))
 
     async def delete_message(self, req: Request) -> Response:
-        return await self.act(delete_call(path_id(req.args["message"], "message"), None))
+        return await self.act(req, delete_call(path_id(req.args["message"], "message"), None))
 
-    async def act(self, call: Call[Any]) -> Response:
+    async def act(self, req: Request, call: Call[Any]) -> Response:
         """Run an action on the broker, then refresh the counts so the page sees it."""
-        result = await self.broker(call)
+        result = await self.broker(req, call)
         await self.sampler.refresh()
         return json(result)
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from wonderq.client import AsyncClient, QueueStats
-from wonderq.errors import WonderQError
+from wonderq.errors import Forbidden, Unauthorized, WonderQError
 
 log = logging.getLogger("wonderq.devtool")
 # One sample of one queue: its depths, then its rates (messages per second).
@@ -113,6 +113,12 @@ def queue_row(s: QueueStats, rates: tuple[float, ...]) -> dict[str, Any]:
     }
 
 
+def find(rows: Sequence[dict[str, Any]], ref: int | str) -> int | None:
+    """A queue's id, from its id or name, among these rows."""
+    key = "id" if isinstance(ref, int) else "name"
+    return next((row["id"] for row in rows if row[key] == ref), None)
+
+
 class Sampler:
     """Polls the broker's stats every ``interval`` seconds into a :class:`History`
     and keeps the latest counts as rows; ``version`` changes when the rows do."""
@@ -158,9 +164,12 @@ class Sampler:
         try:
             stats = await self.client.stats()
         except WonderQError as exc:
+            error = exc.message
+            if isinstance(exc, Unauthorized | Forbidden):
+                error = f"the broker refused the dev tool's own key (WONDERQ_API_KEY): {exc.message}"
             if self.error is None:
-                log.warning("cannot sample the broker: %s", exc.message)
-            self.error = exc.message
+                log.warning("cannot sample the broker: %s", error)
+            self.error = error
             return ticket, None
         self.error = None
         return ticket, stats
@@ -174,8 +183,3 @@ class Sampler:
             self.rows = rows
             self.version += 1
 
-    def find(self, ref: int | str) -> int | None:
-        """A queue's id, from its id or name, among the latest rows."""
-        if isinstance(ref, int):
-            return ref
-        return next((row["id"] for row in self.rows if row["name"] == ref), None)

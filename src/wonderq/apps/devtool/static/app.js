@@ -1,6 +1,8 @@
 // The WonderQ dev tool's dashboard: plain JavaScript, no build step, no dependencies.
 // It polls /api/overview (counts of every queue, history of the selected one) and
 // browses messages with paged peeks (GET /queues/:id?size=&after=), which never consume.
+// When the broker needs an API key, any call answered 401 shows the login form; the key
+// goes to POST /login once and lives in an HttpOnly cookie, out of this script's reach.
 "use strict";
 
 const POLL_MS = 1000;
@@ -45,6 +47,7 @@ const state = {
   loadingMessages: false,
   reloadMessages: false,
   brokerDown: false,
+  loggedIn: false,      // the last overview came with the browser's own key
 };
 
 // -- talking to the dev tool --
@@ -64,9 +67,53 @@ async function api(method, path, body) {
   const data = await response.json().catch(() => null);
   if (!response.ok) {
     const error = data && data.error;
-    throw new Error(error ? `${error.code}: ${error.message}` : `HTTP ${response.status}`);
+    const message = error ? `${error.code}: ${error.message}` : `HTTP ${response.status}`;
+    if (response.status === 401 && path !== "/login") showLogin(state.loggedIn ? message : "");
+    throw new Error(message);
   }
   return data;
+}
+
+// -- logging in --
+
+// `why` is said only when a key the browser had logged in with was refused (revoked).
+function showLogin(why) {
+  const panel = $("login");
+  state.loggedIn = false;
+  if (!panel.hidden) return;
+  $("login-error").textContent = why;
+  panel.hidden = false;
+  select(null); // nothing a refused key had shown stays on the page
+  updateTable([]);
+  state.version = null;
+  $("login-form").elements.key.focus();
+}
+
+async function logIn(event) {
+  event.preventDefault();
+  const form = event.target;
+  try {
+    await api("POST", "/login", { key: form.elements.key.value.trim() });
+  } catch (err) {
+    $("login-error").textContent = err.message;
+    return;
+  }
+  form.reset();
+  $("login").hidden = true;
+  say("logged in", false);
+  state.version = null;
+  await poll(true);
+  loadMessages();
+}
+
+async function logOut() {
+  try {
+    await api("POST", "/logout");
+  } catch (err) {
+    say(err.message, true);
+    return;
+  }
+  window.location.reload(); // nothing of what the key showed stays on the page
 }
 
 function say(text, isError) {
@@ -180,6 +227,9 @@ async function pollOnce(force) {
     if (!force && state.version !== null) params.set("since", state.version);
     if (state.selected !== null) params.set("queue", state.selected);
     const data = await api("GET", `/api/overview?${params}`);
+    $("login").hidden = true;
+    $("logout").hidden = !data.logged_in;
+    state.loggedIn = data.logged_in;
     $("broker").textContent = `broker ${data.broker}`;
     $("broker").classList.toggle("down", Boolean(data.error));
     if (data.error) say(`broker: ${data.error}`, true);
@@ -512,6 +562,8 @@ async function start() {
   });
   $("filter").addEventListener("input", applyFilter);
   $("create-form").addEventListener("submit", createQueue);
+  $("login-form").addEventListener("submit", logIn);
+  $("logout").addEventListener("click", logOut);
   $("send-form").addEventListener("submit", sendMessage);
   $("purge").addEventListener("click", purge);
   $("move-back").addEventListener("click", moveBack);
