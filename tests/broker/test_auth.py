@@ -202,3 +202,19 @@ def test_the_document_says_which_operations_need_a_key(broker: Broker) -> None:
                 assert r.status_code == 401 and "401" in op["responses"], (method, path, r.text)
     assert open_ops == {("get", "/healthz"), ("head", "/healthz"), ("get", "/readyz"), ("head", "/readyz"),
                         ("get", "/openapi.json")}
+
+
+def test_rest_keys_close_the_sqs_api_too(broker: Broker) -> None:
+    """With keys on and no SQS credentials, no SQS request passes, signed or not, and the
+    error says what to configure: an open SQS API beside a keyed REST API would be a hole."""
+    sqs = {"X-Amz-Target": "AmazonSQS.ListQueues", "Content-Type": "application/x-amz-json-1.0"}
+    signed = sqs | {"X-Amz-Date": "20260101T000000Z", "Authorization": (
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20260101/us-east-1/sqs/aws4_request, "
+        "SignedHeaders=host;x-amz-date;x-amz-target, Signature=" + "0" * 64)}
+    assert broker.client.post("/", content=b"{}", headers=signed).status_code == 200  # auth off: any signature
+    broker.key("admin")
+    r = broker.client.post("/", content=b"{}", headers=signed)
+    assert r.status_code == 403 and r.json()["__type"].endswith("#InvalidClientTokenId"), r.text
+    assert "--sqs-credentials" in r.json()["message"]
+    r = broker.client.post("/", content=b"{}", headers=sqs)
+    assert r.status_code == 403 and r.json()["__type"].endswith("#MissingAuthenticationToken"), r.text

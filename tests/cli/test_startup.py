@@ -154,3 +154,12 @@ def test_an_exposed_bind_serves_with_a_key_or_when_told_insecure(tmp_path: Path)
         assert httpx.get(keyed.url + "/queues").status_code == 401
     finally:
         keyed.stop()
+
+
+def test_a_loose_credentials_file_is_named_with_its_own_hint(tmp_path: Path) -> None:
+    creds = tmp_path / "credentials"
+    creds.write_text("AKIDEXAMPLE wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY admin\n")
+    creds.chmod(0o644)
+    r = wonderq("broker", "--port", str(free_port()), "--db", str(tmp_path / "w.db"), "--sqs-credentials", str(creds))
+    assert_cannot_start(r, str(creds), "chmod 600")
+    assert "--sqs-credentials" in r.stderr and "database" not in r.stderr

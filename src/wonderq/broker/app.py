@@ -38,7 +38,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, backend: Backe
     metrics = Metrics(clock)
     moves = MoveTasks(db, clock)  # message move tasks, started through either API
     rest = Api(RestApi(db, metrics, clock, moves, ring).routes())
-    sqs = SqsApi(db, settings, clock, moves)
+    sqs = SqsApi(db, settings, clock, moves, required=lambda: ring.required)  # REST keys guard SQS too
     apis = [rest, *sqs.apis()]
     metrics.track(route.endpoint for api in apis for route in api.routes)
 

@@ -164,9 +164,14 @@ def why_not(exc: CannotStart, settings: Settings, verb: str, port_field: str) ->
     if verb != "broker":
         return str(exc), "run it with --log-level debug for the whole story"
     from wonderq.broker.keys import Unprotected
+    from wonderq.broker.sqs.signatures import CredentialsError
 
     if isinstance(exc.__cause__, Unprotected):
         return str(exc.__cause__), exc.__cause__.hint
+    if isinstance(exc.__cause__, CredentialsError):
+        return str(exc.__cause__), ("--sqs-credentials (WONDERQ_SQS_CREDENTIALS) names a file readable by this"
+                                    " user only (chmod 600), a line per key: <access key id> <secret> <scope>"
+                                    " [queues]")
     where = redact(settings.db)
     if settings.db.startswith("sqlite:"):
         hint = "its directory must exist and be writable by this user; choose another with --db or WONDERQ_DB"

@@ -248,7 +248,9 @@ def verify(request: Request, keys: Keys, region: str, now_ms: int) -> Grant:
                        " AWS Signature Version 4 (an access key from the broker's credentials file).")
     key = keys.get(claim.key_id)
     if key is None:
-        raise SqsError(INVALID_CLIENT_TOKEN_ID, "The security token included in the request is invalid.")
+        why = "" if keys else (" Authentication is on (the broker has API keys) and it has no SQS credentials:"
+                               " start it with --sqs-credentials (WONDERQ_SQS_CREDENTIALS).")
+        raise SqsError(INVALID_CLIENT_TOKEN_ID, "The security token included in the request is invalid." + why)
     check_scope(claim, region)
     check_time(claim, datetime.fromtimestamp(now_ms / 1000, UTC))
     if request.header(b"x-amz-target") is not None and "x-amz-target" not in claim.headers:
