@@ -8,7 +8,8 @@ as ``{"error": {"code": ..., "message": ...}}``::
      │    └── InvalidParameter        400  invalid_parameter
      ├── Unauthorized                 401  unauthorized
      ├── Forbidden                    403  forbidden
-     │    └── OverLimit               403  over_limit
+     │    ├── OverLimit               403  over_limit
+     │    └── Unsigned                403  forbidden   (a form with no Authorization header)
      ├── NotFound                     404  not_found
      │    ├── QueueNotFound           404  queue_not_found
      │    └── MessageNotFound         404  message_not_found
@@ -69,6 +70,11 @@ class Unauthorized(WonderQError):
 class Forbidden(WonderQError):
     status = 403
     code = "forbidden"
+
+
+class Unsigned(Forbidden):
+    """A state change in a body any web page can send (a form, text) without an
+    ``Authorization`` header. Its code is ``forbidden``; SQS says MissingAuthenticationToken."""
 
 
 class OverLimit(Forbidden):

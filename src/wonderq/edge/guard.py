@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wonderq.edge.requests import Request
-from wonderq.errors import Forbidden
+from wonderq.errors import Forbidden, Unsigned
 from wonderq.settings import Settings
 
 LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -73,7 +73,7 @@ class BrowserGuard:
         if content_type is None or request.header(b"authorization") is not None:
             return
         if content_type.split(b";", 1)[0].strip().lower() in SIMPLE_TYPES:
-            raise Forbidden(f"a {content_type.decode('latin-1')} body may change state here only with an"
+            raise Unsigned(f"a {content_type.decode('latin-1')} body may change state here only with an"
                             " Authorization header (a web page can send one cross-site); send JSON"
                             " (Content-Type: application/json)")
 

@@ -16,6 +16,7 @@ parameter checks) is mapped by :func:`fault_of`::
     BadRequest, InvalidParameter,
     PayloadTooLarge                     → InvalidParameterValue
     OverLimit                           → OverLimit
+    Unsigned                            → MissingAuthenticationToken
     Forbidden                           → AccessDenied
     Unauthorized                        → MissingAuthenticationToken
     NotFound, MethodNotAllowed          → InvalidAction
@@ -95,6 +96,7 @@ CORE: tuple[tuple[type[WonderQError], Fault], ...] = (  # most specific first
     (errors.BadRequest, INVALID_PARAMETER_VALUE),
     (errors.PayloadTooLarge, INVALID_PARAMETER_VALUE),
     (errors.OverLimit, OVER_LIMIT),
+    (errors.Unsigned, MISSING_AUTHENTICATION_TOKEN),
     (errors.Forbidden, ACCESS_DENIED),
     (errors.Unauthorized, MISSING_AUTHENTICATION_TOKEN),
     (errors.NotFound, INVALID_ACTION),
