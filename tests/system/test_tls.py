@@ -10,6 +10,7 @@ import datetime
 import ipaddress
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -148,6 +149,20 @@ def test_the_broker_serves_https(services: list[Service], tmp_path: Path, pem: P
         assert c.post("/queues", json={"name": "jobs"}).status_code == 200
         assert c.post("/messages", json={"queue_name": "jobs", "body": "over tls"}).status_code == 200
     assert f"listening on {url}" in s.log.read_text()
+
+
+@pytest.mark.parametrize("cluster", [[], ["--cluster", "2"]])
+def test_a_handshake_that_never_comes_is_closed_like_silent_headers(
+    services: list[Service], tmp_path: Path, pem: Pem, cluster: list[str]
+) -> None:
+    """Before its handshake a TLS socket is not a connection the cap counts, so it gets the
+    header timeout too (asyncio alone would keep it 60 s)."""
+    port = free_port()
+    start(services, tmp_path, pem, f"https://127.0.0.1:{port}/healthz", "broker", "--port", str(port),
+          "--db", str(tmp_path / "w.db"), "--header-timeout", "1", *cluster)
+    with socket.create_connection(("127.0.0.1", port)) as silent:
+        silent.settimeout(30)  # far under 60 s, far over the 1 s asked for
+        assert silent.recv(1) == b""  # closed by the server, not timed out here
 
 
 @pytest.mark.parametrize(("verb", "path"), [("dev", "/"), ("user", "/listeners")])

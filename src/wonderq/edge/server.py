@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import logging
 import os
 import resource
@@ -151,10 +152,26 @@ def serve(make_app: Callable[[], App], settings: Settings, port: int) -> None:
         log.info("every worker has stopped")
 
 
+class Server(uvicorn.Server):
+    """uvicorn's server, with a TLS handshake bounded like a request's headers
+    (``header_timeout``; asyncio's own bound is 60 s): a socket that never finishes
+    its handshake is not yet a connection the cap counts, so it must not linger."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        if self.config.is_ssl:
+            bounded = functools.partial(loop.create_server, ssl_handshake_timeout=LimitedProtocol.limits.header_timeout)
+            loop.create_server = bounded  # type: ignore[method-assign]
+        try:
+            await super().startup(sockets)
+        finally:
+            loop.__dict__.pop("create_server", None)
+
+
 def run_server(app: App, settings: Settings, sock: socket.socket) -> None:
     """uvicorn on ``sock`` until it is told to stop; its startup failure as :class:`StartupFailed`."""
     try:
-        uvicorn.Server(uvicorn_config(app, settings, sock.getsockname()[1])).run(sockets=[sock])
+        Server(uvicorn_config(app, settings, sock.getsockname()[1])).run(sockets=[sock])
     except SystemExit:  # uvicorn's way out when the lifespan failed
         if app.startup_error is None:
             raise
@@ -219,7 +236,7 @@ class Supervisor:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             config = uvicorn_config(self.make_app(), self.settings, self.port)
-            uvicorn.Server(config).run(sockets=[self.sock])
+            Server(config).run(sockets=[self.sock])
         except SystemExit as exc:  # uvicorn's own exit: its startup failed (logged)
             code = exc.code if isinstance(exc.code, int) else 1
         except BaseException:
