@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from wonderq.backends import backend_for
 from wonderq.backends.base import Backend
+from wonderq.broker.caps import InFlightCap
 from wonderq.broker.metrics import Metrics
 from wonderq.broker.moves import MoveTasks
 from wonderq.broker.rest import RestApi
@@ -29,8 +30,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None, backend: Backe
     db = backend or backend_for(settings, clock)
     metrics = Metrics(clock)
     moves = MoveTasks(db, clock)  # message move tasks, started through either API
-    rest = Api(RestApi(db, metrics, clock, moves).routes())
-    sqs = SqsApi(db, settings, clock, moves)
+    in_flight = InFlightCap(db, settings.max_in_flight, clock)  # one count per queue for both APIs
+    rest = Api(RestApi(db, metrics, clock, moves, in_flight).routes())
+    sqs = SqsApi(db, settings, clock, moves, in_flight)
     apis = [rest, *sqs.apis()]
     metrics.track(route.endpoint for api in apis for route in api.routes)
 

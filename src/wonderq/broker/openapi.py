@@ -214,7 +214,8 @@ def _send_body() -> Schema:
 ERRORS = {
     400: "bad request: malformed JSON or form, a missing parameter, one that is not an integer or"
          " out of bounds, a bad queue name",
-    403: "refused by the door: a foreign Host, or a state change from another origin",
+    403: "refused by the door (forbidden: a foreign Host, or a state change from another origin), or at a cap"
+         " (over_limit: a create past --max-queues, a consume of a queue past --max-in-flight)",
     404: "no such queue or message",
     408: "the request's headers or body came too slowly",
     409: "the queue exists already, or the token is stale",

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from functools import partial
 
 from wonderq.backends.base import Backend
+from wonderq.broker.caps import InFlightCap
 from wonderq.broker.moves import MoveTasks
 from wonderq.broker.sqs import awsjson, permissions, query
 from wonderq.broker.sqs.awsjson import Action
@@ -28,10 +29,12 @@ from wonderq.settings import Settings
 
 
 class SqsApi:
-    def __init__(self, backend: Backend, settings: Settings, clock: Clock, moves: MoveTasks) -> None:
+    def __init__(
+        self, backend: Backend, settings: Settings, clock: Clock, moves: MoveTasks, in_flight: InFlightCap
+    ) -> None:
         self.settings = settings
         queues = QueueActions(backend, clock)
-        messages = MessageActions(backend, queues)
+        messages = MessageActions(backend, queues, in_flight)
         tasks = MoveActions(moves)
         self.actions: Mapping[str, Action] = {
             "CreateQueue": queues.create_queue, "GetQueueUrl": queues.get_queue_url,
