@@ -17,6 +17,7 @@ from tests.broker.sqs.test_queues import code
 from tests.conftest import BACKENDS, create_queue, fresh_database, unique
 from tests.inprocess import InProcess, serving
 from wonderq.broker.app import create_app
+from wonderq.cli import parser
 from wonderq.clock import ManualClock
 from wonderq.settings import Settings
 
@@ -189,3 +190,10 @@ def test_sqs_create_past_the_queue_cap_is_over_limit(few: InProcess, protocol: s
 def test_a_cap_below_one_is_refused_at_start(field: str) -> None:
     with pytest.raises(ValueError, match="at least 1"):
         Settings.load({field: "0"}, env={})
+
+
+def test_the_broker_verb_takes_both_caps() -> None:
+    args = parser().parse_args(["broker", "--max-queues", "7", "--max-in-flight", "9"])
+    settings = Settings.load(vars(args), env={})
+    assert (settings.max_queues, settings.max_in_flight) == (7, 9)
+    assert Settings.load({}, env={"WONDERQ_MAX_QUEUES": "8"}).max_queues == 8
