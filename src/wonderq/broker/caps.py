@@ -5,16 +5,17 @@ Approximate, as AWS's is. Each broker process keeps every queue's count as
 :meth:`Backend.queue_stats` last gave it and reads it again at most once a second
 per queue (by the injected clock), on the first receive that finds it older; the
 receives in between pay a dict look-up (0.4 µs, against 160 µs for a receive on
-SQLite: a quick loop, its figures in bench/README.md). So
-a queue can go past the cap by what all brokers claim within a second of a reading,
-and a receive may be refused up to a second after deletes brought the count back
-under it. Counting in the claim's own transaction would be exact, but would cost
-every claim a walk over the index entries of every message in flight (up to the cap:
-120,000) on the single writer, the one thing that must stay cheap.
+SQLite; bench/README.md has the quick loop's figures). So a queue can go past the
+cap by what all brokers claim within a second of a reading, and a receive may be
+refused up to a second after deletes brought the count back under it. The reading
+itself runs on the reader (SQLite) or the pool (PostgreSQL), never the writer: 0.2 ms
+with nothing in flight, 3 ms with 10,000, 39 ms with 120,000 (SQLite), once a second.
+Counting in the claim's own transaction would be exact, but would cost every claim
+that walk over the index entries of the messages in flight, on the single writer.
 
 What a receive at the cap gets is each API's business: the REST API answers
 ``403 over_limit`` (its client is told); the SQS API follows AWS's documents
-(:meth:`MessageActions.receive_message`).
+(:meth:`~wonderq.broker.sqs.messages.MessageActions.at_cap`).
 """
 
 from __future__ import annotations
