@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from wonderq.backends import backend_for  # noqa: E402
+from wonderq.broker.caps import InFlightCap  # noqa: E402
 from wonderq.broker.moves import MoveTasks  # noqa: E402
 from wonderq.broker.sqs import SqsApi  # noqa: E402
 from wonderq.clock import Clock  # noqa: E402
@@ -58,7 +59,7 @@ def actions() -> list[str]:
     """The SQS API's action table (a backend is made, never opened)."""
     settings = Settings(db=str(Path(tempfile.gettempdir()) / "unused.db"))
     db = backend_for(settings, Clock())
-    return sorted(SqsApi(db, settings, Clock(), MoveTasks(db, Clock())).actions)
+    return sorted(SqsApi(db, settings, Clock(), MoveTasks(db, Clock()), InFlightCap(db, 1, Clock())).actions)
 
 
 def table(passed: bool, calls: list[tuple[str, str, int]]) -> str:

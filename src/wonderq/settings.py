@@ -92,6 +92,8 @@ class Settings:
             raise ValueError("timeouts must be positive numbers of seconds")
         if self.max_header_bytes < 1024 or self.max_connections < 1:
             raise ValueError("max header bytes must be at least 1024 and max connections at least 1")
+        if self.max_queues < 1 or self.max_in_flight < 1:
+            raise ValueError("max queues and max in flight must be at least 1")
         if not (len(self.account_id) == 12 and self.account_id.isdigit()):
             raise ValueError("account id must be 12 digits")
         if self.cluster < 0:

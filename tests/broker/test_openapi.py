@@ -21,7 +21,7 @@ METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
 
 
 def rest_routes() -> set[tuple[str, str]]:
-    api = RestApi(None, None, None, None, None)  # type: ignore[arg-type]  # routes() only names the handlers
+    api = RestApi(None, None, None, None, None, None)  # type: ignore[arg-type]  # routes() only names the handlers
     return {(r.method.lower(), r.path) for r in api.routes()}
 
 

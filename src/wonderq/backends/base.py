@@ -63,8 +63,12 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def create_queue(self, name: str, attributes: QueueAttributes) -> Queue:
         """Create a queue (``modified_at`` = ``created_at``, no tags). Raise
-        QueueExists if the name is taken, or InvalidParameter if its
-        ``redrive_target`` names no queue."""
+        QueueExists if the name is taken, InvalidParameter if its
+        ``redrive_target`` names no queue, or OverLimit if the database holds
+        ``settings.max_queues`` queues already (``rules.too_many_queues``).
+        The queues are counted here, in the creating transaction, and nowhere
+        else: only a create pays for the cap, and concurrent creates (other
+        processes, other brokers) cannot pass it together."""
 
     @abc.abstractmethod
     async def get_queue(self, ref: QueueRef) -> Queue:
@@ -188,6 +192,16 @@ class Backend(abc.ABC):
     async def revoke_key(self, key_id: str) -> ApiKey:
         """Set a key's ``revoked_at`` to now, once (revoking it again changes
         nothing); return it. Raise NotFound if there is no such key."""
+
+    @abc.abstractmethod
+    async def queue_stats(self, ref: QueueRef) -> QueueStats:
+        """One queue's counts, as :meth:`stats` gives them, or raise QueueNotFound.
+
+        Costs what one queue's share of :meth:`stats` costs, whatever the
+        number of queues: ``messages`` and the cumulative counters from the
+        queue's ``queue_counts`` rows, in-flight and delayed from the index
+        range of its invisible messages, the oldest from its first id; the
+        queue's attributes as they are now, on every broker."""
 
     @abc.abstractmethod
     async def expire_some(self, limit: int) -> int:

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import astuple, dataclass, field, fields, replace
 from typing import NoReturn
 
-from wonderq.errors import MessageNotFound, PayloadTooLarge, StaleToken
+from wonderq.errors import MessageNotFound, OverLimit, PayloadTooLarge, QueueExists, StaleToken, WonderQError
 from wonderq.models import Message, NewMessage, Queue, QueueAttributes
 
 Woken = list[tuple[int, int]]  # (queue_id, messages made visible)
@@ -94,6 +94,16 @@ def missing(message_id: int, exists: bool) -> NoReturn:
     if exists:
         raise StaleToken(f"the token is not message {message_id}'s current receipt token")
     raise MessageNotFound(f"message {message_id} does not exist")
+
+
+def too_many_queues(name: str, count: int, cap: int, taken: bool) -> WonderQError:
+    """What a create that found ``count`` >= ``cap`` queues raises: QueueExists if
+    the name is taken (SQS answers a repeated CreateQueue with the queue), else
+    OverLimit naming the cap and its flag."""
+    if taken:
+        return QueueExists(f"queue {name!r} already exists")
+    return OverLimit(f"the database holds {count} queues, the most allowed (--max-queues or"
+                     f" WONDERQ_MAX_QUEUES, now {cap}); delete one or raise the cap")
 
 
 def uuid4s(n: int) -> list[str]:

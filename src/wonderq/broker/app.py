@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 
 from wonderq.backends import backend_for
 from wonderq.backends.base import Backend
+from wonderq.broker.caps import InFlightCap
 from wonderq.broker.keys import KeyRing, check_exposure
 from wonderq.broker.metrics import Metrics
 from wonderq.broker.moves import MoveTasks
@@ -37,8 +38,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None, backend: Backe
     ring = keys or KeyRing(db, settings)
     metrics = Metrics(clock)
     moves = MoveTasks(db, clock)  # message move tasks, started through either API
-    rest = Api(RestApi(db, metrics, clock, moves, ring).routes())
-    sqs = SqsApi(db, settings, clock, moves, required=lambda: ring.required)  # REST keys guard SQS too
+    in_flight = InFlightCap(db, settings.max_in_flight, clock)  # one count per queue for both APIs
+    rest = Api(RestApi(db, metrics, clock, moves, ring, in_flight).routes())
+    sqs = SqsApi(db, settings, clock, moves, in_flight, required=lambda: ring.required)  # REST keys guard SQS too
     apis = [rest, *sqs.apis()]
     metrics.track(route.endpoint for api in apis for route in api.routes)
 

@@ -57,7 +57,7 @@ class MoveTasks:
             raise InvalidParameter(f"{source} is no queue's dead-letter queue (redrive_target)")
         if any(t.status == "RUNNING" and t.source == source for t in self.tasks):
             raise InvalidParameter(f"a move task from {source} is running already; one at a time")
-        stats = next(s for s in await self.db.stats() if s.queue.name == source)
+        stats = await self.db.queue_stats(source)
         task = MoveTask(str(uuid.uuid4()), source, destination, rate, self.clock.now_ms(), stats.visible)
         task.runner = asyncio.create_task(self._run(task))
         self.tasks.append(task)

@@ -219,8 +219,9 @@ ERRORS = {
     400: "bad request: malformed JSON or form, a missing parameter, one that is not an integer or"
          " out of bounds, a bad queue name",
     401: "authentication is on and the request has no API key, or an unknown or revoked one",
-    403: "the key lacks the scope or does not reach the queue; or refused by the door: a foreign Host,"
-         " a state change from another origin, or a form or text/plain body without an Authorization header",
+    403: "the key lacks the scope or does not reach the queue; refused by the door (a foreign Host,"
+         " a state change from another origin, or a form or text/plain body without an Authorization header);"
+         " or at a cap (over_limit: a create past --max-queues, a consume of a queue past --max-in-flight)",
     404: "no such queue or message",
     408: "the request's headers or body came too slowly",
     409: "the queue exists already, or the token is stale",

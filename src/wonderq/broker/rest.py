@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from wonderq.backends.base import Backend
 from wonderq.broker import wire
 from wonderq.broker.access import ADMIN, OPEN, READ, WRITE, Grant
+from wonderq.broker.caps import InFlightCap
 from wonderq.broker.keys import KeyRing
 from wonderq.broker.metrics import CONTENT_TYPE, Metrics
 from wonderq.broker.moves import MAX_RATE, MoveTasks
@@ -102,12 +103,16 @@ def peeked_json(m: Message, now: int) -> JsonObject:
 class RestApi:
     """The handlers, over one backend; the app's lifespan opens and closes it."""
 
-    def __init__(self, backend: Backend, metrics: Metrics, clock: Clock, moves: MoveTasks, keys: KeyRing) -> None:
+    def __init__(
+        self, backend: Backend, metrics: Metrics, clock: Clock, moves: MoveTasks, keys: KeyRing,
+        in_flight: InFlightCap,
+    ) -> None:
         self.db = backend
         self.metrics = metrics
         self.clock = clock
         self.moves = moves
         self.keys = keys
+        self.in_flight = in_flight
 
     def routes(self) -> list[Route]:
         ref, token = ("queue_id", "queue_name"), wire.TOKEN
@@ -271,6 +276,8 @@ class RestApi:
         size = integer(p, "size", 1, 1, MAX_BATCH)
         wait = integer(p, "wait_time", MAX_WAIT, 0, MAX_WAIT)
         visibility = optional_integer(p, "visibility_timeout", 0, MAX_VISIBILITY)  # None: the queue's
+        if (full := await self.in_flight.full(ref)) is not None:
+            raise self.in_flight.refused(full)  # any queue, any wait: a REST client is told (403 over_limit)
         messages = await self.db.receive(ref, size, visibility, wait, req.disconnected())
         self.metrics.delivered(messages)
         return json([message_json(m) for m in messages])

@@ -63,6 +63,8 @@ def register(verbs: Verbs) -> None:
     p.add_argument("--port", type=int, help=f"port (WONDERQ_PORT, default {BROKER_PORT})")
     database_flags(p)
     auth_flags(p)
+    p.add_argument("--max-queues", type=int, metavar="N", help="queues in the database (WONDERQ_MAX_QUEUES, 10000)")
+    p.add_argument("--max-in-flight", type=int, metavar="N", help="per queue (WONDERQ_MAX_IN_FLIGHT, 120000)")
     for (verb, what, module, field), default in zip(SERVICES[1:], (DEV_PORT, USER_PORT), strict=True):
         p = server_verb(verbs, verb, f"serve the {what} (port {default})", app_command(module, field))
         p.add_argument("--port", dest=field, type=int, help=f"WONDERQ_{field.upper()}, default {default}")

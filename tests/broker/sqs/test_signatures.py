@@ -30,6 +30,7 @@ from tests.conftest import unique
 from tests.inprocess import BASE_URL, InProcess, serving
 from wonderq.backends import backend_for
 from wonderq.broker.app import create_app
+from wonderq.broker.caps import InFlightCap
 from wonderq.broker.moves import MoveTasks
 from wonderq.broker.sqs import SqsApi
 from wonderq.broker.sqs.faults import SqsError
@@ -355,7 +356,7 @@ def fake_request(headers: list[tuple[bytes, bytes]]) -> Request:
 def test_required_without_keys_refuses_every_request(tmp_path: Path) -> None:
     settings = Settings(db=str(tmp_path / "q.db"))
     db = backend_for(settings, Clock())
-    api = SqsApi(db, settings, Clock(), MoveTasks(db, Clock()), required=lambda: True)
+    api = SqsApi(db, settings, Clock(), MoveTasks(db, Clock()), InFlightCap(db, 1, Clock()), required=lambda: True)
     with pytest.raises(SqsError) as exc:
         api.grant(fake_request([]))
     assert exc.value.fault.code == "MissingAuthenticationToken"
@@ -363,7 +364,8 @@ def test_required_without_keys_refuses_every_request(tmp_path: Path) -> None:
     with pytest.raises(SqsError) as exc:
         api.grant(fake_request([(k.lower().encode(), v.encode()) for k, v in headers.items()]))
     assert exc.value.fault.code == "InvalidClientTokenId"
-    assert SqsApi(db, settings, Clock(), MoveTasks(db, Clock())).grant(fake_request([])).key_id == ""
+    api = SqsApi(db, settings, Clock(), MoveTasks(db, Clock()), InFlightCap(db, 1, Clock()))
+    assert api.grant(fake_request([])).key_id == ""
 
 
 # -- the credentials file -----------------------------------------------------------------

@@ -123,7 +123,8 @@ class PostgresBackend(Backend):
     # -- the verbs (the contract is in Backend's docstrings) ---------------------
 
     async def create_queue(self, name: str, attributes: QueueAttributes) -> Queue:
-        return await self._write(lambda txn: queues.create_queue(txn, name, attributes), durable=True)
+        cap = self.settings.max_queues  # alone: its advisory lock (the cap) must not meet a batch's row locks
+        return await self._write_alone(lambda txn: queues.create_queue(txn, name, attributes, cap), durable=True)
 
     async def get_queue(self, ref: QueueRef) -> Queue:
         return await self._read(lambda conn: queues.resolve(conn, ref))
@@ -177,6 +178,9 @@ class PostgresBackend(Backend):
     async def revoke_key(self, key_id: str) -> ApiKey:
         return await self._write(lambda txn: keys.revoke_key(txn, key_id), durable=True)
 
+    async def queue_stats(self, ref: QueueRef) -> QueueStats:
+        return await self._read(lambda conn: queries.queue_stats(conn, ref))
+
     async def expire_some(self, limit: int) -> int:
         return await self._write(lambda txn: queries.expire(txn, limit))
 
@@ -226,9 +230,9 @@ class PostgresBackend(Backend):
         self._group.submit(op)
         return await op.result()
 
-    async def _write_alone(self, fn: Callable[[Txn], Awaitable[T]]) -> T:
+    async def _write_alone(self, fn: Callable[[Txn], Awaitable[T]], durable: bool = False) -> T:
         """A write in a transaction of its own, outside the group commit."""
-        op = AsyncOp(fn)
+        op = AsyncOp(fn, durable)
         try:
             woken = await self._run_batch([op])
         except WonderQError as exc:

@@ -27,7 +27,7 @@ from wonderq.backends.postgres.queues import (
     resolve,
 )
 from wonderq.backends.rules import Redrive, check_sizes, delays, missing, uuid4s
-from wonderq.errors import PayloadTooLarge, Unavailable
+from wonderq.errors import PayloadTooLarge, QueueNotFound, Unavailable
 from wonderq.models import Claim, Message, NewMessage, QueueRef, QueueStats
 
 if TYPE_CHECKING:
@@ -298,6 +298,38 @@ ORDER BY q.id
 
 async def stats(conn: asyncpg.Connection) -> list[QueueStats]:
     return [QueueStats.from_row(row) for row in await conn.fetch(STATS)]
+
+
+QUEUE_STATS = f"""
+SELECT {", ".join("q." + c for c in QUEUE_COLUMNS.split(", "))},
+       coalesce(c.messages, 0)::bigint AS messages, i.in_flight, i.delayed,
+       (SELECT created_at FROM wonderq.messages m WHERE m.queue_id = q.id ORDER BY id LIMIT 1)
+           AS oldest_created_at,
+       coalesce(c.sent, 0)::bigint AS sent, coalesce(c.received, 0)::bigint AS received,
+       coalesce(c.deleted, 0)::bigint AS deleted, coalesce(c.expired, 0)::bigint AS expired
+FROM wonderq.queues q
+CROSS JOIN LATERAL (
+    SELECT sum(messages) AS messages, sum(sent) AS sent, sum(received) AS received,
+           sum(deleted) AS deleted, sum(expired) AS expired
+    FROM wonderq.queue_counts WHERE queue_id = q.id
+) c
+CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE token IS NOT NULL) AS in_flight,
+           count(*) FILTER (WHERE token IS NULL) AS delayed
+    FROM wonderq.messages m WHERE m.queue_id = q.id AND m.visible_at > {NOW}
+) i
+"""
+QUEUE_STATS_BY_ID = QUEUE_STATS + "WHERE q.id = $1"
+QUEUE_STATS_BY_NAME = QUEUE_STATS + "WHERE q.name = $1"
+
+
+async def queue_stats(conn: asyncpg.Connection, ref: QueueRef) -> QueueStats:
+    """One queue's row of STATS in one round trip, each count by the queue's own
+    index entries (its 32 counter shards, its invisible messages)."""
+    row = await conn.fetchrow(QUEUE_STATS_BY_ID if isinstance(ref, int) else QUEUE_STATS_BY_NAME, ref)
+    if row is None:
+        raise QueueNotFound(f"queue {ref!r} does not exist")
+    return QueueStats.from_row(row)
 
 
 FIRST_KEPT = "SELECT id FROM wonderq.messages WHERE queue_id = $1 AND created_at >= $2 ORDER BY id LIMIT 1"

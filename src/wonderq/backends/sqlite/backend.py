@@ -116,7 +116,8 @@ class SqliteBackend(Backend):
     # -- the verbs (the contract is in Backend's docstrings) ---------------------
 
     async def create_queue(self, name: str, attributes: QueueAttributes) -> Queue:
-        return await self._write(lambda txn: queries.create_queue(txn, name, attributes), durable=True)
+        cap = self.settings.max_queues
+        return await self._write(lambda txn: queries.create_queue(txn, name, attributes, cap), durable=True)
 
     async def get_queue(self, ref: QueueRef) -> Queue:
         return await self._read(lambda conn: queries.resolve(conn, ref))
@@ -167,6 +168,10 @@ class SqliteBackend(Backend):
 
     async def revoke_key(self, key_id: str) -> ApiKey:
         return await self._write(lambda txn: keys.revoke_key(txn, key_id), durable=True)
+
+    async def queue_stats(self, ref: QueueRef) -> QueueStats:
+        now = self.clock.now_ms()
+        return await self._read(lambda conn: queries.queue_stats(conn, ref, now))
 
     async def expire_some(self, limit: int) -> int:
         return await self._write(lambda txn: queries.expire(txn, limit))

@@ -20,6 +20,7 @@ import orjson
 
 from wonderq.backends.base import Backend
 from wonderq.broker.access import ADMIN, OPEN, READ, WRITE, Grant
+from wonderq.broker.caps import InFlightCap
 from wonderq.broker.moves import MoveTasks
 from wonderq.broker.sqs import awsjson, permissions, query, signatures
 from wonderq.broker.sqs.addresses import name_of_arn
@@ -45,14 +46,14 @@ class SqsApi:
     """``required`` says whether every request must be signed even with no credentials file
     (then none can be): authentication on elsewhere. With neither, any signature is accepted."""
 
-    def __init__(self, backend: Backend, settings: Settings, clock: Clock, moves: MoveTasks,
+    def __init__(self, backend: Backend, settings: Settings, clock: Clock, moves: MoveTasks, in_flight: InFlightCap,
                  required: Callable[[], bool] = lambda: False) -> None:
         self.settings = settings
         self.clock = clock
         self.required = required
         self.keys: Keys = {}  # settings.sqs_credentials, read by load_keys() at start
         queues = QueueActions(backend, clock)
-        messages = MessageActions(backend, queues)
+        messages = MessageActions(backend, queues, in_flight)
         tasks = MoveActions(moves)
         self.actions: Actions = {  # each SQS action, and the scope a key needs for it (broker/access.py)
             "CreateQueue": (queues.create_queue, ADMIN), "GetQueueUrl": (queues.get_queue_url, READ),

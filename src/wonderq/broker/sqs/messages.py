@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import orjson
 
 from wonderq.backends.base import Backend
+from wonderq.broker.caps import InFlightCap
 from wonderq.broker.sqs import message_attributes as ma
 from wonderq.broker.sqs.calls import Call, Shape, integer_of
 from wonderq.broker.sqs.faults import (
@@ -38,13 +39,14 @@ from wonderq.broker.sqs.faults import (
 from wonderq.broker.sqs.queues import QueueActions
 from wonderq.clock import Clock
 from wonderq.errors import MessageNotFound, PayloadTooLarge, WonderQError
-from wonderq.models import FIFO_SUFFIX, Message, NewMessage, Queue
+from wonderq.models import FIFO_SUFFIX, Message, NewMessage, Queue, QueueStats
 from wonderq.settings import MAX_BATCH
 
 MAX_SIZE = 1_048_576  # bytes of a message, and of a batch's messages together
 MAX_VISIBILITY = 43_200
 MAX_DELAY = 900
 MAX_WAIT = 20
+AT_CAP_WAIT = 1.0  # seconds a long poll of a queue at the in-flight cap waits before its empty answer
 ENTRY_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
 GROUP_ID = re.compile(r"[!-~]{1,128}")  # printable ASCII, as SQS allows in group and dedup ids
 HANDLE = re.compile(r"[0-9a-f]{16}-([0-9]{1,19})")
@@ -165,9 +167,10 @@ class Attempts:
 
 
 class MessageActions:
-    def __init__(self, backend: Backend, queues: QueueActions) -> None:
+    def __init__(self, backend: Backend, queues: QueueActions, in_flight: InFlightCap) -> None:
         self.db = backend
         self.queues = queues
+        self.in_flight = in_flight
         self.attempts = Attempts(queues.clock)
 
     async def send_message(self, call: Call) -> Shape:
@@ -224,12 +227,25 @@ class MessageActions:
             raise invalid("Value for parameter ReceiveRequestAttemptId is invalid: 1 to 128 printable characters.")
         if attempt is not None and (repeated := self.attempts.get(name, attempt)) is not None:
             return repeated
+        if (full := await self.in_flight.full(name)) is not None:
+            return await self.at_cap(full, wait)
         messages = await self.db.receive(name, size, visibility, wait, call.disconnected())
         result: Shape = {"Messages": [wanted.render(m) for m in messages]} if messages else {}
         if attempt is not None and messages:
             until = min(m.visible_at for m in messages)
             self.attempts.put(name, attempt, result, until)
         return result
+
+    async def at_cap(self, full: QueueStats, wait: int) -> Shape:
+        """A receive of a queue at the in-flight cap, as AWS documents it: a short
+        poll of a standard queue gets OverLimit; a long poll, or any receive of a FIFO
+        queue, no error and no messages. A long poll answers after a second (or its
+        wait, if shorter), so its consumer asks again and gets messages within about
+        a second of the count falling under the cap."""
+        if wait == 0 and not full.queue.fifo:
+            raise self.in_flight.refused(full)
+        await asyncio.sleep(min(wait, AT_CAP_WAIT))
+        return {}
 
     async def delete_message(self, call: Call) -> Shape:
         call.queue()

@@ -74,6 +74,8 @@ class MoveActions:
     async def list_message_move_tasks(self, call: Call) -> Shape:
         source = name_of_arn(call.required("SourceArn"), "SourceArn")
         limit = call.integer("MaxResults", 1, 10) or 1
-        if source not in {q.name for q in await self.tasks.db.list_queues()}:
-            raise not_found()
+        try:
+            await self.tasks.db.get_queue(source)
+        except QueueNotFound:
+            raise not_found() from None
         return {"Results": [shape(t, call) for t in self.tasks.of(source)[:limit]]}

@@ -103,9 +103,10 @@ class QueueActions:
     async def get_queue_attributes(self, call: Call) -> Shape:
         name = call.queue()
         names = call.names("AttributeNames")
-        stats = next((s for s in await self.db.stats() if s.queue.name == name), None)
-        if stats is None:
-            raise SqsError(QUEUE_DOES_NOT_EXIST, "The specified queue does not exist.")
+        try:
+            stats = await self.db.queue_stats(name)
+        except QueueNotFound:
+            raise SqsError(QUEUE_DOES_NOT_EXIST, "The specified queue does not exist.") from None
         target = stats.queue.attributes.redrive_target
         values = attributes.render(stats, call.arn(name), target and call.arn(target), names)
         return {"Attributes": values} if values else {}
