@@ -7,6 +7,7 @@ the top frames are printed by own time and by time including callees.
     .venv/bin/python bench/profile.py consume           # receive 10 + delete each
     .venv/bin/python bench/profile.py consume-batch     # receive 10 + one batch delete
     .venv/bin/python bench/profile.py latency           # 1,000 sends/s, 16 long-polling consumers
+    .venv/bin/python bench/profile.py idle              # single sends beside 9,900 idle connections
     .venv/bin/python bench/profile.py send --sqs        # the same through the SQS API (bench/sqs_bench.py)
     .venv/bin/python bench/profile.py send --svg out.svg  # also a flame graph
 
@@ -35,6 +36,7 @@ LOADS = {  # name: (script, its arguments)
     "batch": (LOADGEN, ["send", "--connections", "64", "--batch", "10"]),
     "consume": (LOADGEN, ["consume", "--consumers", "16", "--size", "10", "--prefill", str(PREFILL)]),
     "latency": (LOADGEN, ["latency", "--rate", "1000", "--consumers", "16", "--size", "10", "--wait", "20"]),
+    "idle": (LOADGEN, ["idle", "--connections", "64", "--idle", "9900"]),
     "consume-batch": (LOADGEN, ["consume", "--consumers", "16", "--size", "10", "--prefill", str(PREFILL),
                                 "--delete", "batch"]),
 }

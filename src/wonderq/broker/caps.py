@@ -2,14 +2,19 @@
 messages may be received and not yet deleted before receives stop handing out more.
 
 Approximate, as AWS's is. Each broker process keeps every queue's count as
-:meth:`Backend.queue_stats` last gave it and reads it again at most once a second
-per queue (by the injected clock), on the first receive that finds it older; the
-receives in between pay a dict look-up (0.4 µs, against 160 µs for a receive on
-SQLite; bench/README.md has the quick loop's figures). So a queue can go past the
-cap by what all brokers claim within a second of a reading, and a receive may be
-refused up to a second after deletes brought the count back under it. The reading
-itself runs on the reader (SQLite) or the pool (PostgreSQL), never the writer: 0.2 ms
-with nothing in flight, 3 ms with 10,000, 39 ms with 120,000 (SQLite), once a second.
+:meth:`Backend.queue_stats` last gave it, plus the messages it has handed out since
+(:meth:`InFlightCap.took`): an upper bound of its own share, as deletes only lower
+it. It reads the count again, at most once a second per queue (by the injected
+clock), only once that estimate is past an eighth of the cap: so a queue far from
+the cap is read once per process, however busy (10,000 queues read once a second
+each would keep SQLite's reader busy: 0.2 ms a read), and the receives in between
+pay a dict look-up (0.4 µs, against 160 µs for a receive on SQLite; bench/README.md
+has the quick loop's figures). A queue can thus go past the cap by what other brokers
+claim between readings (an eighth of the cap each, at most, before they read again),
+and a receive may be refused up to a second after deletes brought the count back
+under it. The reading itself runs on the reader (SQLite) or the pool (PostgreSQL),
+never the writer: 0.2 ms with nothing in flight, 3 ms with 10,000, 39 ms with
+120,000 (SQLite).
 Counting in the claim's own transaction would be exact, but would cost every claim
 that walk over the index entries of the messages in flight, on the single writer.
 
@@ -21,7 +26,7 @@ What a receive at the cap gets is each API's business: the REST API answers
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 from wonderq.backends.base import Backend
@@ -30,13 +35,19 @@ from wonderq.errors import OverLimit
 from wonderq.models import QueueRef, QueueStats
 
 REFRESH_MS = 1000  # a queue's count is read at most this often, per process
+WATCH = 8  # ... and only once its estimate is past cap / WATCH
 PRUNE_AT = 4096  # readings kept before the stale ones are dropped (the bound then doubles)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reading:
     at: int  # clock ms
     stats: QueueStats
+    taken: int = 0  # messages this process has handed out since
+
+    @property
+    def estimate(self) -> int:
+        return self.stats.in_flight + self.taken
 
 
 class InFlightCap:
@@ -49,12 +60,18 @@ class InFlightCap:
         self._prune_at = PRUNE_AT
 
     async def full(self, ref: QueueRef) -> QueueStats | None:
-        """The queue's stats as last read if its in-flight count had reached the
-        cap then, else None. Raise QueueNotFound (when read) for no such queue."""
+        """The queue's stats as last read, with its in-flight estimate, if that has
+        reached the cap, else None. Raise QueueNotFound (when read) for no such queue."""
         reading = self._readings.get(ref)
-        if reading is None or self.clock.now_ms() - reading.at >= REFRESH_MS:
+        if reading is None or (reading.estimate * WATCH >= self.cap and self.clock.now_ms() - reading.at >= REFRESH_MS):
             reading = await self._read(ref)
-        return reading.stats if reading.stats.in_flight >= self.cap else None
+        return replace(reading.stats, in_flight=reading.estimate) if reading.estimate >= self.cap else None
+
+    def took(self, ref: QueueRef, n: int) -> None:
+        """A receive of the queue handed out ``n`` messages."""
+        reading = self._readings.get(ref)
+        if reading is not None and n:
+            reading.taken += n
 
     def refused(self, stats: QueueStats) -> OverLimit:
         return OverLimit(
@@ -76,7 +93,8 @@ class InFlightCap:
         reading = Reading(self.clock.now_ms(), await self.db.queue_stats(ref))
         if len(self._readings) >= self._prune_at:
             now = self.clock.now_ms()
-            self._readings = {r: k for r, k in self._readings.items() if now - k.at < REFRESH_MS}
+            self._readings = {r: k for r, k in self._readings.items()
+                              if now - k.at < REFRESH_MS or k.estimate * WATCH < self.cap}
             self._prune_at = max(PRUNE_AT, 2 * len(self._readings))
         self._readings[ref] = reading
         return reading

@@ -279,6 +279,7 @@ class RestApi:
         if (full := await self.in_flight.full(ref)) is not None:
             raise self.in_flight.refused(full)  # any queue, any wait: a REST client is told (403 over_limit)
         messages = await self.db.receive(ref, size, visibility, wait, req.disconnected())
+        self.in_flight.took(ref, len(messages))
         self.metrics.delivered(messages)
         return json([message_json(m) for m in messages])
 

@@ -230,6 +230,7 @@ class MessageActions:
         if (full := await self.in_flight.full(name)) is not None:
             return await self.at_cap(full, wait)
         messages = await self.db.receive(name, size, visibility, wait, call.disconnected())
+        self.in_flight.took(name, len(messages))
         result: Shape = {"Messages": [wanted.render(m) for m in messages]} if messages else {}
         if attempt is not None and messages:
             until = min(m.visible_at for m in messages)
