@@ -76,7 +76,7 @@ class Call:
 
     def entries(self, name: str = "Entries") -> list[Mapping[str, object]]:
         value = self.input.get(name, [])
-        if not isinstance(value, list) or not all(isinstance(e, Mapping) for e in value):
+        if not isinstance(value, list) or not all(isinstance(e, dict) for e in value):  # both protocols decode to dicts
             raise invalid(f"Value for parameter {name} must be a list of entries.")
         return value
 

@@ -79,6 +79,9 @@ def sequence_number(m: Message) -> str:
     return f"{m.id:020d}"
 
 
+PLAIN = frozenset({"QueueUrl", "Id", "MessageBody"})  # a message with nothing but its body
+
+
 def outgoing(entry: Mapping[str, object], queue: Queue | None, fifo: bool) -> Outgoing:
     """Check one message (SendMessage's input or a batch entry). The members a
     plain message lacks cost nothing: this runs for every message sent."""
@@ -88,6 +91,11 @@ def outgoing(entry: Mapping[str, object], queue: Queue | None, fifo: bool) -> Ou
     encoded = body.encode()
     if not ma.valid_text(body, encoded):
         raise SqsError(INVALID_MESSAGE_CONTENTS, "Invalid binary character in the message body.")
+    if not fifo and entry.keys() <= PLAIN:  # the common case, a body alone: its size and digest
+        limit = queue.attributes.max_message_size if queue else MAX_SIZE
+        if len(encoded) > limit:
+            raise invalid(f"One or more parameters are invalid. Reason: Message must be shorter than {limit} bytes.")
+        return Outgoing(NewMessage(body), len(encoded), ma.md5_body(body, encoded), None, None)
     delay = integer_of(entry, "DelaySeconds", 0, MAX_DELAY) if "DelaySeconds" in entry else None
     raw, raw_system = entry.get("MessageAttributes"), entry.get("MessageSystemAttributes")
     attributes = ma.check(raw) if raw is not None else {}
