@@ -45,6 +45,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def terminate(proc: subprocess.Popen[bytes], timeout: float = 10, sig: int = signal.SIGTERM) -> bool:
+    """Signal a process still running and wait for it (killing it after ``timeout``);
+    whether it ended by itself."""
+    if proc.poll() is not None:
+        return True
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return False
+    return True
+
+
 class BrokerProcess:
     """``wonderq broker`` in a subprocess, on its own port and database."""
 
@@ -77,14 +92,8 @@ class BrokerProcess:
         raise RuntimeError(f"broker did not start: {self.log.read_text()}")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(sig)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None:
+            terminate(self.proc, 10, sig)
 
     def children(self) -> list[int]:
         assert self.proc is not None

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import BACKENDS, FORM_AUTH, BrokerProcess, free_port, fresh_database
+from tests.conftest import BACKENDS, FORM_AUTH, BrokerProcess, free_port, fresh_database, terminate
 from wonderq import AsyncClient, Client
 from wonderq.apps.userapp import MAX_LISTENERS, Listener, ListenParams
 
@@ -66,15 +66,7 @@ class UserAppProcess:
         """SIGTERM; whether the app then ended by itself, as uvicorn ends after a graceful
         shutdown: by re-raising the signal, so the status is -SIGTERM (or 0)."""
         assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                return False
-        return self.proc.returncode in (0, -signal.SIGTERM)
+        return terminate(self.proc, 15) and self.proc.returncode in (0, -signal.SIGTERM)
 
     def stdout(self, since: int = 0) -> list[str]:
         """Its stdout's lines, from line ``since`` on."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-import signal
 import socket
 import ssl
 import subprocess
@@ -28,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.cli.test_startup import assert_cannot_start, wonderq
-from tests.conftest import free_port
+from tests.conftest import free_port, terminate
 
 
 @dataclass(frozen=True)
@@ -98,13 +97,7 @@ class Service:
         raise AssertionError(f"it did not start: {self.log.read_text()}")
 
     def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 15)
         return self.log.read_text()
 
 
