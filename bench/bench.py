@@ -353,15 +353,16 @@ def scenario_latency(plan: Plan) -> list[Row]:
         result = loadgen(broker, "latency", *plan.timing(), "--rate", "1000", "--consumers", "16",
                          "--size", "10", "--wait", "20", "--connections", "64")
         lat, lag = result["latency_ms"], result["send_lag_ms"]
-        fast = (lat["p50"] <= 3 and lat["p99"] <= 20) or plan.backend != "sqlite"  # PostgreSQL: no target
+        # issue 9's targets on SQLite; PostgreSQL: none
+        fast = (lat["p50"] <= 3 and lat["p99"] <= 10 and lat["p999"] <= 20) or plan.backend != "sqlite"
         ok = fast and result["received"] == result["sent"] and clean(result)
         notes = [
             *error_notes(result, broker),
-            f"p90 {lat['p90']:.2f} ms, p99.9 {lat['p999']:.2f} ms, max {lat['max']:.2f} ms",
+            f"p90 {lat['p90']:.2f} ms, max {lat['max']:.2f} ms",
             f"sent {result['sent']:,}, received {result['received']:,}, send lag p99 {lag['p99']:.1f} ms",
         ]
-        measured = f"p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms"
-        target = "p50 <= 3 ms, p99 <= 20 ms" if plan.backend == "sqlite" else "(none: report)"
+        measured = f"p50 {lat['p50']:.2f}, p99 {lat['p99']:.2f}, p99.9 {lat['p999']:.2f} ms"
+        target = "p50 <= 3, p99 <= 10, p99.9 <= 20 ms" if plan.backend == "sqlite" else "(none: report)"
         return [Row("latency", measured, target, ok, result, notes)]
 
 
