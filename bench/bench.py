@@ -473,14 +473,20 @@ def scenario_queues(plan: Plan) -> list[Row]:
     return rows
 
 
+def mean_rate(results: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"rate": sum(r["rate"] for r in results) / len(results),
+            "broker_rss_peak": max(r["broker_rss_peak"] for r in results)}
+
+
 def scenario_connections(plan: Plan) -> list[Row]:
-    """Single sends on 64 connections, alone and beside ``plan.idle`` idle kept-alive ones."""
-    results = {}
-    for idle in (0, plan.idle):
+    """Single sends on 64 connections, alone and beside ``plan.idle`` idle kept-alive ones,
+    twice each, alternated; the mean rates compared."""
+    runs: dict[int, list[dict[str, Any]]] = {0: [], plan.idle: []}
+    for idle in (0, plan.idle, plan.idle, 0):  # alternated: one run's noise is a tenth or more
         with fresh_broker(plan) as broker:
             broker.start().create_queue()
-            results[idle] = loadgen(broker, "idle", *plan.timing(), "--connections", "64", "--idle", str(idle))
-    alone, crowded = results[0], results[plan.idle]
+            runs[idle].append(loadgen(broker, "idle", *plan.timing(), "--connections", "64", "--idle", str(idle)))
+    alone, crowded = runs[0][-1] | mean_rate(runs[0]), runs[plan.idle][-1] | mean_rate(runs[plan.idle])
     ratio = crowded["rate"] / alone["rate"] if alone["rate"] else 0.0
     per = (crowded["broker_rss_peak"] - alone["broker_rss_peak"]) / max(plan.idle, 1)
     notes = [f"64 connections {alone['rate']:,.0f}/s; with {plan.idle:,} idle {crowded['rate']:,.0f}/s",
