@@ -3,17 +3,51 @@ whose time a test moves by hand."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-from wonderq.backends import backend_for
+from wonderq.backends import backend_for, sqlite_path
 from wonderq.backends.base import Backend
+from wonderq.backends.postgres import schema as pg_schema
+from wonderq.backends.sqlite import schema as sqlite_schema
 from wonderq.clock import ManualClock
 from wonderq.settings import Settings
 
 Advance = Callable[[float], Awaitable[None]]
+OLD_QUEUE = (  # a queue as the first schema had it, for the upgrade tests
+    "INSERT INTO {s}queues (name, created_at, visibility_timeout, delay_seconds, retention_seconds,"
+    " max_message_size, redrive_target, max_receive_count) VALUES ('{name}', 1000, 7, 0, 60, 2048, NULL, 0)"
+)
+
+
+async def database_at_version(url: str, version: int, *statements: str) -> None:
+    """A database made by the first ``version`` migrations only, then ``statements``
+    (``{s}`` in them: the schema's prefix), for the upgrade tests."""
+    if url.startswith("sqlite"):
+        conn = sqlite3.connect(sqlite_path(url), isolation_level=None)
+        for script in sqlite_schema.MIGRATIONS[:version]:
+            for statement in script.split(";"):
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {version}")
+        for statement in statements:
+            conn.execute(statement.format(s=""))
+        conn.close()
+        return
+    import asyncpg
+
+    pg = await asyncpg.connect(url)
+    try:
+        await pg.execute("CREATE SCHEMA wonderq; CREATE TABLE wonderq.schema_version (version integer NOT NULL)")
+        for number, script in enumerate(pg_schema.MIGRATIONS[:version], 1):
+            await pg.execute(script)
+            await pg.execute("INSERT INTO wonderq.schema_version VALUES ($1)", number)
+        for statement in statements:
+            await pg.execute(statement.format(s="wonderq."))
+    finally:
+        await pg.close()
 
 # PostgreSQL takes message times from its own clock, which a test cannot move: everything
 # stored is moved back in time instead, which is the same to every statement.

@@ -3,11 +3,10 @@ database (before keys) upgrades with its queues kept."""
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
-from wonderq.backends import backend_for, sqlite_path
+from tests.backends.conftest import OLD_QUEUE, database_at_version
+from wonderq.backends import backend_for
 from wonderq.backends.base import Backend
 from wonderq.backends.postgres import schema as pg_schema
 from wonderq.backends.sqlite import schema as sqlite_schema
@@ -45,39 +44,9 @@ def test_a_key_row_becomes_a_model_by_column_name() -> None:
     assert ApiKey.from_row(row) == ApiKey("k", "n", "read", ("a", "b*"), HASH, 5, None)
 
 
-OLD_QUEUE = (
-    "INSERT INTO {s}queues (name, created_at, visibility_timeout, delay_seconds, retention_seconds,"
-    " max_message_size, redrive_target, max_receive_count) VALUES ('kept', 1000, 7, 0, 60, 2048, NULL, 0)"
-)
-
-
-async def version_5_database(url: str) -> None:
-    """A database of schema version 5 (before keys) holding one queue."""
-    if url.startswith("sqlite"):
-        conn = sqlite3.connect(sqlite_path(url), isolation_level=None)
-        for script in sqlite_schema.MIGRATIONS[:5]:
-            for statement in script.split(";"):
-                conn.execute(statement)
-        conn.execute("PRAGMA user_version = 5")
-        conn.execute(OLD_QUEUE.format(s=""))
-        conn.close()
-        return
-    import asyncpg
-
-    pg = await asyncpg.connect(url)
-    try:
-        await pg.execute("CREATE SCHEMA wonderq; CREATE TABLE wonderq.schema_version (version integer NOT NULL)")
-        for number, script in enumerate(pg_schema.MIGRATIONS[:5], 1):
-            await pg.execute(script)
-            await pg.execute("INSERT INTO wonderq.schema_version VALUES ($1)", number)
-        await pg.execute(OLD_QUEUE.format(s="wonderq."))
-    finally:
-        await pg.close()
-
-
 async def test_a_version_5_database_upgrades(db_url: str) -> None:
     assert len(sqlite_schema.MIGRATIONS) == len(pg_schema.MIGRATIONS) >= 6
-    await version_5_database(db_url)
+    await database_at_version(db_url, 5, OLD_QUEUE.replace("{name}", "kept"))  # before keys
     db = backend_for(Settings(db=db_url, retention_interval=3600))
     await db.open()
     try:

@@ -5,16 +5,13 @@ FIFO dedup and group order, and the schema upgrade that brings them."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 
 import pytest
 
-from tests.backends.conftest import Advance
+from tests.backends.conftest import OLD_QUEUE, Advance, database_at_version
 from tests.conftest import fresh_database
-from wonderq.backends import backend_for, sqlite_path
+from wonderq.backends import backend_for
 from wonderq.backends.base import Backend
-from wonderq.backends.postgres import schema as pg_schema
-from wonderq.backends.sqlite import schema as sqlite_schema
 from wonderq.errors import InvalidParameter, PayloadTooLarge, QueueNotFound
 from wonderq.models import NewMessage, QueueAttributes
 from wonderq.settings import Settings
@@ -107,45 +104,15 @@ async def test_redrive_records_the_origin(db: Backend) -> None:
     assert claimed.origin == "source" and claimed.receive_count == 4
 
 
-OLD_QUEUE = (
-    "INSERT INTO {s}queues (name, created_at, visibility_timeout, delay_seconds, retention_seconds,"
-    " max_message_size, redrive_target, max_receive_count) VALUES ('old', 1000, 7, 0, 60, 2048, NULL, 0)"
-)
 OLD_MESSAGE = (
     "INSERT INTO {s}messages (id, uuid, queue_id, body, created_at, visible_at)"
     " VALUES (5, '00000000-0000-4000-8000-000000000005', 1, 'kept', 1000, 1000)"
 )
 
 
-async def old_database(url: str) -> None:
-    """A database of schema version 3 (before the SQS API) holding a queue and a message."""
-    if url.startswith("sqlite"):
-        conn = sqlite3.connect(sqlite_path(url), isolation_level=None)
-        for script in sqlite_schema.MIGRATIONS[:3]:
-            for statement in script.split(";"):
-                conn.execute(statement)
-        conn.execute("PRAGMA user_version = 3")
-        conn.execute(OLD_QUEUE.format(s=""))
-        conn.execute(OLD_MESSAGE.format(s=""))
-        conn.execute("UPDATE sequence SET next_id = 6")
-        conn.close()
-        return
-    import asyncpg
-
-    pg = await asyncpg.connect(url)
-    try:
-        await pg.execute("CREATE SCHEMA wonderq; CREATE TABLE wonderq.schema_version (version integer NOT NULL)")
-        for number, script in enumerate(pg_schema.MIGRATIONS[:3], 1):
-            await pg.execute(script)
-            await pg.execute("INSERT INTO wonderq.schema_version VALUES ($1)", number)
-        await pg.execute(OLD_QUEUE.format(s="wonderq."))
-        await pg.execute(OLD_MESSAGE.format(s="wonderq."))
-    finally:
-        await pg.close()
-
-
 async def test_upgrade_keeps_old_queues_and_messages(db_url: str) -> None:
-    await old_database(db_url)
+    ids = ("UPDATE {s}sequence SET next_id = 6",) if db_url.startswith("sqlite") else ()  # SQLite's id row
+    await database_at_version(db_url, 3, OLD_QUEUE.replace("{name}", "old"), OLD_MESSAGE, *ids)  # before SQS
     db = backend_for(Settings(db=db_url, retention_interval=3600))
     await db.open()
     try:
