@@ -51,7 +51,7 @@ from typing import Any
 from bench import WONDERQ, cpu_times, free_port, http_json
 from loadgen import Stats, cpu_seconds, timed_window
 from loadgen import run as run_loop
-from pg import BenchPostgres
+from pg import BenchPostgres, process_tree_ticks
 
 HERE = Path(__file__).resolve().parent
 LOADGEN = HERE / "loadgen.py"
@@ -103,25 +103,6 @@ class System:
             self.notes.append(f"{key}: {result['duplicates']} duplicates")
         if result.get("drained"):
             self.notes.append(f"{key}: the queue ran dry, the rate is a lower bound")
-
-
-def process_tree_ticks(root: int) -> int:
-    """CPU ticks of a process, its live children (PostgreSQL's backends, say) and
-    the children it has reaped (a backend whose connection closed)."""
-    total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rpartition(")")[2].split()
-        except OSError:
-            continue
-        if int(entry) == root:
-            total += sum(int(f) for f in fields[11:15])
-        elif int(fields[1]) == root:
-            total += int(fields[11]) + int(fields[12])
-    return total
 
 
 def measured(pids: list[int], command: list[str]) -> dict[str, Any]:

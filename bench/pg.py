@@ -48,18 +48,7 @@ class BenchPostgres:
     def cpu_ticks(self) -> int:
         """User + system ticks of the server and all its processes so far."""
         assert self.cluster.proc is not None
-        root, total = self.cluster.proc.pid, 0
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    fields = stat.read().rpartition(")")[2].split()
-            except OSError:
-                continue
-            if int(entry) == root or int(fields[1]) == root:
-                total += int(fields[11]) + int(fields[12])
-        return total
+        return process_tree_ticks(self.cluster.proc.pid)
 
 
 def fill(url: str, queue_id: int, count: int, body_size: int, vacuum: bool = True) -> float:
@@ -83,3 +72,22 @@ def fill(url: str, queue_id: int, count: int, body_size: int, vacuum: bool = Tru
     t0 = time.perf_counter()
     asyncio.run(run())
     return time.perf_counter() - t0
+
+
+def process_tree_ticks(root: int) -> int:
+    """CPU ticks of a process, its live children (PostgreSQL's backends, say) and
+    the children it has reaped (a backend whose connection closed)."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(entry) == root:
+            total += sum(int(f) for f in fields[11:15])
+        elif int(fields[1]) == root:
+            total += int(fields[11]) + int(fields[12])
+    return total

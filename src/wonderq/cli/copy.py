@@ -111,8 +111,8 @@ async def copy(source: sqlite3.Connection, target: str, force: bool) -> tuple[in
             queues = await copy_rows(conn, source.execute(READ_QUEUES), "queues", QUEUE_FIELDS)
             messages = await copy_rows(conn, source.execute(READ_MESSAGES), "messages", MESSAGE_FIELDS)
             await copy_counts(conn, source)
-            await copy_dedups(conn, source)
-            await copy_keys(conn, source)
+            await copy_if_present(conn, source, "dedups", READ_DEDUPS, DEDUP_FIELDS)
+            await copy_if_present(conn, source, "keys", READ_KEYS, KEY_FIELDS)
             await advance_sequences(conn, source)
         return queues, messages
     except (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -167,29 +167,21 @@ async def copy_rows(conn: Any, cursor: sqlite3.Cursor, table: str, fields: list[
 
 DEDUP_FIELDS = ["queue_id", "key", "id", "message_id", "expires_at"]
 READ_DEDUPS = f"SELECT {', '.join(DEDUP_FIELDS)} FROM dedups"
-SOURCE_DEDUPS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dedups'"
-
-
-async def copy_dedups(conn: Any, source: sqlite3.Connection) -> None:
-    """FIFO queues' dedup ids still in their window, so none is delivered twice across the move."""
-    if source.execute(SOURCE_DEDUPS).fetchone():
-        await copy_rows(conn, source.execute(READ_DEDUPS), "dedups", DEDUP_FIELDS)
-
-
 KEY_FIELDS = ["id", "name", "scope", "queues", "secret_hash", "created_at", "revoked_at"]
 READ_KEYS = f"SELECT {', '.join(KEY_FIELDS)} FROM keys ORDER BY created_at, id"
-SOURCE_KEYS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'keys'"
+HAS_TABLE = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
 
 
-async def copy_keys(conn: Any, source: sqlite3.Connection) -> None:
-    """The REST API's keys (schema version 6 on), revoked ones too: the same tokens work after the move."""
-    if source.execute(SOURCE_KEYS).fetchone():
-        await copy_rows(conn, source.execute(READ_KEYS), "keys", KEY_FIELDS)
+async def copy_if_present(conn: Any, source: sqlite3.Connection, table: str, read: str, fields: list[str]) -> None:
+    """A table that a source of an older schema may lack: FIFO queues' dedup ids still in
+    their window (so none is delivered twice across the move), the REST API's keys (revoked
+    ones too: the same tokens work after the move)."""
+    if source.execute(HAS_TABLE, (table,)).fetchone():
+        await copy_rows(conn, source.execute(read), table, fields)
 
 
 COUNT_FIELDS = ["queue_id", "shard", "messages", "sent", "received", "deleted", "expired"]
 READ_COUNTS = f"SELECT {', '.join(COUNT_FIELDS)} FROM queue_counts ORDER BY queue_id, shard"
-SOURCE_COUNTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'queue_counts'"
 TARGET_COUNTS = "SELECT to_regclass('wonderq.queue_counts') IS NOT NULL"
 EMPTY_COUNTS = "TRUNCATE wonderq.queue_counts"
 RECOUNT = """
@@ -204,7 +196,7 @@ async def copy_counts(conn: Any, source: sqlite3.Connection) -> None:
     if not await conn.fetchval(TARGET_COUNTS):
         return
     await conn.execute(EMPTY_COUNTS)  # leftovers of deleted queues, or --force's
-    if source.execute(SOURCE_COUNTS).fetchone():
+    if source.execute(HAS_TABLE, ("queue_counts",)).fetchone():
         await copy_rows(conn, source.execute(READ_COUNTS), "queue_counts", COUNT_FIELDS)
     else:
         await conn.execute(RECOUNT)
