@@ -163,6 +163,7 @@ INSERT_MESSAGE = (
     "INSERT INTO messages (id, uuid, queue_id, body, created_at, visible_at,"
     " attributes, group_id, dedup_id, system_attributes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+INSERT_PLAIN = "INSERT INTO messages (id, uuid, queue_id, body, created_at, visible_at) VALUES (?, ?, ?, ?, ?, ?)"
 
 
 def send_batch(txn: Txn, ref: QueueRef, messages: Sequence[NewMessage]) -> list[Message]:
@@ -186,11 +187,21 @@ def send_batch(txn: Txn, ref: QueueRef, messages: Sequence[NewMessage]) -> list[
 
 
 def _insert(txn: Txn, messages: list[Message]) -> None:
-    txn.conn.executemany(INSERT_MESSAGE, [
-        (m.id, m.message_id, m.queue_id, m.body, m.created_at, m.visible_at, m.attributes, m.group_id,
-         m.dedup_id, m.system_attributes)
-        for m in messages
-    ])
+    """Messages with nothing but a body (the common case) go through INSERT_PLAIN, which
+    binds no None: the sqlite3 module binds each None only after two failed attribute
+    lookups (its adapter protocol), each raising an AttributeError, some 20 times the cost
+    of binding an int."""
+    plain, rich = [], []
+    for m in messages:
+        if m.attributes is None and m.group_id is None and m.dedup_id is None and m.system_attributes is None:
+            plain.append((m.id, m.message_id, m.queue_id, m.body, m.created_at, m.visible_at))
+        else:
+            rich.append((m.id, m.message_id, m.queue_id, m.body, m.created_at, m.visible_at, m.attributes,
+                         m.group_id, m.dedup_id, m.system_attributes))
+    if plain:
+        txn.conn.executemany(INSERT_PLAIN, plain)
+    if rich:
+        txn.conn.executemany(INSERT_MESSAGE, rich)
     if messages:
         txn.changes.sent(messages[0].queue_id, len(messages), sum(m.visible_at == txn.now for m in messages))
 
