@@ -101,3 +101,12 @@ async def test_405_names_the_allowed_methods() -> None:
 
 def client(app: App) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost")
+
+
+def test_a_repeated_header_reads_as_its_first_value() -> None:
+    async def receive() -> dict[str, object]:
+        return {"type": "http.disconnect"}
+
+    headers = [(b"host", b"a"), (b"x-one", b"1"), (b"host", b"b")]
+    request = Request("GET", "/", b"", headers, b"", receive, {})
+    assert (request.header(b"host"), request.header(b"x-one"), request.header(b"origin")) == (b"a", b"1", None)

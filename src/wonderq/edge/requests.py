@@ -41,13 +41,14 @@ class Request:
     receive: Receive
     args: dict[str, str]  # the route's {placeholders}, set once routed
     _params: Params | None = None
+    _first: dict[bytes, bytes] | None = None  # each header's first value, made on the first lookup
 
     def header(self, name: bytes) -> bytes | None:
-        """The first value of a header (``name`` in lower case)."""
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
+        """The first value of a header (``name`` in lower case). A request is asked for
+        several (Host, Content-Length, Authorization, Origin, ...): one dict serves them all."""
+        if self._first is None:
+            self._first = dict(reversed(self.headers))  # the first of repeated names wins
+        return self._first.get(name)
 
     @property
     def params(self) -> Params:
