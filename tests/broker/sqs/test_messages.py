@@ -106,6 +106,27 @@ def test_bad_messages_are_refused(sqs: Any, url: str) -> None:
         assert code(e) == error, kwargs
 
 
+REFUSED = ["\x00", "a\x01", "\x08", "\x0b", "\x0c", "\x1f", "\ufffe", "\uffff"]  # outside XML 1.0
+ALLOWED = ["\t\n\r", "\x7f", "\\b \\u0001 \\f", "caf\u00e9 \U0001f600", "\ud7ff\ue000"]
+
+
+def test_bodies_with_characters_sqs_refuses_fail_alone_in_a_batch(sqs: Any, url: str) -> None:
+    entries = [{"Id": f"r{i}", "MessageBody": b} for i, b in enumerate(REFUSED)]
+    entries += [{"Id": f"a{i}", "MessageBody": b} for i, b in enumerate(ALLOWED)]
+    failed, sent = [], []
+    for batch in (entries[:10], entries[10:]):
+        r = sqs.send_message_batch(QueueUrl=url, Entries=batch)
+        failed += r.get("Failed", [])
+        sent += [s["Id"] for s in r.get("Successful", [])]
+    assert sorted(f["Id"] for f in failed) == sorted(f"r{i}" for i in range(len(REFUSED)))
+    assert {f["Code"] for f in failed} == {"InvalidMessageContents"}
+    assert sorted(sent) == sorted(f"a{i}" for i in range(len(ALLOWED)))
+    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert sorted(m["Body"] for m in got) == sorted(ALLOWED)
+    for m in got:
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+
 def test_attribute_bytes_count_toward_the_size_limit(sqs: Any) -> None:
     url = sqs.create_queue(QueueName=unique("q"), Attributes={"MaximumMessageSize": "1024"})["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody="x" * 1024)

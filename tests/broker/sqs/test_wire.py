@@ -108,3 +108,20 @@ def test_a_cross_site_page_cannot_drive_the_sqs_api(client: httpx.Client) -> Non
 def test_the_rest_api_is_untouched(client: httpx.Client) -> None:
     r = client.post("/queues", json={"name": unique("rest")})
     assert r.status_code == 200 and "visibility_timeout" in r.json()
+
+
+def test_json_escapes_of_refused_characters_are_caught(client: httpx.Client) -> None:
+    """A body is vouched for by a scan of the whole request (awsjson.valid_text) unless the
+    request holds a backslash or a 0xEF byte, which is where a character XML refuses can hide;
+    then each body is checked itself."""
+    url = target(client, "CreateQueue", {"QueueName": unique("q")}).json()["QueueUrl"]
+    head = {"X-Amz-Target": "AmazonSQS.SendMessage", "Content-Type": JSON}
+    for escape in (b"\\u0001", b"\\b", b"\\f", b"\\uFFFE", "\uffff".encode(), "\ufffe".encode()):
+        raw = b'{"QueueUrl": "' + url.encode() + b'", "MessageBody": "x' + escape + b'"}'
+        r = client.post("/", content=raw, headers=head)
+        assert r.status_code == 400 and r.json()["__type"].endswith("#InvalidMessageContents"), escape
+    for fine in (b"x\\\\b\\t\\u00e9", "caf\u00e9 \ufffd \U0001f600".encode()):
+        raw = b'{"QueueUrl": "' + url.encode() + b'", "MessageBody": "' + fine + b'"}'
+        assert client.post("/", content=raw, headers=head).status_code == 200, fine
+    raw = b'{"QueueUrl": "' + url.encode() + b'", "MessageBody": "\xed\xa0\x80"}'  # a surrogate
+    assert client.post("/", content=raw, headers=head).status_code == 400

@@ -102,10 +102,11 @@ class SqsApi:
             return OPEN
         return signatures.verify(request, self.keys, self.settings.region, self.clock.now_ms())
 
-    def call(self, grant: Grant, request: Request, action: str, payload: Mapping[str, object]) -> Call:
+    def call(self, grant: Grant, request: Request, action: str, payload: Mapping[str, object],
+             valid_text: bool) -> Call:
         host = (request.header(b"host") or f"127.0.0.1:{self.settings.port}".encode()).decode("latin-1")
         call = Call(action, payload, host, self.settings.account_id, self.settings.region, request.disconnected,
-                    request.args.get("queue"), grant)
+                    request.args.get("queue"), grant, valid_text)
         if grant is not OPEN:
             scope = self.actions[action][1]
             grant.check(scope)

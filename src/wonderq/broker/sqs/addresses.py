@@ -9,6 +9,7 @@ account).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from wonderq.broker.names import QUEUE_NAME
@@ -23,6 +24,7 @@ def queue_arn(region: str, account: str, name: str) -> str:
     return f"arn:aws:sqs:{region}:{account}:{name}"
 
 
+@lru_cache(maxsize=4096)  # a client names its few queues over and over; urlsplit is slow
 def name_of_url(url: str) -> str:
     """The queue name a queue URL (or a bare name) ends with."""
     path = urlsplit(url).path if "://" in url else url

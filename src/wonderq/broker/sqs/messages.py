@@ -47,7 +47,7 @@ MAX_VISIBILITY = 43_200
 MAX_DELAY = 900
 MAX_WAIT = 20
 AT_CAP_WAIT = 1.0  # seconds a long poll of a queue at the in-flight cap waits before its empty answer
-ENTRY_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
+ENTRY_IDS = re.compile(r"[A-Za-z0-9_-]{1,80}(\n[A-Za-z0-9_-]{1,80})*")  # a batch's entry ids, one a line
 GROUP_ID = re.compile(r"[!-~]{1,128}")  # printable ASCII, as SQS allows in group and dedup ids
 HANDLE = re.compile(r"[0-9a-f]{16}-([0-9]{1,19})")
 
@@ -66,6 +66,8 @@ class Outgoing:
         out: Shape = {"MessageId": sent.message_id, "MD5OfMessageBody": self.md5_body}
         if entry_id is not None:
             out["Id"] = entry_id
+        if self.new.group_id is None and self.md5_attributes is None and self.md5_system is None:
+            return out  # a plain message: nothing more
         if self.md5_attributes:
             out["MD5OfMessageAttributes"] = self.md5_attributes
         if self.md5_system:
@@ -82,14 +84,15 @@ def sequence_number(m: Message) -> str:
 PLAIN = frozenset({"QueueUrl", "Id", "MessageBody"})  # a message with nothing but its body
 
 
-def outgoing(entry: Mapping[str, object], queue: Queue | None, fifo: bool) -> Outgoing:
-    """Check one message (SendMessage's input or a batch entry). The members a
-    plain message lacks cost nothing: this runs for every message sent."""
+def outgoing(entry: Mapping[str, object], queue: Queue | None, fifo: bool, valid_text: bool = False) -> Outgoing:
+    """Check one message (SendMessage's input or a batch entry; ``valid_text``: the
+    protocol has checked its characters). The members a plain message lacks cost
+    nothing: this runs for every message sent."""
     body = entry.get("MessageBody")
     if not isinstance(body, str) or not body:
         raise SqsError(MISSING_PARAMETER, "The request must contain the parameter MessageBody.")
     encoded = body.encode()
-    if not ma.valid_text(body, encoded):
+    if not valid_text and not ma.valid_text(body, encoded):
         raise SqsError(INVALID_MESSAGE_CONTENTS, "Invalid binary character in the message body.")
     if not fifo and entry.keys() <= PLAIN:  # the common case, a body alone: its size and digest
         limit = queue.attributes.max_message_size if queue else MAX_SIZE
@@ -186,7 +189,7 @@ class MessageActions:
         fifo = name.endswith(FIFO_SUFFIX)
         needs_queue = fifo or "MessageAttributes" in call.input  # the rest the backend checks itself
         queue = await self.queues.find(name) if needs_queue else None
-        out = outgoing(call.input, queue, fifo)
+        out = outgoing(call.input, queue, fifo, call.valid_text)
         return out.result(await self.db.send(queue.id if queue else name, out.new))
 
     async def send_message_batch(self, call: Call) -> Shape:
@@ -197,28 +200,32 @@ class MessageActions:
         name = call.queue()
         entries = batch_entries(call)
         fifo = name.endswith(FIFO_SUFFIX)
-        attributed = any("MessageAttributes" in entry for _, entry in entries)  # their bytes count too
+        attributed = any(["MessageAttributes" in entry for _, entry in entries])  # their bytes count too
         queue = await self.queues.find(name) if fifo or attributed else None
         try:
-            return await self.send_checked(name, entries, queue, fifo)
+            return await self.send_checked(name, entries, queue, call.valid_text)
         except PayloadTooLarge:
-            return await self.send_checked(name, entries, await self.queues.find(name), fifo)
+            return await self.send_checked(name, entries, await self.queues.find(name), call.valid_text)
 
-    async def send_checked(
-        self, name: str, entries: list[tuple[str, Mapping[str, object]]], queue: Queue | None, fifo: bool
-    ) -> Shape:
-        checked: dict[str, Outgoing] = {}
+    async def send_checked(self, name: str, entries: list[tuple[str, Mapping[str, object]]],
+                           queue: Queue | None, valid_text: bool) -> Shape:
+        fifo = name.endswith(FIFO_SUFFIX)
+        checked: list[tuple[str, Outgoing]] = []
         failed: list[Shape] = []
+        size = 0
         for entry_id, entry in entries:
             try:
-                checked[entry_id] = outgoing(entry, queue, fifo)
+                out = outgoing(entry, queue, fifo, valid_text)
             except WonderQError as exc:
                 failed.append(failure(entry_id, exc))
-        if sum(o.size for o in checked.values()) > MAX_SIZE:
+                continue
+            checked.append((entry_id, out))
+            size += out.size
+        if size > MAX_SIZE:
             raise SqsError(BATCH_REQUEST_TOO_LONG, f"Batch requests cannot be longer than {MAX_SIZE} bytes.")
         ref = queue.id if queue else name
-        sent = await self.db.send_batch(ref, [o.new for o in checked.values()]) if checked else []
-        ok = [o.result(m, i) for (i, o), m in zip(checked.items(), sent, strict=True)]
+        sent = await self.db.send_batch(ref, [o.new for _, o in checked]) if checked else []
+        ok = [o.result(m, i) for (i, o), m in zip(checked, sent, strict=True)]
         return {"Successful": ok, "Failed": failed}
 
     async def receive_message(self, call: Call) -> Shape:
@@ -334,14 +341,13 @@ def batch_entries(call: Call) -> list[tuple[str, Mapping[str, object]]]:
     if len(entries) > MAX_BATCH:
         raise SqsError(TOO_MANY_ENTRIES, f"Maximum number of entries per request are {MAX_BATCH}."
                        f" You have sent {len(entries)}.")
-    ids = [e.get("Id") for e in entries]
-    for entry_id in ids:
-        if not isinstance(entry_id, str) or not ENTRY_ID.fullmatch(entry_id):
-            raise SqsError(INVALID_BATCH_ENTRY_ID, "A batch entry id can only contain alphanumeric characters,"
-                           " hyphens and underscores. It can be at most 80 letters long.")
+    ids = [i for e in entries if isinstance(i := e.get("Id"), str)]
+    if len(ids) != len(entries) or not ENTRY_IDS.fullmatch("\n".join(ids)):  # one match for all ids
+        raise SqsError(INVALID_BATCH_ENTRY_ID, "A batch entry id can only contain alphanumeric characters,"
+                       " hyphens and underscores. It can be at most 80 letters long.")
     if len(set(ids)) != len(ids):
         raise SqsError(BATCH_IDS_NOT_DISTINCT, "Two or more batch entries in the request have the same Id.")
-    return [(str(i), e) for i, e in zip(ids, entries, strict=True)]
+    return list(zip(ids, entries, strict=True))
 
 
 async def each(

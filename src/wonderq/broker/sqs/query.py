@@ -51,7 +51,7 @@ async def handle(request: Request, actions: Actions, context: Context) -> Respon
     if name not in actions:
         raise SqsError(INVALID_ACTION, f"The action {name} is not valid for this endpoint.")
     params.pop("Version", None)
-    result = await actions[name][0](context(request, name, reshape(params)))
+    result = await actions[name][0](context(request, name, reshape(params), False))
     inner = f"<{name}Result>{element_items(name, result)}</{name}Result>"  # botocore wants it even empty
     rid = request_id()
     body = (f'<?xml version="1.0"?><{name}Response xmlns="{XMLNS}">{inner}'
