@@ -21,6 +21,11 @@ SDK in the loop, so the client is not the bottleneck (the gen CPU column shows i
     .venv/bin/python bench/sqs_bench.py --quick                  # short runs, 1,000 deep
     .venv/bin/python bench/sqs_bench.py --targets moto           # only the moto row
     .venv/bin/python bench/sqs_bench.py --backend postgresql     # WonderQ on a throwaway PostgreSQL
+
+The speed of this kind of machine drifts by a tenth or more from one run to the next, as much as
+the gaps measured. So the send rows run REST and SQS on one broker, in --runs alternating windows
+each (REST, SQS, SQS, REST, ...; default 4), and compare their mean rates; the notes list every
+window. The consume rows each get a broker of their own (the queue is filled to DEPTH first).
 """
 
 from __future__ import annotations
@@ -410,6 +415,26 @@ def measure_wonderq(api: str, operation: str, plan: Plan) -> dict[str, Any]:
             broker.stop()
 
 
+def measure_side_by_side(operation: str, plan: Plan, runs: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """REST and SQS on one broker, in alternating windows (REST, SQS, SQS, REST, ...): adjacent
+    windows see the machine at the same speed, and both APIs the same database as it grows."""
+    windows: dict[str, list[dict[str, Any]]] = {"rest": [], "sqs": []}
+    with workdir() as folder:
+        broker = Broker(folder, plan.durability, plan.pg, cpu=BROKER_CPU).start()
+        try:
+            assert broker.proc is not None
+            broker.create_queue(QUEUE)
+            url, problem = create_sqs_queue(broker.port, f"{QUEUE}-sqs")
+            if url is None:
+                return {"failed": problem}, {"failed": problem}
+            for n in range(runs * 2):
+                api = ("rest", "sqs", "sqs", "rest")[n % 4]
+                windows[api].append(run_load(api, operation, broker.port, plan, broker.proc.pid, url))
+        finally:
+            broker.stop()
+    return mean_of(windows["rest"]), mean_of(windows["sqs"])
+
+
 def measure_moto(operation: str, plan: Plan) -> dict[str, Any]:
     """Every operation at ``depth`` deep: moto's cost per message grows with it."""
     with workdir() as folder:
@@ -479,6 +504,8 @@ def notes(results: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
             out.append(f"{target} {op}: failed: {result['failed'][:300]}")
             continue
         bits = [f"gen CPU {result.get('gen_cpu_pct', 0):.0f}%", f"server CPU {result.get('server_cpu_pct', 0):.0f}%"]
+        if result.get("runs"):
+            bits.append("runs " + ", ".join(f"{r:,}/s" for r in result["runs"]))
         if result.get("errors"):
             bits.append(f"errors {result['error_kinds']}")
         if result.get("duplicates"):
@@ -489,6 +516,13 @@ def notes(results: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
             bits.append(f"filled {result['prefill']['messages']:,} at {result['prefill']['rate']:,.0f}/s")
         out.append(f"{target} {op}: " + ", ".join(bits))
     return out
+
+
+def mean_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first run's result with the mean rate of all (a failed run fails the row), every rate kept."""
+    if len(runs) == 1 or any("failed" in r for r in runs):
+        return next((r for r in runs if "failed" in r), runs[0])
+    return {**runs[0], "rate": sum(r["rate"] for r in runs) / len(runs), "runs": [round(r["rate"]) for r in runs]}
 
 
 def moto_main(argv: list[str]) -> None:
@@ -519,13 +553,14 @@ def main() -> int:
     p.add_argument("--targets", default="rest,sqs,moto", help="comma-separated: rest, sqs, moto")
     p.add_argument("--only", default=",".join(OPERATIONS), help="comma-separated: send, batch, consume")
     p.add_argument("--depth", type=int, help="queue depth of the consume rows (default 10,000)")
-    p.add_argument("--duration", type=float, help="measured seconds of each send row (default 5)")
+    p.add_argument("--duration", type=float, help="measured seconds of each send window (default 3)")
     p.add_argument("--durability", default="full", choices=["full", "normal"])
     p.add_argument("--backend", default="sqlite", choices=["sqlite", "postgresql"])
+    p.add_argument("--runs", type=int, default=4, help="send rows: windows of each API, alternated on one broker")
     p.add_argument("--json", type=Path, help="write every result here")
     args = p.parse_args()
     pg = BenchPostgres(LOADGEN_CPU).start() if args.backend == "postgresql" else None
-    plan = Plan(duration=args.duration or (2 if args.quick else 5),
+    plan = Plan(duration=args.duration or (2 if args.quick else 3),
                 depth=args.depth or (1000 if args.quick else 10_000), chunk=0,
                 rounds=1 if args.quick else 3, durability=args.durability, pg=pg)
     plan.chunk = min(3000, plan.depth // 2)  # rounds never drain the queue into empty long polls
@@ -535,11 +570,15 @@ def main() -> int:
     results: dict[tuple[str, str], dict[str, Any]] = {}
     try:
         for op in operations:
+            t0 = time.perf_counter()
+            if op != "consume" and {"rest", "sqs"} <= set(targets):
+                results[("rest", op)], results[("sqs", op)] = measure_side_by_side(op, plan, args.runs)
+            for target in (t for t in targets if (t, op) not in results):
+                alone = measure_moto(op, plan) if target == "moto" else measure_wonderq(target, op, plan)
+                results[(target, op)] = alone
             for target in targets:
-                t0 = time.perf_counter()
-                measure = measure_moto(op, plan) if target == "moto" else measure_wonderq(target, op, plan)
-                results[(target, op)] = measure
-                print(f"  {target} {op}: {cell(results[(target, op)])} ({time.perf_counter() - t0:.0f} s)", flush=True)
+                print(f"  {target} {op}: {cell(results[(target, op)])}", flush=True)
+            print(f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
     finally:
         if pg:
             pg.stop()
