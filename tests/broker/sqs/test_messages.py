@@ -229,3 +229,17 @@ def test_a_batch_entry_over_the_queues_limit_fails_alone(sqs: Any) -> None:
     ])
     assert [s["Id"] for s in result["Successful"]] == ["ok"]
     assert sorted(f["Id"] for f in result["Failed"]) == ["attributed", "long"]
+
+
+def test_a_plain_batch_still_fails_bad_entries_alone(sqs: Any) -> None:
+    """A batch of bodies alone is checked in one loop (messages.plain_batch); an entry over the
+    queue's own limit, or an empty one, sends it down the entry-by-entry path, and fails alone."""
+    url = sqs.create_queue(QueueName=unique("q"), Attributes={"MaximumMessageSize": "1024"})["QueueUrl"]
+    result = sqs.send_message_batch(QueueUrl=url, Entries=[
+        {"Id": "ok", "MessageBody": "x" * 1024}, {"Id": "long", "MessageBody": "x" * 1025},
+    ])
+    assert [s["Id"] for s in result["Successful"]] == ["ok"] and [f["Id"] for f in result["Failed"]] == ["long"]
+    result = sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": "ok", "MessageBody": "y"},
+                                                           {"Id": "empty", "MessageBody": ""}])
+    assert [s["Id"] for s in result["Successful"]] == ["ok"] and [f["Id"] for f in result["Failed"]] == ["empty"]
+    assert result["Successful"][0]["MD5OfMessageBody"] == hashlib.md5(b"y").hexdigest()
