@@ -269,3 +269,26 @@ async def test_retention_runs_on_the_clock(clocked: tuple[Backend, ManualClock])
     assert await db.expire() == 1
     (stats,) = await db.stats()
     assert (stats.messages, stats.expired) == (0, 2)
+
+
+async def test_a_second_backend_on_the_database_sees_queue_changes_at_once(db: Backend, db_url: str) -> None:
+    """Each backend keeps the queues its writes use (SQLite's writer, PostgreSQL's queue
+    cache); another process's change to one must count from its next write on."""
+    other = backend_for(Settings(db=db_url, retention_interval=3600))
+    await other.open()
+    try:
+        q = await db.create_queue("shared", QueueAttributes())
+        await db.send("shared", NewMessage("x" * 2000))  # the queue is now cached
+        await other.set_attributes("shared", QueueAttributes(max_message_size=1024))
+        with pytest.raises(PayloadTooLarge):
+            await db.send("shared", NewMessage("x" * 2000))
+        await other.delete_queue("shared")
+        with pytest.raises(QueueNotFound):
+            await db.send("shared", NewMessage("x"))
+        again = await other.create_queue("shared", QueueAttributes())
+        assert again.id != q.id and (await db.send("shared", NewMessage("y"))).queue_id == again.id
+        await db.set_attributes("shared", QueueAttributes(max_message_size=1024))  # and its own changes
+        with pytest.raises(PayloadTooLarge):
+            await db.send("shared", NewMessage("x" * 2000))
+    finally:
+        await other.close()

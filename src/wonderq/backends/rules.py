@@ -11,8 +11,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import astuple, dataclass, field, fields, replace
 from typing import NoReturn
 
-from wonderq.errors import MessageNotFound, OverLimit, PayloadTooLarge, QueueExists, StaleToken, WonderQError
-from wonderq.models import Message, NewMessage, Queue, QueueAttributes
+from wonderq.errors import (
+    MessageNotFound,
+    OverLimit,
+    PayloadTooLarge,
+    QueueExists,
+    QueueNotFound,
+    StaleToken,
+    WonderQError,
+)
+from wonderq.models import Message, NewMessage, Queue, QueueAttributes, QueueRef
 
 Woken = list[tuple[int, int]]  # (queue_id, messages made visible)
 REDRIVE_PASSES = 10  # bounded, so a flood of poison messages cannot stall a batch
@@ -87,6 +95,11 @@ def delays(queue: Queue, messages: Sequence[NewMessage]) -> list[int]:
     """Each message's delay in seconds: its own, else the queue's."""
     default = queue.attributes.delay_seconds
     return [default if m.delay_seconds is None else m.delay_seconds for m in messages]
+
+
+def no_queue(ref: QueueRef) -> QueueNotFound:
+    """What a lookup of a queue that is not there raises."""
+    return QueueNotFound(f"queue {ref!r} does not exist")
 
 
 def missing(message_id: int, exists: bool) -> NoReturn:

@@ -27,7 +27,7 @@ from wonderq.backends.postgres.queues import (
     resolve,
 )
 from wonderq.backends.rules import Redrive, check_sizes, delays, missing, uuid4s
-from wonderq.errors import PayloadTooLarge, QueueNotFound, Unavailable
+from wonderq.errors import PayloadTooLarge, Unavailable
 from wonderq.models import Claim, Message, NewMessage, QueueRef, QueueStats
 
 if TYPE_CHECKING:
@@ -328,7 +328,7 @@ async def queue_stats(conn: asyncpg.Connection, ref: QueueRef) -> QueueStats:
     index entries (its 32 counter shards, its invisible messages)."""
     row = await conn.fetchrow(QUEUE_STATS_BY_ID if isinstance(ref, int) else QUEUE_STATS_BY_NAME, ref)
     if row is None:
-        raise QueueNotFound(f"queue {ref!r} does not exist")
+        raise rules.no_queue(ref)
     return QueueStats.from_row(row)
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from wonderq.backends import rules
 from wonderq.backends.postgres.schema import SCHEMA_LOCK
 from wonderq.backends.rules import SETTINGS, Changes, settings, tags_json
-from wonderq.errors import InvalidParameter, QueueExists, QueueNotFound
+from wonderq.errors import InvalidParameter, QueueExists
 from wonderq.models import Queue, QueueAttributes, QueueRef
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ class QueueCache:
             return hit[1]
         row = await fetch_queue(conn, ref)
         if row is None:
-            raise QueueNotFound(f"queue {ref!r} does not exist")
+            raise rules.no_queue(ref)
         cached = Cached(Queue.from_row(row), int(row["version"]))
         self._entries[cached.queue.id] = self._entries[cached.queue.name] = (time.monotonic() + QUEUE_TTL, cached)
         return cached
@@ -124,7 +124,7 @@ async def find_queue(conn: asyncpg.Connection, ref: QueueRef) -> Queue | None:
 async def resolve(conn: asyncpg.Connection, ref: QueueRef) -> Queue:
     queue = await find_queue(conn, ref)
     if queue is None:
-        raise QueueNotFound(f"queue {ref!r} does not exist")
+        raise rules.no_queue(ref)
     return queue
 
 
@@ -188,7 +188,7 @@ async def set_attributes(txn: Txn, ref: QueueRef, a: QueueAttributes) -> Queue:
     txn.queues.drop(queue)
     row = await txn.conn.fetchrow(SET_ATTRIBUTES, queue.id, *settings(a))
     if row is None:
-        raise QueueNotFound(f"queue {ref!r} does not exist")
+        raise rules.no_queue(ref)
     return Queue.from_row(row)
 
 
@@ -199,7 +199,7 @@ async def set_tags(txn: Txn, ref: QueueRef, tags: Mapping[str, str]) -> Queue:
     queue = await resolve(txn.conn, ref)
     row = await txn.conn.fetchrow(SET_TAGS, queue.id, tags_json(tags))
     if row is None:
-        raise QueueNotFound(f"queue {ref!r} does not exist")
+        raise rules.no_queue(ref)
     return Queue.from_row(row)
 
 

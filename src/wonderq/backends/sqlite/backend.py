@@ -29,7 +29,7 @@ from wonderq.backends import rules
 from wonderq.backends.base import Backend
 from wonderq.backends.batching import GroupCommit, Op, Write
 from wonderq.backends.sqlite import keys, queries, schema
-from wonderq.backends.sqlite.queries import Txn
+from wonderq.backends.sqlite.txn import QueueCache, Txn
 from wonderq.backends.sqlite.wakeups import Wakeups
 from wonderq.clock import Clock
 from wonderq.errors import Unavailable
@@ -60,6 +60,7 @@ class SqliteBackend(Backend):
         self._checkpointer: sqlite3.Connection | None = None
         self._sync = ""  # the writer's current PRAGMA synchronous
         self._wal_long = False  # the WAL is past WAL_LIMIT_PAGES: the writer restarts it
+        self._queues = QueueCache()  # the writer thread's alone
         self._group: GroupCommit[Write[Txn]] = GroupCommit(self._run_in_writer, self._committed)
         self._sweeper: asyncio.Task[None] | None = None
         self._checkpoints: asyncio.Task[None] | None = None
@@ -236,13 +237,15 @@ class SqliteBackend(Backend):
         conn = self._writer
         self._set_sync(any(op.durable for op in batch))
         self._begin(conn)
-        txn = Txn(conn, self.clock.now_ms())
+        self._queues.begin(conn)
+        txn = Txn(conn, self.clock.now_ms(), queues=self._queues)
         try:
             for op in batch:
                 op.run(txn)
             txn.finish()
             conn.execute("COMMIT")
         except BaseException:
+            self._queues.clear()  # it may hold what the transaction read of its own changes
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from wonderq.backends.sqlite.queries import Txn
+from wonderq.backends.sqlite.txn import Txn
 from wonderq.errors import Conflict, NotFound
 from wonderq.models import ApiKey
 

@@ -12,74 +12,20 @@ import secrets
 import sqlite3
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
 from wonderq.backends import rules
-from wonderq.backends.rules import SETTINGS, Changes, Redrive, check_sizes, delays, missing, settings, tags_json, uuid4s
+from wonderq.backends.rules import SETTINGS, Redrive, check_sizes, delays, missing, settings, tags_json, uuid4s
 from wonderq.backends.sqlite import fifo
-from wonderq.errors import InvalidParameter, QueueExists, QueueNotFound
+from wonderq.backends.sqlite.txn import QUEUE_COLUMNS, Txn, find_queue, resolve
+
+__all__ = ["QUEUE_COLUMNS", "Txn", "find_queue", "resolve"]  # besides this module's own
+from wonderq.errors import InvalidParameter, QueueExists
 from wonderq.models import Claim, Message, NewMessage, Queue, QueueAttributes, QueueRef, QueueStats
 
-ADD_COUNTS = """
-INSERT INTO queue_counts (queue_id, shard, messages, sent, received, deleted, expired)
-VALUES (?, 0, ?, ?, ?, ?, ?)
-ON CONFLICT (queue_id, shard) DO UPDATE SET
-    messages = messages + excluded.messages, sent = sent + excluded.sent,
-    received = received + excluded.received, deleted = deleted + excluded.deleted,
-    expired = expired + excluded.expired
-"""
-READ_SEQUENCE = "SELECT next_id FROM sequence"
-WRITE_SEQUENCE = "UPDATE sequence SET next_id = ?"
-
-
-@dataclass(slots=True)
-class Txn:
-    """What a write sees: the writer connection, the batch's clock reading, the
-    changes to deliver, and message ids.
-
-    Message ids come from the one-row ``sequence`` table, read at most once
-    and written back once per transaction: monotonic and never reused, like
-    AUTOINCREMENT, without its bookkeeping on every insert.
-    """
-
-    conn: sqlite3.Connection
-    now: int
-    changes: Changes = field(default_factory=Changes)
-    next_id: int = 0  # 0: not read yet in this transaction
-
-    def take_ids(self, n: int) -> range:
-        if not self.next_id:
-            self.next_id = self.conn.execute(READ_SEQUENCE).fetchone()[0]
-        start, self.next_id = self.next_id, self.next_id + n
-        return range(start, self.next_id)
-
-    def finish(self) -> None:
-        if self.next_id:
-            self.conn.execute(WRITE_SEQUENCE, (self.next_id,))
-        self.conn.executemany(ADD_COUNTS, self.changes.tally.rows())
-
-
-QUEUE_COLUMNS = f"id, name, created_at, {', '.join(SETTINGS)}, modified_at, tags"
 MESSAGE_COLUMNS = (
     "id, uuid AS message_id, queue_id, body, created_at, visible_at, receive_count,"
     " first_received_at, token, attributes, group_id, dedup_id, system_attributes, origin"
 )
-SELECT_QUEUE_BY_ID = f"SELECT {QUEUE_COLUMNS} FROM queues WHERE id = ?"
-SELECT_QUEUE_BY_NAME = f"SELECT {QUEUE_COLUMNS} FROM queues WHERE name = ?"
-
-
-def find_queue(conn: sqlite3.Connection, ref: QueueRef) -> Queue | None:
-    row = conn.execute(SELECT_QUEUE_BY_ID if isinstance(ref, int) else SELECT_QUEUE_BY_NAME, (ref,)).fetchone()
-    return None if row is None else Queue.from_row(row)
-
-
-def resolve(conn: sqlite3.Connection, ref: QueueRef) -> Queue:
-    queue = find_queue(conn, ref)
-    if queue is None:
-        raise QueueNotFound(f"queue {ref!r} does not exist")
-    return queue
-
-
 LIST_QUEUES = f"SELECT {QUEUE_COLUMNS} FROM queues ORDER BY id"
 
 
@@ -116,6 +62,7 @@ def create_queue(txn: Txn, name: str, a: QueueAttributes, cap: int) -> Queue:
         row = txn.conn.execute(INSERT_QUEUE, (name, txn.now, txn.now, *settings(a))).fetchone()
     except sqlite3.IntegrityError:
         raise QueueExists(f"queue {name!r} already exists") from None
+    txn.queues.clear()
     return Queue.from_row(row)
 
 
@@ -126,8 +73,9 @@ SET_ATTRIBUTES = (
 
 
 def set_attributes(txn: Txn, ref: QueueRef, a: QueueAttributes) -> Queue:
-    queue = resolve(txn.conn, ref)
+    queue = txn.queue(ref)
     check_target(txn.conn, a)
+    txn.queues.clear()
     return Queue.from_row(txn.conn.execute(SET_ATTRIBUTES, (*settings(a), txn.now, queue.id)).fetchone())
 
 
@@ -135,7 +83,8 @@ SET_TAGS = f"UPDATE queues SET tags = ? WHERE id = ? RETURNING {QUEUE_COLUMNS}"
 
 
 def set_tags(txn: Txn, ref: QueueRef, tags: Mapping[str, str]) -> Queue:
-    queue = resolve(txn.conn, ref)
+    queue = txn.queue(ref)
+    txn.queues.clear()
     return Queue.from_row(txn.conn.execute(SET_TAGS, (tags_json(tags), queue.id)).fetchone())
 
 
@@ -144,7 +93,8 @@ DELETE_QUEUE = ("DELETE FROM messages WHERE queue_id = ?", "DELETE FROM queue_co
 
 
 def delete_queue(txn: Txn, ref: QueueRef) -> None:
-    queue = resolve(txn.conn, ref)
+    queue = txn.queue(ref)
+    txn.queues.clear()
     for statement in DELETE_QUEUE:
         txn.conn.execute(statement, (queue.id,))
 
@@ -153,7 +103,7 @@ PURGE = "DELETE FROM messages WHERE queue_id = ?"
 
 
 def purge(txn: Txn, ref: QueueRef) -> int:
-    queue = resolve(txn.conn, ref)
+    queue = txn.queue(ref)
     purged: int = txn.conn.execute(PURGE, (queue.id,)).rowcount
     txn.changes.tally.add(queue.id, messages=-purged)
     return purged
@@ -167,7 +117,7 @@ INSERT_PLAIN = "INSERT INTO messages (id, uuid, queue_id, body, created_at, visi
 
 
 def send_batch(txn: Txn, ref: QueueRef, messages: Sequence[NewMessage]) -> list[Message]:
-    queue = resolve(txn.conn, ref)
+    queue = txn.queue(ref)
     check_sizes(queue, messages)
     now, n = txn.now, len(messages)
     sent = [
@@ -244,7 +194,7 @@ REDRIVE = "UPDATE messages SET queue_id = ?, visible_at = ?, token = NULL, origi
 
 
 def claim(txn: Txn, ref: QueueRef, size: int, visibility_timeout: int | None) -> Claim:
-    queue = resolve(txn.conn, ref)
+    queue = txn.queue(ref)
     timeout = queue.attributes.visibility_timeout if visibility_timeout is None else visibility_timeout
     params: dict[str, int | str] = {
         "queue": queue.id, "now": txn.now, "size": size,
@@ -265,7 +215,7 @@ def claim(txn: Txn, ref: QueueRef, size: int, visibility_timeout: int | None) ->
 def _redrive(
     txn: Txn, queue: Queue, claimed: list[Message], params: dict[str, int | str], timeout: int, statement: str
 ) -> list[Message]:
-    dlq = queue.attributes.redrive_target and find_queue(txn.conn, queue.attributes.redrive_target)
+    dlq = queue.attributes.redrive_target and txn.find(queue.attributes.redrive_target)
     if not dlq:
         return claimed  # no dead-letter queue (any more): keep delivering
     redrive = Redrive(queue, dlq.id, timeout, txn.changes)
@@ -293,10 +243,10 @@ RETURNING queue_id
 
 
 def move_messages(txn: Txn, ref: QueueRef, destination: QueueRef | None, limit: int) -> int:
-    queue = resolve(txn.conn, ref)
+    queue = txn.queue(ref)
     params = {"queue": queue.id, "now": txn.now, "limit": limit}
     if destination is not None:
-        params["destination"] = resolve(txn.conn, destination).id
+        params["destination"] = txn.queue(destination).id
     moved = Counter(row[0] for row in txn.conn.execute(MOVE_BACK if destination is None else MOVE_TO, params))
     return txn.changes.moved(queue.id, moved)
 
@@ -379,7 +329,7 @@ def queue_stats(conn: sqlite3.Connection, ref: QueueRef, now: int) -> QueueStats
     statement = QUEUE_STATS_BY_ID if isinstance(ref, int) else QUEUE_STATS_BY_NAME
     row = conn.execute(statement, {"ref": ref, "now": now}).fetchone()
     if row is None:
-        raise QueueNotFound(f"queue {ref!r} does not exist")
+        raise rules.no_queue(ref)
     return QueueStats.from_row(row)
 
 
