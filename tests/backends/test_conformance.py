@@ -292,3 +292,16 @@ async def test_a_second_backend_on_the_database_sees_queue_changes_at_once(db: B
             await db.send("shared", NewMessage("x" * 2000))
     finally:
         await other.close()
+
+
+async def test_delete_batch_answers_each_entry_in_order(db: Backend) -> None:
+    await db.create_queue("q", QueueAttributes())
+    await db.send_batch("q", [NewMessage(f"m{i}") for i in range(4)])
+    a, b, c, d = (await db.claim("q", 4, 30)).messages
+    outcomes = await db.delete_batch([(a.id, a.token), (b.id, "stale"), (d.id + 100, None), (c.id, None)])
+    assert outcomes[0] is None and outcomes[3] is None
+    assert isinstance(outcomes[1], StaleToken) and isinstance(outcomes[2], MessageNotFound)
+    assert [m.id for m in await db.peek("q", 10)] == [b.id, d.id]  # the refused entries kept nothing else
+    assert [s.messages for s in await db.stats()] == [2]
+    again = await db.delete_batch([(b.id, b.token), (b.id, b.token)])  # the second finds it gone
+    assert again[0] is None and isinstance(again[1], MessageNotFound)

@@ -24,7 +24,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Mapping, Sequence
 
-from wonderq.backends.rules import EXPIRE_CHUNK
+from wonderq.backends.rules import EXPIRE_CHUNK, Deleted
 from wonderq.backends.waiters import Waiters
 from wonderq.clock import Clock
 from wonderq.models import ApiKey, Claim, Message, NewMessage, Queue, QueueAttributes, QueueRef, QueueStats
@@ -161,6 +161,12 @@ class Backend(abc.ABC):
         """Delete a message. Raise MessageNotFound if it does not exist, or
         StaleToken if ``token`` is given and is not the message's current one
         (it was received again since, by someone else)."""
+
+    @abc.abstractmethod
+    async def delete_batch(self, entries: Sequence[tuple[int, str | None]]) -> Deleted:
+        """Delete each (message id, token) as :meth:`delete` does, all in one write, and say
+        per entry, in order: None if deleted, else the MessageNotFound or StaleToken that kept
+        it (which keeps no other entry)."""
 
     @abc.abstractmethod
     async def change_visibility(self, message_id: int, token: str, visibility_timeout: int) -> Message:

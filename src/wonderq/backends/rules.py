@@ -97,6 +97,9 @@ def delays(queue: Queue, messages: Sequence[NewMessage]) -> list[int]:
     return [default if m.delay_seconds is None else m.delay_seconds for m in messages]
 
 
+Deleted = list[MessageNotFound | StaleToken | None]  # a batch delete's outcome per entry: None, deleted
+
+
 def no_queue(ref: QueueRef) -> QueueNotFound:
     """What a lookup of a queue that is not there raises."""
     return QueueNotFound(f"queue {ref!r} does not exist")

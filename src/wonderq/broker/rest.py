@@ -39,7 +39,7 @@ from wonderq.edge.params import Params, integer, known, one_of, optional_integer
 from wonderq.edge.requests import Request
 from wonderq.edge.responses import Response, json, raw
 from wonderq.edge.routing import Handler, Route
-from wonderq.errors import Forbidden, InvalidParameter, MessageNotFound, StaleToken, Unavailable
+from wonderq.errors import Forbidden, InvalidParameter, Unavailable
 from wonderq.models import Message, NewMessage, Queue, QueueAttributes, QueueRef, QueueStats
 from wonderq.settings import MAX_BATCH, MAX_DELAY, MAX_ID, MAX_PEEK, MAX_VISIBILITY, MAX_WAIT, QUEUE_BOUNDS
 
@@ -293,26 +293,23 @@ class RestApi:
         return json({"success": True})
 
     async def delete_messages(self, req: Request, grant: Grant) -> Response:
-        """Delete up to MAX_BATCH messages, each by id with its token (or none), and
-        answer each in order: deleted, or the error that kept it (not found, stale
-        token) without failing the others. The deletes run concurrently, so the
-        backend's group commit joins them into one transaction."""
+        """Delete up to MAX_BATCH messages, each by id with its token (or none), in one
+        write, and answer each in order: deleted, or the error that kept it (not found,
+        stale token) without failing the others."""
         entries = req.params.get("messages")
         if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_BATCH:
             raise InvalidParameter(f"messages must be a list of 1 to {MAX_BATCH} messages")
         refs = [delete_entry(entry) for entry in entries]
         if grant.queues and any(token is None for _, token in refs):
             raise Forbidden(NEEDS_TOKEN)
-        outcomes = await asyncio.gather(*(self.db.delete(i, t) for i, t in refs), return_exceptions=True)
+        outcomes = await self.db.delete_batch(refs)  # the database gone away fails the request as a whole
         answers: list[JsonObject] = []
         for (message_id, _), outcome in zip(refs, outcomes, strict=True):
-            if isinstance(outcome, MessageNotFound | StaleToken):
+            if outcome is None:
+                answers.append({"id": message_id, "deleted": True})
+            else:
                 error = {"code": outcome.code, "message": str(outcome)}
                 answers.append({"id": message_id, "deleted": False, "error": error})
-            elif isinstance(outcome, BaseException):
-                raise outcome  # the database went away, say: the request failed as a whole
-            else:
-                answers.append({"id": message_id, "deleted": True})
         deleted = sum(1 for a in answers if a["deleted"])
         self.metrics.deleted += deleted
         return json({"deleted": deleted, "messages": answers})

@@ -28,6 +28,7 @@ from wonderq.backends.base import Backend
 from wonderq.backends.batching import AsyncOp, AsyncWrite, GroupCommit
 from wonderq.backends.postgres import keys, queries, queues, schema
 from wonderq.backends.postgres.queues import Txn
+from wonderq.backends.rules import Deleted
 from wonderq.clock import Clock
 from wonderq.errors import Unavailable, WonderQError
 from wonderq.models import ApiKey, Claim, Message, NewMessage, Queue, QueueAttributes, QueueRef, QueueStats
@@ -158,6 +159,9 @@ class PostgresBackend(Backend):
 
     async def delete(self, message_id: int, token: str | None = None) -> None:
         await self._write(lambda txn: queries.delete(txn, message_id, token))
+
+    async def delete_batch(self, entries: Sequence[tuple[int, str | None]]) -> Deleted:
+        return await self._write(lambda txn: queries.delete_batch(txn, entries))
 
     async def change_visibility(self, message_id: int, token: str, visibility_timeout: int) -> Message:
         return await self._write(lambda txn: queries.change_visibility(txn, message_id, token, visibility_timeout))

@@ -26,8 +26,8 @@ from wonderq.backends.postgres.queues import (
     list_queues,
     resolve,
 )
-from wonderq.backends.rules import Redrive, check_sizes, delays, missing, uuid4s
-from wonderq.errors import PayloadTooLarge, Unavailable
+from wonderq.backends.rules import Deleted, Redrive, check_sizes, delays, missing, uuid4s
+from wonderq.errors import MessageNotFound, PayloadTooLarge, StaleToken, Unavailable
 from wonderq.models import Claim, Message, NewMessage, QueueRef, QueueStats
 
 if TYPE_CHECKING:
@@ -248,6 +248,18 @@ async def delete(txn: Txn, message_id: int, token: str | None) -> None:
     if queue_id is None:
         missing(message_id, bool(await txn.conn.fetchval(EXISTS, message_id)))
     txn.changes.tally.add(queue_id, messages=-1, deleted=1)
+
+
+async def delete_batch(txn: Txn, entries: Sequence[tuple[int, str | None]]) -> Deleted:
+    outcomes: Deleted = []
+    for message_id, token in entries:
+        try:
+            await delete(txn, message_id, token)
+        except (MessageNotFound, StaleToken) as exc:
+            outcomes.append(exc)
+        else:
+            outcomes.append(None)
+    return outcomes
 
 
 CHANGE_VISIBILITY = f"""

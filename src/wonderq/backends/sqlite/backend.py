@@ -28,6 +28,7 @@ from typing import TypeVar
 from wonderq.backends import rules
 from wonderq.backends.base import Backend
 from wonderq.backends.batching import GroupCommit, Op, Write
+from wonderq.backends.rules import Deleted
 from wonderq.backends.sqlite import keys, queries, schema
 from wonderq.backends.sqlite.txn import QueueCache, Txn
 from wonderq.backends.sqlite.wakeups import Wakeups
@@ -151,6 +152,9 @@ class SqliteBackend(Backend):
 
     async def delete(self, message_id: int, token: str | None = None) -> None:
         await self._write(lambda txn: queries.delete(txn, message_id, token))
+
+    async def delete_batch(self, entries: Sequence[tuple[int, str | None]]) -> Deleted:
+        return await self._write(lambda txn: queries.delete_batch(txn, entries))
 
     async def change_visibility(self, message_id: int, token: str, visibility_timeout: int) -> Message:
         return await self._write(lambda txn: queries.change_visibility(txn, message_id, token, visibility_timeout))

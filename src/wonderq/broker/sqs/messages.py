@@ -313,8 +313,23 @@ class MessageActions:
         await self.db.change_visibility(message_id, token, timeout)
 
     async def delete_message_batch(self, call: Call) -> Shape:
+        """One write for the batch; an entry whose message is gone already succeeds, as on SQS."""
         await self.queues.find(call.queue())
-        return await each(batch_entries(call), self.delete)
+        handles: dict[str, tuple[int, str]] = {}
+        failed: list[Shape] = []
+        for entry_id, entry in batch_entries(call):
+            try:
+                handles[entry_id] = handle_of(entry.get("ReceiptHandle"))
+            except WonderQError as exc:
+                failed.append(failure(entry_id, exc))
+        outcomes = await self.db.delete_batch(list(handles.values())) if handles else []
+        ok: list[Shape] = []
+        for entry_id, outcome in zip(handles, outcomes, strict=True):
+            if outcome is None or isinstance(outcome, MessageNotFound):
+                ok.append({"Id": entry_id})
+            else:
+                failed.append(failure(entry_id, outcome))
+        return {"Successful": ok, "Failed": failed}
 
     async def change_message_visibility_batch(self, call: Call) -> Shape:
         await self.queues.find(call.queue())
