@@ -108,7 +108,7 @@ class NewMessage:
     system_attributes: str | None = None  # JSON text, kept verbatim (SQS's MessageSystemAttributes)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made for every message sent or received, and a frozen init costs 4 times more
 class Message:
     id: int  # monotonic per database, never reused
     message_id: str  # UUID
