@@ -22,10 +22,11 @@ SDK in the loop, so the client is not the bottleneck (the gen CPU column shows i
     .venv/bin/python bench/sqs_bench.py --targets moto           # only the moto row
     .venv/bin/python bench/sqs_bench.py --backend postgresql     # WonderQ on a throwaway PostgreSQL
 
-The speed of this kind of machine drifts by a tenth or more from one run to the next, as much as
-the gaps measured. So the send rows run REST and SQS on one broker, in --runs alternating windows
-each (REST, SQS, SQS, REST, ...; default 4), and compare their mean rates; the notes list every
-window. The consume rows each get a broker of their own (the queue is filled to DEPTH first).
+The speed of this kind of machine drifts by a tenth or more from one window to the next, as much
+as the gaps measured. So the send rows run REST and SQS on one broker, in --runs alternating
+windows each (REST, SQS, SQS, REST, ...; default 6), and their ratio is the median over the
+adjacent pairs of windows; the rates shown are the means, and the notes list every window. The
+consume rows each get a broker of their own (the queue is filled to DEPTH first).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -486,10 +488,13 @@ def table(results: dict[tuple[str, str], dict[str, Any]], plan: Plan) -> str:
     for op in OPERATIONS:
         rest, sqs, moto = (results.get((t, op)) for t in ("rest", "sqs", "moto"))
         label = LABELS[op] + (f" at {plan.depth:,} deep" if op == "consume" else "")
-        verdict = ""
+        verdict, shown = "", ratio(rate(sqs), rate(rest))
+        if (paired := pair_ratio(rest, sqs)) is not None:
+            shown = f"{paired:.2f}x"
         if rate(sqs) and rate(rest):
-            verdict = " PASS" if rate(sqs) / rate(rest) >= TARGETS[op] else " FAIL"  # type: ignore[operator]
-        rows.append([label, cell(rest), cell(sqs), ratio(rate(sqs), rate(rest)) + verdict,
+            value = paired if paired is not None else rate(sqs) / rate(rest)  # type: ignore[operator]
+            verdict = " PASS" if value >= TARGETS[op] else " FAIL"
+        rows.append([label, cell(rest), cell(sqs), shown + verdict,
                      f">= {TARGETS[op]}x", cell(moto), ratio(rate(sqs), rate(moto))])
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
@@ -516,6 +521,14 @@ def notes(results: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
             bits.append(f"filled {result['prefill']['messages']:,} at {result['prefill']['rate']:,.0f}/s")
         out.append(f"{target} {op}: " + ", ".join(bits))
     return out
+
+
+def pair_ratio(rest: dict[str, Any] | None, sqs: dict[str, Any] | None) -> float | None:
+    """The median of SQS / REST over adjacent windows (measure_side_by_side's order pairs
+    rest[i] with sqs[i]); None unless both rows were measured side by side."""
+    if not rest or not sqs or not rest.get("runs") or len(rest["runs"]) != len(sqs.get("runs", [])):
+        return None
+    return statistics.median(s / r for r, s in zip(rest["runs"], sqs["runs"], strict=True))
 
 
 def mean_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -556,7 +569,7 @@ def main() -> int:
     p.add_argument("--duration", type=float, help="measured seconds of each send window (default 3)")
     p.add_argument("--durability", default="full", choices=["full", "normal"])
     p.add_argument("--backend", default="sqlite", choices=["sqlite", "postgresql"])
-    p.add_argument("--runs", type=int, default=4, help="send rows: windows of each API, alternated on one broker")
+    p.add_argument("--runs", type=int, default=6, help="send rows: windows of each API, alternated on one broker")
     p.add_argument("--json", type=Path, help="write every result here")
     args = p.parse_args()
     pg = BenchPostgres(LOADGEN_CPU).start() if args.backend == "postgresql" else None
