@@ -27,10 +27,12 @@ class Route:
     changes_state: bool | None = None  # None: every method but GET and HEAD does
     params: Collection[str] | None = None  # the parameters it takes (others are refused); None: any
     parts: tuple[str, ...] = field(init=False)
+    literal: list[str] | None = field(init=False)  # the parts of a path with no placeholder
     endpoint: str = field(init=False)  # "METHOD /path/{pattern}", for metrics
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "parts", tuple(self.path.strip("/").split("/")))
+        object.__setattr__(self, "literal", None if "{" in self.path else list(self.parts))
         object.__setattr__(self, "endpoint", f"{self.method} {self.path}")
         if self.changes_state is None:
             object.__setattr__(self, "changes_state", self.method not in ("GET", "HEAD"))
@@ -39,6 +41,8 @@ class Route:
 
     def match(self, parts: list[str]) -> dict[str, str] | None:
         """The placeholders' values if the path matches, else None."""
+        if self.literal is not None:
+            return {} if parts == self.literal else None
         if len(self.parts) != len(parts):
             return None
         args = {}
