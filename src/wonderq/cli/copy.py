@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from wonderq.backends import sqlite_path
-from wonderq.backends.sqlite.queries import MESSAGE_COLUMNS, QUEUE_COLUMNS
+from wonderq.backends.sqlite.queries import MESSAGE_COLUMNS
+from wonderq.backends.sqlite.txn import QUEUE_COLUMNS
 from wonderq.settings import database_url
 
 CHUNK = 5000  # rows per COPY

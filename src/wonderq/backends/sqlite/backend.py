@@ -30,7 +30,7 @@ from wonderq.backends.base import Backend
 from wonderq.backends.batching import GroupCommit, Op, Write
 from wonderq.backends.rules import Deleted
 from wonderq.backends.sqlite import keys, queries, schema
-from wonderq.backends.sqlite.txn import QueueCache, Txn
+from wonderq.backends.sqlite.txn import QueueCache, Txn, resolve
 from wonderq.backends.sqlite.wakeups import Wakeups
 from wonderq.clock import Clock
 from wonderq.errors import Unavailable
@@ -124,7 +124,7 @@ class SqliteBackend(Backend):
         return await self._write(lambda txn: queries.create_queue(txn, name, attributes, cap), durable=True)
 
     async def get_queue(self, ref: QueueRef) -> Queue:
-        return await self._read(lambda conn: queries.resolve(conn, ref))
+        return await self._read(lambda conn: resolve(conn, ref))
 
     async def list_queues(self) -> list[Queue]:
         return await self._read(queries.list_queues)

@@ -17,8 +17,6 @@ from wonderq.backends import rules
 from wonderq.backends.rules import SETTINGS, Deleted, Redrive, check_sizes, delays, missing, settings, tags_json, uuid4s
 from wonderq.backends.sqlite import fifo
 from wonderq.backends.sqlite.txn import QUEUE_COLUMNS, Txn, find_queue, resolve
-
-__all__ = ["QUEUE_COLUMNS", "Txn", "find_queue", "resolve"]  # besides this module's own
 from wonderq.errors import InvalidParameter, MessageNotFound, QueueExists, StaleToken
 from wonderq.models import Claim, Message, NewMessage, Queue, QueueAttributes, QueueRef, QueueStats
 
@@ -143,11 +141,11 @@ def _insert(txn: Txn, messages: list[Message]) -> None:
     of binding an int."""
     plain, rich = [], []
     for m in messages:
+        row = (m.id, m.message_id, m.queue_id, m.body, m.created_at, m.visible_at)
         if m.attributes is None and m.group_id is None and m.dedup_id is None and m.system_attributes is None:
-            plain.append((m.id, m.message_id, m.queue_id, m.body, m.created_at, m.visible_at))
+            plain.append(row)
         else:
-            rich.append((m.id, m.message_id, m.queue_id, m.body, m.created_at, m.visible_at, m.attributes,
-                         m.group_id, m.dedup_id, m.system_attributes))
+            rich.append((*row, m.attributes, m.group_id, m.dedup_id, m.system_attributes))
     if plain:
         txn.conn.executemany(INSERT_PLAIN, plain)
     if rich:
@@ -253,7 +251,6 @@ def move_messages(txn: Txn, ref: QueueRef, destination: QueueRef | None, limit: 
 
 LOCATE = "SELECT queue_id, token FROM messages WHERE id = ?"
 DELETE = "DELETE FROM messages WHERE id = ?"
-EXISTS = "SELECT 1 FROM messages WHERE id = ?"
 
 
 def delete(txn: Txn, message_id: int, token: str | None) -> None:
@@ -279,6 +276,7 @@ def delete_batch(txn: Txn, entries: Sequence[tuple[int, str | None]]) -> Deleted
 
 
 CHANGE_VISIBILITY = f"UPDATE messages SET visible_at = ? WHERE id = ? AND token = ? RETURNING {MESSAGE_COLUMNS}"
+EXISTS = "SELECT 1 FROM messages WHERE id = ?"
 
 
 def change_visibility(txn: Txn, message_id: int, token: str, visibility_timeout: int) -> Message:

@@ -38,7 +38,7 @@ from wonderq.broker.sqs.faults import (
 )
 from wonderq.broker.sqs.queues import QueueActions
 from wonderq.clock import Clock
-from wonderq.errors import MessageNotFound, PayloadTooLarge, WonderQError
+from wonderq.errors import MessageNotFound, PayloadTooLarge, StaleToken, WonderQError
 from wonderq.models import FIFO_SUFFIX, Message, NewMessage, Queue, QueueStats
 from wonderq.settings import MAX_BATCH
 
@@ -159,6 +159,11 @@ def fifo_ids(
         dedup = hashlib.sha256(body.encode()).hexdigest()
     assert isinstance(group, str) and isinstance(dedup, str)
     return group, dedup
+
+
+def refused(outcome: MessageNotFound | StaleToken | None) -> StaleToken | None:
+    """A delete's outcome as SQS tells it: deleting a message that is gone already succeeds."""
+    return outcome if isinstance(outcome, StaleToken) else None
 
 
 def handle_of(value: object) -> tuple[int, str]:
@@ -292,13 +297,10 @@ class MessageActions:
 
     async def delete_message(self, call: Call) -> Shape:
         call.queue()
-        await self.delete(call.input)
+        (outcome,) = await self.db.delete_batch([handle_of(call.input.get("ReceiptHandle"))])
+        if (error := refused(outcome)) is not None:
+            raise error
         return {}
-
-    async def delete(self, entry: Mapping[str, object]) -> None:
-        message_id, token = handle_of(entry.get("ReceiptHandle"))
-        with contextlib.suppress(MessageNotFound):  # deleted already: as on SQS, deleting again succeeds
-            await self.db.delete(message_id, token)
 
     async def change_message_visibility(self, call: Call) -> Shape:
         call.queue()
@@ -313,7 +315,7 @@ class MessageActions:
         await self.db.change_visibility(message_id, token, timeout)
 
     async def delete_message_batch(self, call: Call) -> Shape:
-        """One write for the batch; an entry whose message is gone already succeeds, as on SQS."""
+        """One write for the batch."""
         await self.queues.find(call.queue())
         handles: dict[str, tuple[int, str]] = {}
         failed: list[Shape] = []
@@ -325,10 +327,10 @@ class MessageActions:
         outcomes = await self.db.delete_batch(list(handles.values())) if handles else []
         ok: list[Shape] = []
         for entry_id, outcome in zip(handles, outcomes, strict=True):
-            if outcome is None or isinstance(outcome, MessageNotFound):
+            if (error := refused(outcome)) is None:
                 ok.append({"Id": entry_id})
             else:
-                failed.append(failure(entry_id, outcome))
+                failed.append(failure(entry_id, error))
         return {"Successful": ok, "Failed": failed}
 
     async def change_message_visibility_batch(self, call: Call) -> Shape:
