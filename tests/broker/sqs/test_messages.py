@@ -178,6 +178,9 @@ def test_send_batch_fails_bad_entries_alone(sqs: Any, url: str) -> None:
     ([{"Id": "a", "MessageBody": "x"}, {"Id": "a", "MessageBody": "y"}],
      "AWS.SimpleQueueService.BatchEntryIdsNotDistinct"),
     ([{"Id": "no spaces", "MessageBody": "x"}], "AWS.SimpleQueueService.InvalidBatchEntryId"),
+    ([{"Id": "a\nb", "MessageBody": "x"}], "AWS.SimpleQueueService.InvalidBatchEntryId"),  # not two ids
+    ([{"Id": "a", "MessageBody": "x"}, {"Id": "i" * 81, "MessageBody": "y"}],
+     "AWS.SimpleQueueService.InvalidBatchEntryId"),
     ([{"Id": str(i), "MessageBody": "x" * 200_000} for i in range(6)], "AWS.SimpleQueueService.BatchRequestTooLong"),
 ])
 def test_whole_batch_errors(sqs: Any, url: str, entries: list[dict[str, str]], error: str) -> None:

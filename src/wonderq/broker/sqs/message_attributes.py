@@ -14,9 +14,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import importlib
 import re
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from wonderq.broker.sqs.faults import INVALID_PARAMETER_VALUE, SqsError, invalid
 
@@ -28,6 +29,11 @@ NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 # XML 1.0 characters, which is what SQS allows in bodies and string values
 XML_INVALID = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 SYSTEM_ATTRIBUTES = ("AWSTraceHeader",)
+md5: Callable[[bytes], hashlib._Hash]  # CPython's own MD5 where it has one: no OpenSSL context per call
+try:
+    md5 = importlib.import_module("_md5").md5
+except ImportError:  # pragma: no cover - a Python built without it
+    md5 = hashlib.md5
 
 
 CONTROLS = bytes(c for c in range(32) if c not in (9, 10, 13))  # the ASCII that XML 1.0 refuses
@@ -128,19 +134,14 @@ def select(attributes: Attributes, names: Iterable[str]) -> Attributes:
 
 
 def md5_body(body: str, encoded: bytes | None = None) -> str:
-    return hashlib.md5(encoded if encoded is not None else body.encode(), usedforsecurity=False).hexdigest()
-
-
-def md5_bodies(encoded: list[bytes]) -> list[str]:
-    """:func:`md5_body` of many bodies (their UTF-8) in one call."""
-    return [hashlib.md5(e, usedforsecurity=False).hexdigest() for e in encoded]
+    return md5(encoded if encoded is not None else body.encode()).hexdigest()
 
 
 def md5_attributes(attributes: Attributes) -> str | None:
     """SQS's MD5OfMessageAttributes (and of system attributes); None for none."""
     if not attributes:
         return None
-    digest = hashlib.md5(usedforsecurity=False)
+    digest = md5(b"")
     for name in sorted(attributes):
         value = attributes[name]
         digest.update(_field(name.encode()) + _field(value["DataType"].encode()))

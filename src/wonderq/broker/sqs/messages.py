@@ -118,21 +118,29 @@ def outgoing(entry: Mapping[str, object], queue: Queue | None, fifo: bool, valid
     )
 
 
-def plain_batch(entries: list[tuple[str, Mapping[str, object]]]) -> tuple[list[NewMessage], list[str]] | None:
-    """The common batch, checked in one loop: every entry a body alone (its text vouched
-    for by the protocol), the bodies within SQS's batch limit; with their digests. (A
-    Python call per message, as outgoing() is, costs about as much as its digest.) None
-    if one is not such: then each entry goes through outgoing(), which says what is wrong."""
-    news, encoded = [], []
-    for _, entry in entries:
-        body = entry.get("MessageBody")
-        if len(entry) != 2 or not isinstance(body, str) or not body:  # Id and a body, nothing else
-            return None
-        news.append(NewMessage(body))
-        encoded.append(body.encode())
-    if sum(map(len, encoded)) > MAX_SIZE:
+def plain_batch(raw: object) -> tuple[list[str], list[NewMessage], list[str]] | None:
+    """The common batch, checked in one loop: one to ten entries, each an id and a body
+    alone (its text vouched for by the protocol), the ids valid and distinct, the bodies
+    within SQS's batch limit; with their ids, messages and digests. (A Python call per
+    message, or a pass per check, costs about as much as a digest.) None if it is not
+    such a batch: then :func:`batch_entries` and :func:`outgoing` say what is wrong."""
+    if not isinstance(raw, list) or not 0 < len(raw) <= MAX_BATCH:
         return None
-    return news, ma.md5_bodies(encoded)
+    ids, news, digests, size = [], [], [], 0
+    for entry in raw:
+        if type(entry) is not dict or len(entry) != 2:  # exactly Id and MessageBody
+            return None
+        entry_id, body = entry.get("Id"), entry.get("MessageBody")
+        if type(entry_id) is not str or type(body) is not str or not body:
+            return None
+        encoded = body.encode()
+        size += len(encoded)
+        ids.append(entry_id)
+        news.append(NewMessage(body))
+        digests.append(ma.md5(encoded).hexdigest())
+    if size > MAX_SIZE or not valid_ids(ids) or len(set(ids)) != len(ids):
+        return None
+    return ids, news, digests
 
 
 def fifo_ids(
@@ -220,11 +228,11 @@ class MessageActions:
         the queue's own size limit, is looked up, to check each entry against
         what the queue allows (so a bad entry still fails alone)."""
         name = call.queue()
-        entries = batch_entries(call)
         fifo = name.endswith(FIFO_SUFFIX)
-        if not fifo and call.valid_text and (plain := plain_batch(entries)) is not None:
+        if not fifo and call.valid_text and (plain := plain_batch(call.input.get("Entries"))) is not None:
             with contextlib.suppress(PayloadTooLarge):  # over the queue's own limit: see below
-                return await self.send_plain(name, entries, *plain)
+                return await self.send_plain(name, *plain)
+        entries = batch_entries(call)
         attributed = any(["MessageAttributes" in entry for _, entry in entries])  # their bytes count too
         queue = await self.queues.find(name) if fifo or attributed else None
         try:
@@ -232,11 +240,10 @@ class MessageActions:
         except PayloadTooLarge:
             return await self.send_checked(name, entries, await self.queues.find(name), call.valid_text)
 
-    async def send_plain(self, name: str, entries: list[tuple[str, Mapping[str, object]]],
-                         news: list[NewMessage], digests: list[str]) -> Shape:
+    async def send_plain(self, name: str, ids: list[str], news: list[NewMessage], digests: list[str]) -> Shape:
         sent = await self.db.send_batch(name, news)
         ok: list[Shape] = [{"Id": entry_id, "MessageId": m.message_id, "MD5OfMessageBody": digest}
-                           for (entry_id, _), m, digest in zip(entries, sent, digests, strict=True)]
+                           for entry_id, m, digest in zip(ids, sent, digests, strict=True)]
         return {"Successful": ok, "Failed": []}
 
     async def send_checked(self, name: str, entries: list[tuple[str, Mapping[str, object]]],
@@ -377,6 +384,12 @@ class Received:
         }
 
 
+def valid_ids(ids: list[str]) -> bool:
+    """Whether every batch entry id is valid: one match for all of them, one a line."""
+    joined = "\n".join(ids)
+    return ENTRY_IDS.fullmatch(joined) is not None and joined.count("\n") == len(ids) - 1  # no id holds a newline
+
+
 def batch_entries(call: Call) -> list[tuple[str, Mapping[str, object]]]:
     """The whole-request checks of a batch: entries, at most ten, ids valid and distinct."""
     entries = call.entries()
@@ -386,7 +399,7 @@ def batch_entries(call: Call) -> list[tuple[str, Mapping[str, object]]]:
         raise SqsError(TOO_MANY_ENTRIES, f"Maximum number of entries per request are {MAX_BATCH}."
                        f" You have sent {len(entries)}.")
     ids = [i for e in entries if isinstance(i := e.get("Id"), str)]
-    if len(ids) != len(entries) or not ENTRY_IDS.fullmatch("\n".join(ids)):  # one match for all ids
+    if len(ids) != len(entries) or not valid_ids(ids):
         raise SqsError(INVALID_BATCH_ENTRY_ID, "A batch entry id can only contain alphanumeric characters,"
                        " hyphens and underscores. It can be at most 80 letters long.")
     if len(set(ids)) != len(ids):
