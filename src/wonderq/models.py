@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TypeVar
+from dataclasses import dataclass, field, fields
+from typing import ClassVar, TypeVar
 
 from wonderq.settings import DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_RETENTION, DEFAULT_VISIBILITY_TIMEOUT
 
@@ -124,6 +124,7 @@ class Message:
     dedup_id: str | None = None
     system_attributes: str | None = None
     origin: str | None = None  # the queue it was dead-lettered from, by name
+    FIELDS: ClassVar[tuple[str, ...]]  # the names above, in order
 
     @classmethod
     def from_row(cls, row: Row) -> Message:
@@ -135,6 +136,9 @@ class Message:
             optional(row, "group_id", str), optional(row, "dedup_id", str),
             optional(row, "system_attributes", str), optional(row, "origin", str),
         )
+
+
+Message.FIELDS = tuple(f.name for f in fields(Message))
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,10 +20,17 @@ from wonderq.backends.sqlite.txn import QUEUE_COLUMNS, Txn, find_queue, resolve
 from wonderq.errors import InvalidParameter, MessageNotFound, QueueExists, StaleToken
 from wonderq.models import Claim, Message, NewMessage, Queue, QueueAttributes, QueueRef, QueueStats
 
-MESSAGE_COLUMNS = (
-    "id, uuid AS message_id, queue_id, body, created_at, visible_at, receive_count,"
-    " first_received_at, token, attributes, group_id, dedup_id, system_attributes, origin"
-)
+# Message's fields, by name and in its order (the uuid column is its message_id), so that
+# messages() builds a Message from a row's values alone: sqlite3.Row looks a name up by
+# comparing it with every column before it, and a by-name from_row cost 2.5 µs a message
+MESSAGE_COLUMNS = ", ".join("uuid AS message_id" if f == "message_id" else f for f in Message.FIELDS)
+
+
+def messages(rows: sqlite3.Cursor) -> list[Message]:
+    """The messages of a statement that selects MESSAGE_COLUMNS."""
+    return [Message(*row) for row in rows]
+
+
 LIST_QUEUES = f"SELECT {QUEUE_COLUMNS} FROM queues ORDER BY id"
 
 
@@ -199,7 +206,7 @@ def claim(txn: Txn, ref: QueueRef, size: int, visibility_timeout: int | None) ->
         "until": txn.now + timeout * 1000, "prefix": secrets.token_hex(8) + "-",
     }
     statement = FIFO_CLAIM if queue.fifo else CLAIM
-    claimed = [Message.from_row(row) for row in txn.conn.execute(statement, params)]
+    claimed = messages(txn.conn.execute(statement, params))
     if claimed and queue.attributes.max_receive_count:
         claimed = _redrive(txn, queue, claimed, params, timeout, statement)
     if not claimed:
@@ -220,7 +227,7 @@ def _redrive(
     while over := redrive.over(claimed):
         txn.conn.executemany(REDRIVE, [(dlq.id, txn.now, queue.name, m.id) for m in over])
         params["size"] = redrive.again(over)
-        claimed = [Message.from_row(row) for row in txn.conn.execute(statement, params)] if params["size"] else []
+        claimed = messages(txn.conn.execute(statement, params)) if params["size"] else []
     return redrive.kept
 
 
@@ -283,7 +290,7 @@ def change_visibility(txn: Txn, message_id: int, token: str, visibility_timeout:
     row = txn.conn.execute(CHANGE_VISIBILITY, (txn.now + visibility_timeout * 1000, message_id, token)).fetchone()
     if row is None:
         missing(message_id, txn.conn.execute(EXISTS, (message_id,)).fetchone() is not None)
-    message = Message.from_row(row)
+    message = Message(*row)  # a row of MESSAGE_COLUMNS (see messages())
     txn.changes.woken.append((message.queue_id, 1))
     return message
 
@@ -293,7 +300,7 @@ PEEK = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE queue_id = ? AND id > ? OR
 
 def peek(conn: sqlite3.Connection, ref: QueueRef, size: int, after_id: int) -> list[Message]:
     queue = resolve(conn, ref)
-    return [Message.from_row(row) for row in conn.execute(PEEK, (queue.id, after_id, size))]
+    return messages(conn.execute(PEEK, (queue.id, after_id, size)))
 
 
 STATS = f"""
