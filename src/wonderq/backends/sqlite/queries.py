@@ -11,7 +11,8 @@ from __future__ import annotations
 import secrets
 import sqlite3
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 
 from wonderq.backends import rules
 from wonderq.backends.rules import SETTINGS, Deleted, Redrive, check_sizes, delays, missing, settings, tags_json, uuid4s
@@ -161,39 +162,45 @@ def _insert(txn: Txn, messages: list[Message]) -> None:
         txn.changes.sent(messages[0].queue_id, len(messages), sum(m.visible_at == txn.now for m in messages))
 
 
+# A claim selects its messages, then takes them (take()): one UPDATE by id each. An
+# UPDATE ... WHERE id IN (SELECT ...) RETURNING built two temporary tables a claim, whose
+# pages SQLite zeroes (callgrind: 124k instructions more a claim of 10).
 CLAIM = f"""
-UPDATE messages
-SET visible_at = :until, token = :prefix || id, receive_count = receive_count + 1,
-    first_received_at = coalesce(first_received_at, :now)
-WHERE id IN (
-    SELECT id FROM messages
-    WHERE queue_id = :queue AND visible_at <= :now
-    ORDER BY visible_at, id LIMIT :size
-)
-RETURNING {MESSAGE_COLUMNS}
+SELECT {MESSAGE_COLUMNS} FROM messages
+WHERE queue_id = :queue AND visible_at <= :now
+ORDER BY visible_at, id LIMIT :size
 """
 # FIFO: in id order (along messages_queue: the + keeps messages_ready and a sort away), and
 # only messages whose group has none in flight and none earlier still invisible (by
 # messages_group; a NULL group_id is one group: the second test, by messages_ready).
 FIFO_CLAIM = f"""
-UPDATE messages
-SET visible_at = :until, token = :prefix || id, receive_count = receive_count + 1,
-    first_received_at = coalesce(first_received_at, :now)
-WHERE id IN (
-    SELECT id FROM messages m
-    WHERE queue_id = :queue AND +visible_at <= :now
-      AND NOT EXISTS (
-          SELECT 1 FROM messages o
-          WHERE o.queue_id = :queue AND o.group_id = m.group_id AND o.visible_at > :now
-            AND (o.token IS NOT NULL OR o.id < m.id))
-      AND (m.group_id IS NOT NULL OR NOT EXISTS (
-          SELECT 1 FROM messages o
-          WHERE o.queue_id = :queue AND o.group_id IS NULL AND o.visible_at > :now
-            AND (o.token IS NOT NULL OR o.id < m.id)))
-    ORDER BY id LIMIT :size
-)
-RETURNING {MESSAGE_COLUMNS}
+SELECT {MESSAGE_COLUMNS} FROM messages m
+WHERE queue_id = :queue AND +visible_at <= :now
+  AND NOT EXISTS (
+      SELECT 1 FROM messages o
+      WHERE o.queue_id = :queue AND o.group_id = m.group_id AND o.visible_at > :now
+        AND (o.token IS NOT NULL OR o.id < m.id))
+  AND (m.group_id IS NOT NULL OR NOT EXISTS (
+      SELECT 1 FROM messages o
+      WHERE o.queue_id = :queue AND o.group_id IS NULL AND o.visible_at > :now
+        AND (o.token IS NOT NULL OR o.id < m.id)))
+ORDER BY id LIMIT :size
 """
+TAKE = "UPDATE messages SET visible_at = ?, token = ?, receive_count = ?, first_received_at = ? WHERE id = ?"
+
+
+def take(txn: Txn, statement: str, params: dict[str, int], until: int, prefix: str) -> list[Message]:
+    """The messages a claim's statement selects, taken: invisible until ``until``, under a
+    new token (``prefix`` and the id), received once more, first received now if never."""
+    taken = messages(txn.conn.execute(statement, params))
+    for m in taken:
+        m.visible_at, m.token, m.receive_count = until, f"{prefix}{m.id}", m.receive_count + 1
+        if m.first_received_at is None:
+            m.first_received_at = txn.now
+    txn.conn.executemany(TAKE, [(m.visible_at, m.token, m.receive_count, m.first_received_at, m.id) for m in taken])
+    return taken
+
+
 NEXT_VISIBLE = "SELECT min(visible_at) FROM messages WHERE queue_id = ?"
 REDRIVE = "UPDATE messages SET queue_id = ?, visible_at = ?, token = NULL, origin = ? WHERE id = ?"
 
@@ -201,14 +208,12 @@ REDRIVE = "UPDATE messages SET queue_id = ?, visible_at = ?, token = NULL, origi
 def claim(txn: Txn, ref: QueueRef, size: int, visibility_timeout: int | None) -> Claim:
     queue = txn.queue(ref)
     timeout = queue.attributes.visibility_timeout if visibility_timeout is None else visibility_timeout
-    params: dict[str, int | str] = {
-        "queue": queue.id, "now": txn.now, "size": size,
-        "until": txn.now + timeout * 1000, "prefix": secrets.token_hex(8) + "-",
-    }
-    statement = FIFO_CLAIM if queue.fifo else CLAIM
-    claimed = messages(txn.conn.execute(statement, params))
+    params = {"queue": queue.id, "now": txn.now, "size": size}
+    taking = partial(take, txn, FIFO_CLAIM if queue.fifo else CLAIM, params, txn.now + timeout * 1000,
+                     secrets.token_hex(8) + "-")
+    claimed = taking()
     if claimed and queue.attributes.max_receive_count:
-        claimed = _redrive(txn, queue, claimed, params, timeout, statement)
+        claimed = _redrive(txn, queue, claimed, params, timeout, taking)
     if not claimed:
         (next_visible_at,) = txn.conn.execute(NEXT_VISIBLE, (queue.id,)).fetchone()
         return Claim([], queue.id, next_visible_at)
@@ -218,7 +223,8 @@ def claim(txn: Txn, ref: QueueRef, size: int, visibility_timeout: int | None) ->
 
 
 def _redrive(
-    txn: Txn, queue: Queue, claimed: list[Message], params: dict[str, int | str], timeout: int, statement: str
+    txn: Txn, queue: Queue, claimed: list[Message], params: dict[str, int], timeout: int,
+    taking: Callable[[], list[Message]],
 ) -> list[Message]:
     dlq = queue.attributes.redrive_target and txn.find(queue.attributes.redrive_target)
     if not dlq:
@@ -227,7 +233,7 @@ def _redrive(
     while over := redrive.over(claimed):
         txn.conn.executemany(REDRIVE, [(dlq.id, txn.now, queue.name, m.id) for m in over])
         params["size"] = redrive.again(over)
-        claimed = messages(txn.conn.execute(statement, params)) if params["size"] else []
+        claimed = taking() if params["size"] else []
     return redrive.kept
 
 
