@@ -305,3 +305,11 @@ async def test_delete_batch_answers_each_entry_in_order(db: Backend) -> None:
     assert [s.messages for s in await db.stats()] == [2]
     again = await db.delete_batch([(b.id, b.token), (b.id, b.token)])  # the second finds it gone
     assert again[0] is None and isinstance(again[1], MessageNotFound)
+    # as if one at a time, in order: a stale token before the current one, or after it
+    stale_first = await db.delete_batch([(d.id, "stale"), (d.id, d.token)])
+    assert isinstance(stale_first[0], StaleToken) and stale_first[1] is None
+    await db.send("q", NewMessage("e"))
+    (e,) = (await db.claim("q", 1, 30)).messages
+    stale_after = await db.delete_batch([(e.id, e.token), (e.id, "stale")])
+    assert stale_after[0] is None and isinstance(stale_after[1], MessageNotFound)
+    assert [s.messages for s in await db.stats()] == [0]

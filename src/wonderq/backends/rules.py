@@ -107,9 +107,14 @@ def no_queue(ref: QueueRef) -> QueueNotFound:
 
 def missing(message_id: int, exists: bool) -> NoReturn:
     """A delete or visibility change matched nothing: say why."""
+    raise refusal(message_id, exists)
+
+
+def refusal(message_id: int, exists: bool) -> MessageNotFound | StaleToken:
+    """Why a delete or visibility change matched nothing: a stale token, or no such message."""
     if exists:
-        raise StaleToken(f"the token is not message {message_id}'s current receipt token")
-    raise MessageNotFound(f"message {message_id} does not exist")
+        return StaleToken(f"the token is not message {message_id}'s current receipt token")
+    return MessageNotFound(f"message {message_id} does not exist")
 
 
 def too_many_queues(name: str, count: int, cap: int, taken: bool) -> WonderQError:
