@@ -4,11 +4,21 @@ implementations (the SDKs verify them; boto3 does not, so we check here)."""
 from __future__ import annotations
 
 import base64
+import functools
+import hashlib
 
 import pytest
 
 from wonderq.broker.sqs import message_attributes as ma
 from wonderq.broker.sqs.faults import SqsError
+
+
+@pytest.fixture(autouse=True, params=["builtin", "openssl"])
+def md5(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every digest here, with CPython's own MD5 and with the fallback (OpenSSL's, as
+    FIPS builds allow it)."""
+    if request.param == "openssl":
+        monkeypatch.setattr(ma, "md5", functools.partial(hashlib.md5, usedforsecurity=False))
 
 
 def string(value: str, kind: str = "String") -> dict[str, str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import importlib
 import re
@@ -32,8 +33,8 @@ SYSTEM_ATTRIBUTES = ("AWSTraceHeader",)
 md5: Callable[[bytes], hashlib._Hash]  # CPython's own MD5 where it has one: no OpenSSL context per call
 try:
     md5 = importlib.import_module("_md5").md5
-except ImportError:  # pragma: no cover - a Python built without it
-    md5 = hashlib.md5
+except ImportError:  # pragma: no cover - a Python built without it (a FIPS build, say)
+    md5 = functools.partial(hashlib.md5, usedforsecurity=False)
 
 
 CONTROLS = bytes(c for c in range(32) if c not in (9, 10, 13))  # the ASCII that XML 1.0 refuses
