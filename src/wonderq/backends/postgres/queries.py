@@ -115,27 +115,29 @@ async def _send_fifo(
     return rules.in_place({i: m for i, (m, _) in zip(store, stored, strict=True)}, keys, known)
 
 
+# Each statement that takes rows picks them in a MATERIALIZED CTE, which runs once. As a
+# subquery in FROM it could be the inner side of a nested loop, run again for every outer
+# row: SKIP LOCKED then skips the rows this statement has just updated, and returns the
+# next ones, so a claim of 1 took every visible message of its queue.
 CLAIM = f"""
-UPDATE wonderq.messages m
-SET visible_at = {NOW} + $3 * 1000, token = $4 || m.id, receive_count = m.receive_count + 1,
-    first_received_at = coalesce(m.first_received_at, {NOW})
-FROM (
+WITH picked AS MATERIALIZED (
     SELECT id FROM wonderq.messages
     WHERE queue_id = $1 AND visible_at <= {NOW}
       AND EXISTS (SELECT 1 FROM wonderq.queues WHERE id = $1 AND version = $5)
     ORDER BY visible_at, id LIMIT $2
     FOR UPDATE SKIP LOCKED
-) c
-WHERE m.id = c.id
+)
+UPDATE wonderq.messages m
+SET visible_at = {NOW} + $3 * 1000, token = $4 || m.id, receive_count = m.receive_count + 1,
+    first_received_at = coalesce(m.first_received_at, {NOW})
+FROM picked
+WHERE m.id = picked.id
 RETURNING {", ".join("m." + c for c in MESSAGE_COLUMNS.split(", "))}
 """
 # FIFO: in id order, and only messages whose group has none in flight and none earlier
 # still invisible (a NULL group_id is one group: the second test, by messages_ready).
 FIFO_CLAIM = f"""
-UPDATE wonderq.messages m
-SET visible_at = {NOW} + $3 * 1000, token = $4 || m.id, receive_count = m.receive_count + 1,
-    first_received_at = coalesce(m.first_received_at, {NOW})
-FROM (
+WITH picked AS MATERIALIZED (
     SELECT id FROM wonderq.messages c
     WHERE queue_id = $1 AND visible_at <= {NOW}
       AND EXISTS (SELECT 1 FROM wonderq.queues WHERE id = $1 AND version = $5)
@@ -149,8 +151,12 @@ FROM (
             AND (o.token IS NOT NULL OR o.id < c.id)))
     ORDER BY id LIMIT $2
     FOR UPDATE SKIP LOCKED
-) c
-WHERE m.id = c.id
+)
+UPDATE wonderq.messages m
+SET visible_at = {NOW} + $3 * 1000, token = $4 || m.id, receive_count = m.receive_count + 1,
+    first_received_at = coalesce(m.first_received_at, {NOW})
+FROM picked
+WHERE m.id = picked.id
 RETURNING {", ".join("m." + c for c in MESSAGE_COLUMNS.split(", "))}
 """
 NEXT_VISIBLE = """
@@ -210,22 +216,24 @@ async def _redrive(
 
 MOVED = f"visible_at = {NOW}, receive_count = 0, token = NULL, origin = NULL, first_received_at = NULL"
 MOVE_TO = f"""
-UPDATE wonderq.messages m SET queue_id = $3, {MOVED}
-FROM (
+WITH picked AS MATERIALIZED (
     SELECT id FROM wonderq.messages WHERE queue_id = $1 AND visible_at <= {NOW}
     ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
-) c
-WHERE m.id = c.id
+)
+UPDATE wonderq.messages m SET queue_id = $3, {MOVED}
+FROM picked
+WHERE m.id = picked.id
 RETURNING m.queue_id
 """
 MOVE_BACK = f"""
-UPDATE wonderq.messages m SET queue_id = c.origin_id, {MOVED}
-FROM (
+WITH picked AS MATERIALIZED (
     SELECT o.id, q.id AS origin_id FROM wonderq.messages o JOIN wonderq.queues q ON q.name = o.origin
     WHERE o.queue_id = $1 AND o.visible_at <= {NOW}
     ORDER BY o.id LIMIT $2 FOR UPDATE OF o SKIP LOCKED
-) c
-WHERE m.id = c.id
+)
+UPDATE wonderq.messages m SET queue_id = picked.origin_id, {MOVED}
+FROM picked
+WHERE m.id = picked.id
 RETURNING m.queue_id
 """
 
