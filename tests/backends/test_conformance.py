@@ -313,3 +313,21 @@ async def test_delete_batch_answers_each_entry_in_order(db: Backend) -> None:
     stale_after = await db.delete_batch([(e.id, e.token), (e.id, "stale")])
     assert stale_after[0] is None and isinstance(stale_after[1], MessageNotFound)
     assert [s.messages for s in await db.stats()] == [0]
+
+
+async def test_concurrent_sends_each_get_their_own_messages(db: Backend) -> None:
+    """Sends that share a batch (PostgreSQL joins those to one queue into one INSERT) each get
+    back their own messages, in order; one over the queue's limit fails alone, as does one
+    to a queue that does not exist."""
+    await db.create_queue("q", QueueAttributes(max_message_size=1024))
+    batches = [[NewMessage(f"{i}-{j}") for j in range(i % 3 + 1)] for i in range(24)]
+    batches[5] = [NewMessage("ok"), NewMessage("x" * 1025)]
+    results = await asyncio.gather(*(db.send_batch("q", b) for b in batches), db.send_batch("nowhere", [NewMessage("x")]),
+                                   return_exceptions=True)
+    assert isinstance(results[5], PayloadTooLarge) and isinstance(results[-1], QueueNotFound)
+    for i, (batch, sent) in enumerate(zip(batches, results[:-1], strict=True)):
+        if i != 5:
+            assert isinstance(sent, list) and [m.body for m in sent] == [m.body for m in batch]
+    stored = [m.body for m in await db.peek("q", 100)]
+    assert sorted(stored) == sorted(m.body for i, b in enumerate(batches) if i != 5 for m in b)
+    assert [s.messages for s in await db.stats()] == [len(stored)]

@@ -85,10 +85,14 @@ def in_place(stored: Mapping[int, Message], keys: Sequence[str | None],
 
 def check_sizes(queue: Queue, messages: Sequence[NewMessage]) -> None:
     """Raise PayloadTooLarge if a body's UTF-8 length is over the queue's limit."""
+    if not fit(queue, messages):
+        raise PayloadTooLarge(f"message body is over the queue's limit of {queue.attributes.max_message_size} bytes")
+
+
+def fit(queue: Queue, messages: Sequence[NewMessage]) -> bool:
+    """Whether every body's UTF-8 length is within the queue's limit."""
     limit = queue.attributes.max_message_size
-    for m in messages:
-        if len(m.body) * 4 > limit and len(m.body.encode()) > limit:
-            raise PayloadTooLarge(f"message body is over the queue's limit of {limit} bytes")
+    return all(len(m.body) * 4 <= limit or len(m.body.encode()) <= limit for m in messages)
 
 
 def delays(queue: Queue, messages: Sequence[NewMessage]) -> list[int]:

@@ -147,7 +147,9 @@ class PostgresBackend(Backend):
         return await self._write(lambda txn: queries.purge(txn, ref), durable=True)
 
     async def send_batch(self, ref: QueueRef, messages: Sequence[NewMessage]) -> list[Message]:
-        return await self._write(lambda txn: queries.send_batch(txn, ref, messages), durable=True)
+        op = Send(ref, messages)
+        self._group.submit(op)
+        return await op.result()
 
     async def claim(self, ref: QueueRef, size: int, visibility_timeout: int | None) -> Claim:
         queue = self._queues.peek(ref) or (await self._read(lambda conn: self._queues.get(conn, ref))).queue
@@ -265,8 +267,10 @@ class PostgresBackend(Backend):
     async def _transaction(self, conn: asyncpg.Connection, batch: list[AsyncWrite[Txn]]) -> rules.Woken:
         async with conn.transaction():
             txn = Txn(conn, self._queues)
+            joined = await send_joined(txn, [op for op in batch if isinstance(op, Send)])
             for op in batch:
-                await op.run(txn)
+                if id(op) not in joined:
+                    await op.run(txn)
             woken = txn.changes.woken
             payload = self._payload(woken) if woken else ""
             await txn.finish(CHANNEL, payload, any(op.durable for op in batch))
@@ -286,3 +290,41 @@ class PostgresBackend(Backend):
                 return await fn(conn)
         except CONNECTION_ERRORS as exc:
             raise Unavailable(f"database unavailable: {exc}") from exc
+
+
+class Send(AsyncOp[Txn, list[Message]]):
+    """A send, which its batch may join with the other sends to the same queue."""
+
+    __slots__ = ("messages", "ref")
+
+    def __init__(self, ref: QueueRef, messages: Sequence[NewMessage]) -> None:
+        super().__init__(lambda txn: queries.send_batch(txn, ref, messages), durable=True)
+        self.ref, self.messages = ref, messages
+
+
+async def send_joined(txn: Txn, sends: list[Send]) -> set[int]:
+    """The sends of a batch to one standard queue, as one INSERT (each send had been a
+    round trip of its own); the ids of the ops settled so. A send with a body over the
+    queue's limit is left to run alone and say so, and so is every send of a group whose
+    INSERT fails (the queue gone, say); FIFO queues too, for their deduplication."""
+    by_queue: dict[QueueRef, list[Send]] = {}
+    for op in sends:
+        by_queue.setdefault(op.ref, []).append(op)
+    joined: set[int] = set()
+    for ref, ops in by_queue.items():
+        if len(ops) < 2:
+            continue
+        try:
+            queue = (await txn.queues.get(txn.conn, ref)).queue
+            fit = [] if queue.fifo else [op for op in ops if rules.fit(queue, op.messages)]
+            if len(fit) < 2:
+                continue
+            sent = await queries.send_batch(txn, ref, [m for op in fit for m in op.messages])
+        except WonderQError:
+            continue
+        start = 0
+        for op in fit:  # the rows come back in the order sent
+            op.succeed(sent[start:start + len(op.messages)])
+            start += len(op.messages)
+            joined.add(id(op))
+    return joined
