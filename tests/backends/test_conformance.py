@@ -331,3 +331,20 @@ async def test_concurrent_sends_each_get_their_own_messages(db: Backend) -> None
     stored = [m.body for m in await db.peek("q", 100)]
     assert sorted(stored) == sorted(m.body for i, b in enumerate(batches) if i != 5 for m in b)
     assert [s.messages for s in await db.stats()] == [len(stored)]
+
+
+async def test_concurrent_deletes_each_get_their_own_outcomes(db: Backend) -> None:
+    """Deletes that share a batch (PostgreSQL joins them into one statement) each get the
+    outcomes of their own entries; a single delete still raises its own refusal."""
+    await db.create_queue("q", QueueAttributes())
+    await db.send_batch("q", [NewMessage(f"m{i}") for i in range(8)])
+    ms = (await db.claim("q", 8, 30)).messages
+    batches = [[(ms[0].id, ms[0].token), (ms[1].id, "stale")], [(ms[2].id, None)],
+               [(ms[3].id, ms[3].token), (ms[0].id, ms[0].token)], [(ms[4].id + 100, None), (ms[5].id, ms[5].token)]]
+    results = await asyncio.gather(*(db.delete_batch(b) for b in batches), db.delete(ms[6].id, "stale"),
+                                   db.delete(ms[7].id, ms[7].token), return_exceptions=True)
+    assert [[type(o).__name__ for o in r] for r in results[:4] if isinstance(r, list)] == [
+        ["NoneType", "StaleToken"], ["NoneType"], ["NoneType", "MessageNotFound"], ["MessageNotFound", "NoneType"]]
+    assert isinstance(results[4], StaleToken) and results[5] is None
+    assert sorted(m.id for m in await db.peek("q", 10)) == [ms[1].id, ms[4].id, ms[6].id]
+    assert [s.messages for s in await db.stats()] == [3]
