@@ -322,8 +322,8 @@ async def test_concurrent_sends_each_get_their_own_messages(db: Backend) -> None
     await db.create_queue("q", QueueAttributes(max_message_size=1024))
     batches = [[NewMessage(f"{i}-{j}") for j in range(i % 3 + 1)] for i in range(24)]
     batches[5] = [NewMessage("ok"), NewMessage("x" * 1025)]
-    results = await asyncio.gather(*(db.send_batch("q", b) for b in batches), db.send_batch("nowhere", [NewMessage("x")]),
-                                   return_exceptions=True)
+    results = await asyncio.gather(*(db.send_batch("q", b) for b in batches),
+                                   db.send_batch("nowhere", [NewMessage("x")]), return_exceptions=True)
     assert isinstance(results[5], PayloadTooLarge) and isinstance(results[-1], QueueNotFound)
     for i, (batch, sent) in enumerate(zip(batches, results[:-1], strict=True)):
         if i != 5:
