@@ -348,3 +348,15 @@ async def test_concurrent_deletes_each_get_their_own_outcomes(db: Backend) -> No
     assert isinstance(results[4], StaleToken) and results[5] is None
     assert sorted(m.id for m in await db.peek("q", 10)) == [ms[1].id, ms[4].id, ms[6].id]
     assert [s.messages for s in await db.stats()] == [3]
+
+
+async def test_concurrent_claims_share_the_messages_without_overlap(db: Backend) -> None:
+    """Claims that share a batch (PostgreSQL joins those on one queue into one claim) each
+    take at most their size, no message twice; one left with nothing answers empty."""
+    queue = await db.create_queue("q", QueueAttributes())
+    await db.send_batch("q", [NewMessage(f"m{i}") for i in range(5)])
+    claims = await asyncio.gather(*(db.claim("q", 2, 30) for _ in range(4)))
+    taken = [m.id for c in claims for m in c.messages]
+    assert all(len(c.messages) <= 2 for c in claims) and len(taken) == len(set(taken)) == 5
+    assert all(c.queue_id == queue.id for c in claims) and any(not c.messages for c in claims)
+    assert all(m.token and m.receive_count == 1 for c in claims for m in c.messages)

@@ -155,7 +155,9 @@ class PostgresBackend(Backend):
         queue = self._queues.peek(ref) or (await self._read(lambda conn: self._queues.get(conn, ref))).queue
         if queue.fifo:  # its lock in a transaction of its own, so no batch's row locks wait behind it
             return await self._write_alone(lambda txn: queries.claim(txn, ref, size, visibility_timeout))
-        return await self._write(lambda txn: queries.claim(txn, ref, size, visibility_timeout))
+        op = Take(ref, size, visibility_timeout)
+        self._group.submit(op)
+        return await op.result()
 
     async def move_messages(self, ref: QueueRef, destination: QueueRef | None, limit: int) -> int:
         return await self._write(lambda txn: queries.move_messages(txn, ref, destination, limit), durable=True)
@@ -268,6 +270,7 @@ class PostgresBackend(Backend):
         async with conn.transaction():
             txn = Txn(conn, self._queues)
             joined = await send_joined(txn, [op for op in batch if isinstance(op, Send)])
+            joined |= await claims_joined(txn, [op for op in batch if isinstance(op, Take)])
             for op in batch:
                 if id(op) not in joined:
                     await op.run(txn)
@@ -327,4 +330,43 @@ async def send_joined(txn: Txn, sends: list[Send]) -> set[int]:
             op.succeed(sent[start:start + len(op.messages)])
             start += len(op.messages)
             joined.add(id(op))
+    return joined
+
+
+class Take(AsyncOp[Txn, Claim]):
+    """A claim on a standard queue, which its batch may join with the others on that queue."""
+
+    __slots__ = ("ref", "size", "visibility_timeout")
+
+    def __init__(self, ref: QueueRef, size: int, visibility_timeout: int | None) -> None:
+        super().__init__(lambda txn: queries.claim(txn, ref, size, visibility_timeout))
+        self.ref, self.size, self.visibility_timeout = ref, size, visibility_timeout
+
+
+async def claims_joined(txn: Txn, takes: list[Take]) -> set[int]:
+    """The claims of a batch on one queue with one visibility timeout, as one claim of all
+    their sizes, its messages dealt out in id order; the ids of the ops settled so. A claim
+    left with nothing runs alone (its empty answer says when the queue has more), and so do
+    claims on a queue with a dead-letter limit, whose redrive counts each claim's messages."""
+    by_queue: dict[tuple[QueueRef, int | None], list[Take]] = {}
+    for op in takes:
+        by_queue.setdefault((op.ref, op.visibility_timeout), []).append(op)
+    joined: set[int] = set()
+    for (ref, timeout), ops in by_queue.items():
+        if len(ops) < 2:
+            continue
+        try:
+            queue = (await txn.queues.get(txn.conn, ref)).queue
+            if queue.fifo or queue.attributes.max_receive_count:
+                continue
+            claim = await queries.claim(txn, ref, sum(op.size for op in ops), timeout)
+        except WonderQError:
+            continue
+        start = 0
+        for op in ops:
+            mine = claim.messages[start:start + op.size]
+            if mine:
+                start += len(mine)
+                op.succeed(Claim(mine, claim.queue_id))
+                joined.add(id(op))
     return joined
