@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import TypeVar
 
 import asyncpg
@@ -37,6 +37,8 @@ from wonderq.settings import Settings
 
 log = logging.getLogger("wonderq.postgres")
 T = TypeVar("T")
+Op = TypeVar("Op")
+K = TypeVar("K", bound=Hashable)
 
 CHANNEL = "wonderq"
 PARALLEL_BATCHES = 4
@@ -295,6 +297,14 @@ class PostgresBackend(Backend):
             raise Unavailable(f"database unavailable: {exc}") from exc
 
 
+def groups(ops: list[Op], key: Callable[[Op], K]) -> list[tuple[K, list[Op]]]:
+    """A batch's ops that share a key, two or more to a group: those a batch may join."""
+    by_key: dict[K, list[Op]] = {}
+    for op in ops:
+        by_key.setdefault(key(op), []).append(op)
+    return [(k, group) for k, group in by_key.items() if len(group) > 1]
+
+
 class Send(AsyncOp[Txn, list[Message]]):
     """A send, which its batch may join with the other sends to the same queue."""
 
@@ -310,13 +320,8 @@ async def send_joined(txn: Txn, sends: list[Send]) -> set[int]:
     round trip of its own); the ids of the ops settled so. A send with a body over the
     queue's limit is left to run alone and say so, and so is every send of a group whose
     INSERT fails (the queue gone, say); FIFO queues too, for their deduplication."""
-    by_queue: dict[QueueRef, list[Send]] = {}
-    for op in sends:
-        by_queue.setdefault(op.ref, []).append(op)
     joined: set[int] = set()
-    for ref, ops in by_queue.items():
-        if len(ops) < 2:
-            continue
+    for ref, ops in groups(sends, lambda op: op.ref):
         try:
             queue = (await txn.queues.get(txn.conn, ref)).queue
             fit = [] if queue.fifo else [op for op in ops if rules.fit(queue, op.messages)]
@@ -348,13 +353,8 @@ async def claims_joined(txn: Txn, takes: list[Take]) -> set[int]:
     their sizes, its messages dealt out in id order; the ids of the ops settled so. A claim
     left with nothing runs alone (its empty answer says when the queue has more), and so do
     claims on a queue with a dead-letter limit, whose redrive counts each claim's messages."""
-    by_queue: dict[tuple[QueueRef, int | None], list[Take]] = {}
-    for op in takes:
-        by_queue.setdefault((op.ref, op.visibility_timeout), []).append(op)
     joined: set[int] = set()
-    for (ref, timeout), ops in by_queue.items():
-        if len(ops) < 2:
-            continue
+    for (ref, timeout), ops in groups(takes, lambda op: (op.ref, op.visibility_timeout)):
         try:
             queue = (await txn.queues.get(txn.conn, ref)).queue
             if queue.fifo or queue.attributes.max_receive_count:
