@@ -14,7 +14,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# The editable install compiles the C extension in place: again when its source changes.
+$(VENV)/.installed: pyproject.toml $(wildcard src/wonderq/*/*/*.c) | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 

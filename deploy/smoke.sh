@@ -10,6 +10,12 @@ trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 port=$("$bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 url="http://127.0.0.1:$port"
 "$bin/wonderq" --version
+# SQS's digests in AVX2's lanes (src/wonderq/broker/sqs/_md5many.c): built wherever the CPU has it.
+lanes=$("$bin/python" -c 'from wonderq.broker.sqs import message_attributes as m; print(m.LANES)')
+echo "smoke: MD5 lanes: $lanes"
+if grep -qw avx2 /proc/cpuinfo 2>/dev/null && [ "$lanes" = 0 ]; then
+    echo "smoke: the wheel was built without its AVX2 digests" >&2; exit 1
+fi
 "$bin/wonderq" broker --port "$port" --db "$work/smoke.db" 2>"$work/broker.log" &
 pid=$!
 for _ in $(seq 100); do

@@ -6,6 +6,9 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import os
+import platform
+import random
 
 import pytest
 
@@ -85,3 +88,43 @@ def test_bad_attributes_are_refused(bad: dict[str, object]) -> None:
 def test_size_counts_names_types_and_values() -> None:
     assert ma.size({"ab": string("xyz")}) == 2 + 6 + 3
     assert ma.size({"b": binary(b"\x00\x01")}) == 1 + 6 + 2
+
+
+def avx2() -> bool:
+    try:
+        with open("/proc/cpuinfo") as info:
+            return " avx2" in info.read()
+    except OSError:
+        return False
+
+
+@pytest.fixture(params=["lanes", "one by one"])
+def lanes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """md5_bodies both ways: in the extension's vector lanes, and one body at a time."""
+    if request.param == "lanes" and not ma.LANES:
+        if os.environ.get("CI") and platform.machine() == "x86_64" and avx2():
+            pytest.fail("the AVX2 digests (wonderq/broker/sqs/_md5many.c) were not built")
+        pytest.skip("no AVX2 digests on this machine")
+    if request.param == "one by one":
+        monkeypatch.setattr(ma, "LANES", 0)
+
+
+@pytest.mark.usefixtures("lanes")
+def test_many_bodies_get_the_digests_hashlib_gives() -> None:
+    """Every length over the first few blocks (the padding takes one block or two at 56 bytes
+    left over), in batches of every size up to two passes of sixteen lanes, lengths mixed."""
+    rng = random.Random(9)
+    for length in range(200):
+        for count in (1, 2, 8, 9, 16, 17, 33):
+            bodies = [rng.randbytes(rng.choice((length, rng.randrange(length + 1)))) for _ in range(count)]
+            assert ma.md5_bodies(bodies) == [hashlib.md5(b).hexdigest() for b in bodies], (length, count)
+    bodies = [rng.randbytes(1 << 20), b"", "é".encode() * 700, b"x" * 1024]
+    assert ma.md5_bodies(bodies) == [hashlib.md5(b).hexdigest() for b in bodies]
+    assert ma.md5_bodies([]) == []
+
+
+def test_the_lanes_take_only_bytes() -> None:
+    if not ma.LANES:
+        pytest.skip("no AVX2 digests on this machine")
+    with pytest.raises(TypeError):
+        ma.hexdigests([b"a", "b"])  # type: ignore[list-item]
