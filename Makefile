@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUN_VENV := .venv-run
 RUN_BIN := $(RUN_VENV)/bin
-SOURCES := pyproject.toml $(shell find src -type f -not -name '*.pyc' -not -path '*.egg-info*')
+SOURCES := pyproject.toml setup.py $(shell find src -type f -not -name '*.pyc' -not -path '*.egg-info*')
 
 .PHONY: run test lint clients coverage package bench bench-sqs clean sqs-table
 
@@ -15,7 +15,7 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 # The editable install compiles the C extension in place: again when its source changes.
-$(VENV)/.installed: pyproject.toml $(wildcard src/wonderq/*/*/*.c) | $(BIN)/python
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard src/wonderq/*/*/*.c) | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 

@@ -35,7 +35,7 @@ try:
     md5 = importlib.import_module("_md5").md5
 except ImportError:  # pragma: no cover - a Python built without it (a FIPS build, say)
     md5 = functools.partial(hashlib.md5, usedforsecurity=False)
-try:  # the digests of a batch at once, in AVX2's lanes: compiled where the install could (pyproject.toml)
+try:  # the digests of a batch at once, in AVX2's lanes: compiled where the install could (setup.py)
     from wonderq.broker.sqs._md5many import LANES, hexdigests
 except ImportError:  # pragma: no cover - installed without a compiler, or not on x86-64
     LANES = 0
