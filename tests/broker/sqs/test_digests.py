@@ -123,8 +123,15 @@ def test_many_bodies_get_the_digests_hashlib_gives() -> None:
     assert ma.md5_bodies([]) == []
 
 
-def test_the_lanes_take_only_bytes() -> None:
-    if not ma.LANES:
-        pytest.skip("no AVX2 digests on this machine")
+@pytest.mark.usefixtures("lanes")
+@pytest.mark.parametrize("lanes", ["lanes"], indirect=True)
+def test_the_lanes_take_bytes_in_batches_of_like_sizes() -> None:
+    """The lanes run as long as the longest body: a batch whose bytes are mostly one body's
+    (it would be about twice as slow in the lanes), or one body, is left to the caller."""
+    assert ma.hexdigests([b"x" * 1024] * 10) == [hashlib.md5(b"x" * 1024).hexdigest()] * 10
+    assert ma.hexdigests([b"x" * 262_144] + [b"y" * 100] * 9) is None
+    assert ma.hexdigests([b"x" * 1024]) is None
+    skewed = [b"x" * 262_144] + [b"y" * 100] * 9
+    assert ma.md5_bodies(skewed) == [hashlib.md5(b).hexdigest() for b in skewed]
     with pytest.raises(TypeError):
         ma.hexdigests([b"a", "b"])  # type: ignore[list-item]

@@ -9,8 +9,9 @@
  * Each message's last one or two blocks (its remainder, the 0x80 byte, the zeros
  * and its length in bits) are built in a small buffer first.
  *
- * hexdigests(bodies: Sequence[bytes]) -> list[str]: their digests, in lower-case
- * hex, as hashlib's hexdigest() gives them. LANES is 16 where this CPU has AVX2
+ * hexdigests(bodies: Sequence[bytes]) -> list[str] | None: their digests, in
+ * lower-case hex, as hashlib's hexdigest() gives them; None where the lanes would be
+ * slower than one digest at a time (one body, or one body most of the bytes). LANES is 16 where this CPU has AVX2
  * and 0 elsewhere; then hexdigests raises and the caller hashes one by one
  * (wonderq/broker/sqs/message_attributes.py). The tests compare both against
  * hashlib for every length up to a few blocks and for mixed batches. */
@@ -129,7 +130,7 @@ __attribute__((target("avx2"))) static void hash_lanes(const uint8_t *data[LANES
         Py_ssize_t n = lane < used ? size[lane] : 0, rest = n % 64;
         full[lane] = n / 64;
         blocks[lane] = lane < used ? full[lane] + (rest < 56 ? 1 : 2) : 0;
-        counts[lane] = (int32_t)blocks[lane];  /* a message over 2^31 blocks cannot reach here */
+        counts[lane] = (int32_t)blocks[lane];  /* hexdigests refuses a body of 2^31 blocks */
         most = blocks[lane] > most ? blocks[lane] : most;
         if (lane >= used) continue;  /* an empty lane: hashes zeros, and its state is never kept */
         if (rest) memcpy(tail[lane], data[lane] + 64 * full[lane], (size_t)rest);
@@ -200,7 +201,25 @@ static PyObject *hexdigests(PyObject *module, PyObject *bodies) {
     }
     PyObject *items = PySequence_Fast(bodies, "hexdigests takes a sequence of bytes");
     if (items == NULL) return NULL;
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(items);
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(items), total = 0, longest = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *body = PySequence_Fast_GET_ITEM(items, i);
+        if (!PyBytes_Check(body) || PyBytes_GET_SIZE(body) > ((Py_ssize_t)INT32_MAX - 2) * 64) {
+            PyErr_SetString(PyBytes_Check(body) ? PyExc_OverflowError : PyExc_TypeError,
+                            "hexdigests takes a sequence of bytes, each under 128 GiB");  /* blocks fit a lane */
+            Py_DECREF(items);
+            return NULL;
+        }
+        Py_ssize_t blocks = PyBytes_GET_SIZE(body) / 64 + 1;
+        total += blocks;
+        longest = blocks > longest ? blocks : longest;
+    }
+    /* The lanes run as long as the longest body, a pass of them costing about 2.3 one-body
+     * digests: where one body is most of the bytes (or there is one), None says hash one by one. */
+    if (2 * total <= 5 * longest * ((count + LANES - 1) / LANES)) {
+        Py_DECREF(items);
+        Py_RETURN_NONE;
+    }
     PyObject *result = PyList_New(count);
     for (Py_ssize_t start = 0; result != NULL && start < count; start += LANES) {
         const uint8_t *data[LANES];
@@ -209,15 +228,9 @@ static PyObject *hexdigests(PyObject *module, PyObject *bodies) {
         int used = count - start < LANES ? (int)(count - start) : LANES;
         for (int lane = 0; lane < used; lane++) {
             PyObject *body = PySequence_Fast_GET_ITEM(items, start + lane);
-            if (!PyBytes_Check(body)) {
-                PyErr_SetString(PyExc_TypeError, "hexdigests takes a sequence of bytes");
-                Py_CLEAR(result);
-                break;
-            }
             data[lane] = (const uint8_t *)PyBytes_AS_STRING(body);
             size[lane] = PyBytes_GET_SIZE(body);
         }
-        if (result == NULL) break;
         hash_lanes(data, size, used, digests);
         for (int lane = 0; lane < used; lane++) {
             PyObject *text = hex_of(digests[lane]);

@@ -145,9 +145,10 @@ def md5_body(body: str, encoded: bytes | None = None) -> str:
 def md5_bodies(encoded: Sequence[bytes]) -> list[str]:
     """The digests of many bodies (UTF-8): sixteen at once in the CPU's vector lanes where
     it has AVX2 and the extension is built, which for a batch of ten 1 KiB bodies costs a
-    fifth of hashing them one by one. One body alone is hashed alone: it would use one lane."""
-    if LANES and len(encoded) > 1:
-        return hexdigests(encoded)
+    fifth of hashing them one by one. The extension says None when the lanes would be the
+    slower (one body, or one body most of the bytes): then they are hashed one by one."""
+    if LANES and len(encoded) > 1 and (digests := hexdigests(encoded)) is not None:
+        return digests
     return [md5(data).hexdigest() for data in encoded]
 
 
