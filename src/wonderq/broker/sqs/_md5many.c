@@ -57,7 +57,9 @@ static v8 KV[64];
 
 /* One 64-byte block of each lane (m[half][w]: word w of the half's eight lanes) into state.
  * Two halves (sixteen lanes) step together: their steps do not wait on each other, so the
- * CPU runs them side by side where one half would wait on each step's result. */
+ * CPU runs them side by side where one half would wait on each step's result. The 64 steps
+ * are written out as RFC 1321 writes them: a loop over tables of their words and shifts, tried
+ * instead, ran 25-35 % slower (bench/README.md, "Late run"). */
 #define COMPRESS(name, HALVES)                                                                         \
     __attribute__((target("avx2"))) static void name(v8 state[][4], const v8 m[][16]) {                \
         const v8 ones = _mm256_set1_epi32(-1);                                                         \
