@@ -2,9 +2,9 @@
 
 Writes go through :class:`~wonderq.batching.GroupCommit` with several batches
 in flight, each one transaction on a pooled asyncpg connection; claims are
-``WITH picked AS MATERIALIZED (SELECT … LIMIT n FOR UPDATE SKIP LOCKED) UPDATE … FROM
-picked RETURNING`` so
-concurrent batches and brokers never hand out the same message. A batch that
+``WITH picked AS MATERIALIZED (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)
+UPDATE … FROM picked RETURNING``, so concurrent batches and brokers never
+hand out the same message. A batch that
 made messages visible ends with ``pg_notify`` in the same transaction; every
 broker LISTENs on one connection of its own and wakes its parked consumers.
 
