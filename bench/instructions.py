@@ -3,11 +3,13 @@ the machine. Its counts agree run to run within about 2 %; a timed run on this k
 drifts by 10-25 % (fsync latency, neighbours), as much as most changes measured.
 
 The broker app runs in one process on a throwaway SQLite database with its defaults
-(durability full), driven by 32 concurrent clients through raw ASGI calls: no sockets, no
-HTTP parsing (uvicorn is not counted). Each operation runs twice under callgrind, with N1 and
-N2 requests; (count(N2) - count(N1)) / (N2 - N1) is the cost of one request on both threads
-(the event loop's and the SQLite writer's), in user space: the kernel's share (fsync, the
-thread hand-offs' futex calls) is not counted.
+(durability full), driven by 32 concurrent kept-alive clients through the edge's own HTTP/1.1
+connections (``wonderq.edge.connections``: parsing, routing, the response written), with no
+sockets: each connection's transport is a stand-in that hands the response back. Each
+operation runs twice under callgrind, with N1 and N2 requests; (count(N2) - count(N1)) /
+(N2 - N1) is the cost of one request on both threads (the event loop's and the SQLite
+writer's), in user space: the kernel's share (fsync, the thread hand-offs' futex calls, the
+socket's reads and writes) is not counted.
 
     .venv/bin/python bench/instructions.py                     # every operation, ~4 minutes
     .venv/bin/python bench/instructions.py rest-send sqs-send  # some
@@ -52,31 +54,50 @@ def sqs_headers(action: str) -> list[tuple[bytes, bytes]]:
             *HOST, (b"authorization", b"AWS4-HMAC-SHA256 Credential=x/20260101/us-east-1/sqs/aws4_request")]
 
 
-async def call(app: Any, method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes = b"",
+class Wire:
+    """One client's kept-alive connection into the edge, with no socket: it is the
+    :class:`~wonderq.edge.connections.Connection`'s transport, and each response the
+    connection writes (one ``write`` a response) answers the request in flight."""
+
+    def __init__(self, connections: Any) -> None:
+        self.answer: asyncio.Future[bytes] | None = None
+        self.conn = connections()
+        self.conn.connection_made(self)
+
+    async def request(self, raw: bytes) -> bytes:
+        self.answer = asyncio.get_running_loop().create_future()
+        self.conn.data_received(raw)
+        return await self.answer
+
+    def write(self, data: bytes) -> None:
+        assert self.answer is not None
+        self.answer.set_result(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+async def call(wire: Wire, method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes = b"",
                query: bytes = b"") -> bytes:
-    """One request through the ASGI app; its body (a status other than 200 raises)."""
-    scope = {"type": "http", "method": method, "path": path, "raw_path": path.encode(), "query_string": query,
-             "headers": [*headers, (b"content-length", str(len(body)).encode())], "http_version": "1.1",
-             "scheme": "http", "server": ("127.0.0.1", 3213), "client": ("127.0.0.1", 50000)}
-    sent, status, chunks = [False], [0], []
-
-    async def receive() -> dict[str, Any]:
-        if not sent[0]:
-            sent[0] = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.Event().wait()  # never disconnects
-        raise AssertionError
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            status[0] = message["status"]
-        else:
-            chunks.append(message.get("body", b""))
-
-    await app(scope, receive, send)
-    if status[0] != 200:
-        raise RuntimeError(f"{method} {path}: {status[0]} {b''.join(chunks)[:200]!r}")
-    return b"".join(chunks)
+    """One request through the edge's HTTP/1.1 connection; its body (a status other than 200 raises)."""
+    target = f"{path}?{query.decode()}" if query else path
+    head = [f"{method} {target} HTTP/1.1".encode(), *(n + b": " + v for n, v in headers),
+            b"content-length: " + str(len(body)).encode()]
+    raw = await wire.request(b"\r\n".join(head) + b"\r\n\r\n" + body)
+    status, _, rest = raw.partition(b"\r\n")
+    answer = rest.partition(b"\r\n\r\n")[2]
+    if not status.startswith(b"HTTP/1.1 200"):
+        raise RuntimeError(f"{method} {path}: {status!r} {answer[:200]!r}")
+    return answer
 
 
 def rest_batch_body(n: int) -> bytes:
@@ -87,30 +108,30 @@ def sqs_batch_body(n: int) -> bytes:
     return orjson.dumps({"QueueUrl": URL, "Entries": [{"Id": str(i), "MessageBody": BODY} for i in range(n)]})
 
 
-def operation(app: Any, name: str) -> Callable[[], Awaitable[object]]:
+def operation(name: str) -> Callable[[Wire], Awaitable[object]]:
     """The request (or pair) that ``name`` counts as one."""
     rest_one = orjson.dumps({"queue_name": "bench", "body": BODY})
     sqs_one = orjson.dumps({"QueueUrl": URL, "MessageBody": BODY})
     receive = orjson.dumps({"QueueUrl": URL, "MaxNumberOfMessages": 10, "WaitTimeSeconds": 0})
 
-    async def rest_consume() -> None:
-        got = orjson.loads(await call(app, "GET", "/messages/consume", HOST, query=b"queue_name=bench&size=10"
+    async def rest_consume(wire: Wire) -> None:
+        got = orjson.loads(await call(wire, "GET", "/messages/consume", HOST, query=b"queue_name=bench&size=10"
                                                                                   b"&wait_time=0"))
         entries = [{"id": m["id"], "reservation_token": m["reservation_token"]} for m in got]
-        await call(app, "POST", "/messages/delete", JSON, orjson.dumps({"messages": entries}))
+        await call(wire, "POST", "/messages/delete", JSON, orjson.dumps({"messages": entries}))
 
-    async def sqs_consume() -> None:
-        got = orjson.loads(await call(app, "POST", "/", sqs_headers("ReceiveMessage"), receive))["Messages"]
+    async def sqs_consume(wire: Wire) -> None:
+        got = orjson.loads(await call(wire, "POST", "/", sqs_headers("ReceiveMessage"), receive))["Messages"]
         entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)]
-        await call(app, "POST", "/", sqs_headers("DeleteMessageBatch"), orjson.dumps({"QueueUrl": URL,
+        await call(wire, "POST", "/", sqs_headers("DeleteMessageBatch"), orjson.dumps({"QueueUrl": URL,
                                                                                      "Entries": entries}))
 
     return {
-        "rest-send": lambda: call(app, "POST", "/messages", JSON, rest_one),
-        "rest-batch": lambda: call(app, "POST", "/messages", JSON, rest_batch_body(10)),
+        "rest-send": lambda wire: call(wire, "POST", "/messages", JSON, rest_one),
+        "rest-batch": lambda wire: call(wire, "POST", "/messages", JSON, rest_batch_body(10)),
         "rest-consume": rest_consume,
-        "sqs-send": lambda: call(app, "POST", "/", sqs_headers("SendMessage"), sqs_one),
-        "sqs-batch": lambda: call(app, "POST", "/", sqs_headers("SendMessageBatch"), sqs_batch_body(10)),
+        "sqs-send": lambda wire: call(wire, "POST", "/", sqs_headers("SendMessage"), sqs_one),
+        "sqs-batch": lambda wire: call(wire, "POST", "/", sqs_headers("SendMessageBatch"), sqs_batch_body(10)),
         "sqs-consume": sqs_consume,
     }[name]
 
@@ -118,46 +139,35 @@ def operation(app: Any, name: str) -> Callable[[], Awaitable[object]]:
 async def drive(name: str, requests: int) -> None:
     """The child: the broker app's lifespan, a queue, a prefill for consumes, a warm-up, then ``requests``."""
     from wonderq.broker.app import create_app
+    from wonderq.edge.connections import Connections, Limits
     from wonderq.settings import Settings
 
     folder = tempfile.mkdtemp(prefix="wonderq-instructions-")
     app = create_app(Settings(db=f"sqlite:///{folder}/wonderq.db"))
-    started, stop = asyncio.Event(), asyncio.Event()
-
-    async def lifespan_receive() -> dict[str, str]:
-        if not started.is_set():
-            return {"type": "lifespan.startup"}
-        await stop.wait()
-        return {"type": "lifespan.shutdown"}
-
-    async def lifespan_send(message: dict[str, Any]) -> None:
-        if message["type"] == "lifespan.startup.complete":
-            started.set()
-
-    lifespan = asyncio.create_task(app({"type": "lifespan"}, lifespan_receive, lifespan_send))
-    await started.wait()
-    await call(app, "POST", "/queues", JSON, b'{"name": "bench"}')
-    if name.endswith("consume"):
-        fill = (lambda: call(app, "POST", "/messages", JSON, rest_batch_body(10))) if name.startswith("rest") else (
-            lambda: call(app, "POST", "/", sqs_headers("SendMessageBatch"), sqs_batch_body(10)))
-        await clients(fill, PREFILL // 10)
-    one = operation(app, name)
-    await clients(one, CLIENTS * 2)  # warm: every client's first request, the queue cached
-    await clients(one, requests)
-    stop.set()
-    await lifespan
+    connections = Connections(app, Limits())
+    async with app.served():
+        wires = [Wire(connections) for _ in range(CLIENTS)]
+        await call(wires[0], "POST", "/queues", JSON, b'{"name": "bench"}')
+        if name.endswith("consume"):
+            fill = (lambda w: call(w, "POST", "/messages", JSON, rest_batch_body(10))) if name.startswith("rest") \
+                else (lambda w: call(w, "POST", "/", sqs_headers("SendMessageBatch"), sqs_batch_body(10)))
+            await clients(wires, fill, PREFILL // 10)
+        one = operation(name)
+        await clients(wires, one, CLIENTS * 2)  # warm: every client's first request, the queue cached
+        await clients(wires, one, requests)
+        connections.deadlines.stop()
     shutil.rmtree(folder, ignore_errors=True)
 
 
-async def clients(one: Callable[[], Awaitable[object]], requests: int) -> None:
+async def clients(wires: list[Wire], one: Callable[[Wire], Awaitable[object]], requests: int) -> None:
     left = [requests]
 
-    async def client() -> None:
+    async def client(wire: Wire) -> None:
         while left[0] > 0:
             left[0] -= 1
-            await one()
+            await one(wire)
 
-    await asyncio.gather(*(client() for _ in range(CLIENTS)))
+    await asyncio.gather(*(client(wire) for wire in wires))
 
 
 def counted(name: str, requests: int) -> int:

@@ -223,6 +223,24 @@ def measure_http(name: str, plan: Plan, server: Callable[[], contextlib.Abstract
     return system
 
 
+@contextlib.contextmanager
+def trivial_edge_server() -> Iterator[tuple[int, int]]:
+    port = free_port()
+    cmd = ["taskset", "-c", str(SUT_CPU), sys.executable, str(HERE / "trivial_app.py"), str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port, proc, "the trivial app on WonderQ's edge")
+        yield port, proc.pid
+    finally:
+        stop(proc)
+
+
+def measure_trivial_edge(plan: Plan) -> System:
+    system = measure_http("ceiling: trivial app, WonderQ's edge", plan, trivial_edge_server)
+    system.notes.append("the same answers through wonderq.edge (App, routes, connections): what the edge costs")
+    return system
+
+
 def measure_trivial(plan: Plan) -> System:
     system = measure_http("ceiling: raw ASGI on uvicorn", plan, trivial_server)
     system.notes.append("consume answers 10 made-up messages; deletes answer success")
@@ -710,6 +728,9 @@ def targets(systems: dict[str, System]) -> list[list[str]]:
                        trivial.consume, 0.50))
         checks.append(("consume 10 + 10 deletes vs the trivial handler (msgs)", wq.consume_each,
                        trivial.consume_each, None))
+    if wq and (edge := systems.get("trivial-edge")):
+        checks.append(("send vs the trivial app on WonderQ's own edge (report)", wq.send, edge.send, None))
+        checks.append(("consume 10 + batch delete vs the same (report)", wq.consume, edge.consume, None))
     if wq and raw:
         checks.append(("batch send >= 0.60 x raw SQLite, 100 rows a transaction", wq.batch, raw.batch, 0.60))
     for key in ("redis-always", "rabbitmq"):
@@ -731,6 +752,7 @@ def targets(systems: dict[str, System]) -> list[list[str]]:
 
 MEASURES: dict[str, Callable[[Plan], System]] = {
     "trivial": measure_trivial,
+    "trivial-edge": measure_trivial_edge,
     "sqlite": measure_sqlite,
     "redis-always": lambda plan: measure_redis(plan, "always"),
     "redis-everysec": lambda plan: measure_redis(plan, "everysec"),
@@ -777,7 +799,7 @@ def main(argv: list[str] | None = None) -> int:
         parser().error(f"unknown system(s): {', '.join(unknown)}")
     if (os.cpu_count() or 1) >= 2:
         os.sched_setaffinity(0, {LOAD_CPU})  # keep this orchestrator off the system's CPU
-    plan = Plan(1.5, 0.5, 30_000) if args.quick else Plan(10.0, 1.0, 150_000)
+    plan = Plan(1.5, 0.5, 30_000) if args.quick else Plan(10.0, 1.0, 400_000)
     print(f"peers: systems on CPU {SUT_CPU}, load on CPU {LOAD_CPU}; {SENDERS} senders, {CONSUMERS} consumers "
           f"of {SIZE}, {BODY} B bodies, {plan.duration:g} s a measurement; load average {os.getloadavg()[0]:.2f}",
           flush=True)

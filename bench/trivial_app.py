@@ -8,16 +8,30 @@ measured rates are what uvicorn and the same generator reach on one core when
 the handler costs nothing: the most any Python broker on this stack could do.
 
     taskset -c 0 .venv/bin/uvicorn trivial_app:app --app-dir bench --port 3299 --no-access-log
+
+The same answers served by WonderQ's own edge (``wonderq.edge``: its App, routing and
+connections, at their defaults), the ceiling of what the broker's edge costs:
+
+    taskset -c 0 .venv/bin/python bench/trivial_app.py 3298
 """
 
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
+
+from wonderq.edge.app import App
+from wonderq.edge.logs import configure_logging
+from wonderq.edge.requests import Request
+from wonderq.edge.responses import Response
+from wonderq.edge.routing import Api, Route
+from wonderq.edge.server import serve
+from wonderq.settings import Settings
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -63,3 +77,23 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     headers = [*HEADERS, (b"content-length", str(len(data)).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": data})
+
+
+def edge_app() -> App:
+    """:func:`answer` behind WonderQ's edge: an App with one route per path the load uses."""
+
+    async def handle(req: Request) -> Response:
+        return Response(orjson.dumps(answer(req.method, req.path, req.query, req.body)))
+
+    paths = [("POST", "/messages"), ("GET", "/messages/consume"), ("POST", "/messages/delete"),
+             ("DELETE", "/messages/{id}"), ("GET", "/queues"), ("POST", "/queues"), ("GET", "/healthz")]
+    return App([Api([Route(method, path, handle) for method, path in paths])])
+
+
+def serve_edge(port: int) -> None:
+    configure_logging("trivial", "warning")
+    serve(edge_app, Settings(port=port, log_level="warning"), port)
+
+
+if __name__ == "__main__":
+    serve_edge(int(sys.argv[1]))

@@ -138,7 +138,7 @@ def app_command(module: str, port_field: str) -> Run:
         if port_field != "port":  # only the broker runs as a cluster
             settings = replace(settings, cluster=0)
         try:
-            with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C once it has shut down
+            with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C before the loop's handler is set
                 serve(lambda: create_app(settings), settings, getattr(settings, port_field))
         except CannotStart as exc:
             message, hint = why_not(exc, settings, args.verb, port_field)

@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from urllib.parse import unquote
 
@@ -42,6 +42,7 @@ from wonderq.settings import MAX_PENDING_BYTES
 log = logging.getLogger("wonderq.edge")
 Lifespan = Callable[[], AbstractAsyncContextManager[None]]
 Observe = Callable[[str, float], None]  # after each response: its endpoint and seconds taken
+Answer = tuple[Response | Stream, str, bool]  # the response, its endpoint, whether its route changes state
 
 
 def segments(raw_path: bytes) -> list[str]:
@@ -74,7 +75,32 @@ class App:
         """The app's lifespan as a context manager (what ASGI's lifespan runs; tests use it)."""
         return self._lifespan() if self._lifespan is not None else contextlib.nullcontext()
 
+    @contextlib.asynccontextmanager
+    async def served(self) -> AsyncIterator[None]:
+        """The lifespan while a server serves the app: :meth:`running`, the once-a-minute
+        activity summary and :attr:`on_started`; a failed startup is kept in :attr:`startup_error`."""
+        context = self.running()
+        try:
+            await context.__aenter__()
+        except Exception as exc:  # the server says it in one line (edge/server.py)
+            log.debug("startup failed", exc_info=True)
+            self.startup_error = exc
+            raise
+        reporter = asyncio.create_task(self.activity.report(log))
+        if self.on_started is not None:
+            self.on_started()
+        try:
+            yield
+        finally:
+            reporter.cancel()
+            try:
+                await context.__aexit__(None, None, None)
+            finally:
+                log.info("stopped")
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI, for tests in this process and any ASGI server (``wonderq`` serves the
+        app itself: :mod:`wonderq.edge.connections`)."""
         if scope["type"] == "http":
             await self.handle(scope, receive, send)
         elif scope["type"] == "lifespan":
@@ -82,24 +108,17 @@ class App:
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         await receive()  # lifespan.startup
-        context = self.running()
+        served = self.served()
         try:
-            await context.__aenter__()
-        except Exception as exc:  # the server says it in one line (edge/server.py)
-            log.debug("startup failed", exc_info=True)
-            self.startup_error = exc
+            await served.__aenter__()
+        except Exception:
             await send({"type": "lifespan.startup.failed", "message": ""})
             return
-        reporter = asyncio.create_task(self.activity.report(log))
-        if self.on_started is not None:
-            self.on_started()
         await send({"type": "lifespan.startup.complete"})
         await receive()  # lifespan.shutdown
-        reporter.cancel()
         try:
-            await context.__aexit__(None, None, None)
+            await served.__aexit__(None, None, None)
         finally:
-            log.info("stopped")
             await send({"type": "lifespan.shutdown.complete"})
 
     def route(self, request: Request, raw_path: bytes) -> tuple[Api, Route]:
@@ -114,31 +133,49 @@ class App:
         raise NotFound(f"no such endpoint: {request.method} {request.path}")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """One ASGI request: its body read from ``receive`` once its Host passed."""
         started = time.perf_counter()
-        method, path = scope["method"], scope["path"]
-        request = Request(method, path, scope["query_string"], scope["headers"], b"", receive, {})
-        api, endpoint, changes = self.apis[0], "other", False
-        response: Response | Stream
+        request = Request(scope["method"], scope["path"], scope["query_string"], scope["headers"], b"", receive, {})
         held = [0]  # bytes of body this request holds of the budget
+
+        def body() -> Awaitable[bytes]:
+            return read_body(receive, request.header(b"content-length"), self.budget, held)
+
         try:
-            try:
-                self.guard.check_host(request)
-                request.body = await read_body(receive, request.header(b"content-length"), self.budget, held)
-                api, route = self.route(request, scope.get("raw_path") or path.encode())
-                endpoint, changes = route.endpoint, bool(route.changes_state)
-                if route.changes_state:
-                    self.guard.check_change(request)
-                if route.params is not None:
-                    known(request.params, route.params, f"{method} {route.path}")
-                response = await route.handler(request)
-            except WonderQError as exc:
-                response = api.render_error(exc)
-            except Exception:
-                log.exception("unhandled error in %s %s", method, path)
-                response = api.render_error(WonderQError())
+            response, endpoint, changes = await self.respond(request, scope.get("raw_path") or request.path.encode(),
+                                                             body)
             await response.send(send)
-            self.activity.count(endpoint, response.status, changes)
+            self.finished(endpoint, response.status, changes, started)
         finally:
             self.budget.held -= held[0]
-            if self._observe is not None:
-                self._observe(endpoint, time.perf_counter() - started)
+
+    async def respond(self, request: Request, raw_path: bytes,
+                      body: Callable[[], Awaitable[bytes]] | None = None) -> Answer:
+        """The response to ``request``, its endpoint, and whether its route changes state.
+        ``body`` reads the body after the Host check (None: ``request.body`` is read already).
+        Never raises: an error is rendered by the API that routed it (else the first)."""
+        api, endpoint, changes = self.apis[0], "other", False
+        response: Response | Stream
+        try:
+            self.guard.check_host(request)
+            if body is not None:
+                request.body = await body()
+            api, route = self.route(request, raw_path)
+            endpoint, changes = route.endpoint, bool(route.changes_state)
+            if changes:
+                self.guard.check_change(request)
+            if route.params is not None:
+                known(request.params, route.params, f"{request.method} {route.path}")
+            response = await route.handler(request)
+        except WonderQError as exc:
+            response = api.render_error(exc)
+        except Exception:
+            log.exception("unhandled error in %s %s", request.method, request.path)
+            response = api.render_error(WonderQError())
+        return response, endpoint, changes
+
+    def finished(self, endpoint: str, status: int, changes: bool, started: float) -> None:
+        """Count a response that was sent (the activity summary, and the app's observer)."""
+        self.activity.count(endpoint, status, changes)
+        if self._observe is not None:
+            self._observe(endpoint, time.perf_counter() - started)

@@ -1,12 +1,24 @@
-"""Connections that cannot lock clients out: uvicorn's httptools protocol with
-the limits it lacks.
+"""HTTP/1.1 connections, served here on httptools: an app's requests without ASGI's
+dicts, tasks and per-message awaits, and the limits that hold against abuse.
+
+Why not uvicorn: on one core its ASGI cycle cost a trivial handler ~3 times a bare
+httptools protocol (bench/README.md, "The HTTP edge"), more than any broker verb
+costs. Each request here is parsed by httptools' callbacks into a
+:class:`~wonderq.edge.requests.Request` with its whole body, answered by
+:meth:`App.respond <wonderq.edge.app.App.respond>` and written in one call.
+Pipelined requests are answered in order; a client that hangs up wakes
+``Request.disconnected()`` (the long poll's cue).
+
+The limits:
 
 - A request's headers must arrive within ``header_timeout`` seconds of the
   connection opening (or of the first byte of the next request on a kept-alive
   one), and its body within ``body_timeout`` of the headers; otherwise the
   connection is closed with a 408. An idle kept-alive connection is closed after
-  ``keep_alive_timeout`` (uvicorn's own timer).
+  ``keep_alive_timeout``.
 - Request line and headers together may be at most ``max_header_bytes`` (431).
+- A body over the largest request is refused (413) before it is read, and every
+  body byte counts against the app's :class:`~wonderq.edge.requests.Budget` (503).
 - At most ``max_connections`` are open at once; one more is answered 503 and
   closed at once, so descriptors never run out (the limit is set below the
   process's descriptor limit, which :func:`wonderq.edge.server.raise_file_limit`
@@ -21,158 +33,331 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Collection
+from collections import deque
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import ClassVar
+from typing import TYPE_CHECKING
 
 import httptools
 import orjson
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from wonderq.errors import BadRequest, HeaderTooLarge, RequestTimeout, TooManyConnections, WonderQError
+from wonderq.edge.deadlines import Deadlines
+from wonderq.edge.requests import Message, Request
+from wonderq.edge.responses import Response, Stream
+from wonderq.errors import (
+    BadRequest,
+    HeaderTooLarge,
+    PayloadTooLarge,
+    RequestTimeout,
+    TooManyConnections,
+    Unavailable,
+    WonderQError,
+)
+from wonderq.settings import MAX_REQUEST_BYTES
+
+if TYPE_CHECKING:
+    from wonderq.edge.app import App
 
 log = logging.getLogger("wonderq.edge")
+access = logging.getLogger("wonderq.access")
 REPORT_EVERY = 60.0  # seconds between summaries of refused connections
 LINGER = 1.0  # seconds a refused connection stays half-open, so its answer is read
-SWEEP_EVERY = 0.25  # seconds between looks at every connection's deadline
+MAX_PIPELINED = 16  # requests read ahead of their answers before reading pauses
+STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in HTTPStatus}
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
     header_timeout: float = 10.0
     body_timeout: float = 30.0
+    keep_alive_timeout: float = 75.0
     max_header_bytes: int = 64 * 1024
     max_connections: int = 10_000
 
 
-IDLE, HEADERS, BODY = 0, 1, 2  # what a connection is waiting for; IDLE: nothing of ours
+class Connections:
+    """What a server's connections share: the app, the limits, the deadlines, the open set."""
+
+    def __init__(self, app: App, limits: Limits, access_log: bool = False) -> None:
+        self.app, self.limits, self.access_log = app, limits, access_log
+        self.open: set[Connection] = set()
+        self.deadlines: Deadlines[Connection] = Deadlines(Connection.expired)
+        self.refused: dict[str, int] = {}
+        self.reported_at = 0.0
+
+    def __call__(self) -> Connection:
+        """A protocol for one new connection (``loop.create_server``'s factory)."""
+        return Connection(self)
+
+    def refusal(self, error: WonderQError) -> None:
+        self.refused[error.code] = self.refused.get(error.code, 0) + 1
+        now = time.monotonic()
+        if now - self.reported_at >= REPORT_EVERY:
+            self.reported_at = now
+            counts = ", ".join(f"{n} {code}" for code, n in sorted(self.refused.items()))
+            log.warning("connections refused or closed so far: %s", counts)
+
+    async def close(self, grace: float) -> None:
+        """Stop: idle connections close now, busy ones once answered or after ``grace`` seconds."""
+        self.deadlines.stop()
+        for conn in list(self.open):
+            conn.closing = True
+            if not conn.busy:
+                conn.transport.close()
+        deadline = asyncio.get_running_loop().time() + grace
+        while any(c.busy for c in self.open) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        for conn in list(self.open):
+            conn.transport.close()  # a long poll still waiting sees its client go
+        await asyncio.sleep(0)
 
 
-class LimitedProtocol(HttpToolsProtocol):
-    """Set :attr:`limits` before the server starts (:func:`wonderq.edge.server.serve` does).
+IDLE, HEADERS, BODY, KEPT = 0, 1, 2, 3  # waiting for: nothing of ours, headers, a body, a next request
 
-    No timer per request: each connection notes when its current phase began, and
-    one sweep four times a second closes those past their deadline. The sweep looks
-    only at the connections waiting for headers or a body (:attr:`timed`), never at
-    the idle kept-alive ones: swept too, 9,900 of them cost a sender 11-19 % of its
-    rate (bench.py's ``connections``); so a request costs a few attribute writes and
-    two dict operations, and an idle connection nothing.
-    """
 
-    limits: ClassVar[Limits] = Limits()
-    refused: ClassVar[dict[str, int]] = {}
-    reported_at: ClassVar[float] = 0.0
-    _sweeper: ClassVar[asyncio.Task[None] | None] = None
-    timed: ClassVar[dict[LimitedProtocol, None]] = {}  # in HEADERS or BODY: what the sweep looks at
+class Connection(asyncio.Protocol):
+    """One client's connection: parse, queue, answer in order."""
 
-    _phase = IDLE
-    _since = 0.0
-    _header_bytes = 0
-    _closed_by_us = False
+    transport: asyncio.Transport
+
+    def __init__(self, shared: Connections) -> None:
+        self.shared, self.app = shared, shared.app
+        self.parser = httptools.HttpRequestParser(self)
+        self.phase = IDLE
+        self.due = 0.0  # time.monotonic() when the phase's timeout ends (HEADERS, BODY, KEPT)
+        self.header_bytes = self.body_bytes = 0
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+        self.waiting: deque[tuple[Request, bytes, bool]] = deque()  # parsed, not yet answered
+        self.busy = self.closing = self.refused = self.paused = False
+        self.gone: asyncio.Future[None] | None = None  # made when a handler waits for a hang-up
+        self.writable: asyncio.Future[None] | None = None  # made while the transport's buffer is full
+
+    # -- asyncio.Protocol -----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._start_sweeper()
-        if len(self.connections) > self.limits.max_connections:
-            self._refuse(TooManyConnections(
-                f"the server holds its maximum of {self.limits.max_connections} connections; try again"
-            ))
+        self.transport = transport
+        self.shared.open.add(self)
+        limit = self.shared.limits.max_connections
+        if len(self.shared.open) > limit:
+            self.refuse(TooManyConnections(f"the server holds its maximum of {limit} connections; try again"))
             return
-        self._phase, self._since = HEADERS, self.loop.time()
-        self.timed[self] = None
+        self.time(HEADERS)
+        self.shared.deadlines.arm(self, self.due)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.timed.pop(self, None)
-        super().connection_lost(exc)
+        self.shared.open.discard(self)
+        self.shared.deadlines.discard(self)
+        self.phase, self.closing = IDLE, True
+        self.app.budget.held -= self.body_bytes  # a body that never finished
+        self.body_bytes = 0
+        if self.gone is not None and not self.gone.done():
+            self.gone.set_result(None)
+        if self.writable is not None and not self.writable.done():
+            self.writable.set_result(None)
 
     def data_received(self, data: bytes) -> None:
-        if self._closed_by_us:
+        if self.refused:
             return
-        self._unset_keepalive_if_required()
-        if self._phase != BODY:  # headers of this request, or the start of the next one
-            self._header_bytes += len(data)
+        if self.phase != BODY:  # headers of this request, or the start of the next one
+            self.header_bytes += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._unsupported_upgrade_warning()
+            pass  # no upgrades here: the request is answered as plain HTTP
         except httptools.HttpParserError as exc:
-            if not self._closed_by_us:
-                self._refuse(BadRequest(f"malformed HTTP request: {exc}"))
+            if not self.refused:
+                self.refuse(BadRequest(f"malformed HTTP request: {exc}"))
             return
-        if self._phase == HEADERS and self._header_bytes > self.limits.max_header_bytes:
-            self._refuse(HeaderTooLarge(f"request line and headers are over {self.limits.max_header_bytes} bytes"))
+        if self.phase == HEADERS and self.header_bytes > self.shared.limits.max_header_bytes:
+            limit = self.shared.limits.max_header_bytes
+            self.refuse(HeaderTooLarge(f"request line and headers are over {limit} bytes"))
+        elif self.phase == HEADERS or self.phase == BODY:  # a request still arriving
+            self.shared.deadlines.arm(self, self.due)
+
+    def pause_writing(self) -> None:
+        self.writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self.writable is not None and not self.writable.done():
+            self.writable.set_result(None)
+        self.writable = None
+
+    # -- httptools' callbacks -------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        super().on_message_begin()
-        if self._phase != HEADERS:  # the next request on a kept-alive connection
-            self._phase, self._since = HEADERS, self.loop.time()
-            self.timed[self] = None
+        self.url, self.headers, self.body = b"", [], []
+        if self.phase != HEADERS:  # the next request on a kept-alive connection
+            self.time(HEADERS)
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
-        limit = self.limits.max_header_bytes
-        if self._header_bytes > limit and len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers) > limit:
-            self._refuse(HeaderTooLarge(f"request line and headers are over {limit} bytes"))
+        limit = self.shared.limits.max_header_bytes
+        if self.header_bytes > limit and len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers) > limit:
+            self.refuse(HeaderTooLarge(f"request line and headers are over {limit} bytes"))
             raise HeaderTooLarge("headers too large")  # stops the parser
-        self._phase, self._since = BODY, self.loop.time()
-        super().on_headers_complete()
+        self.time(BODY)
+        for name, value in self.headers:
+            if name == b"content-length" and value.isdigit() and int(value) > MAX_REQUEST_BYTES:
+                self.refuse(PayloadTooLarge(f"request body is over {MAX_REQUEST_BYTES} bytes"))
+                raise PayloadTooLarge("body too large")
+            if name == b"expect" and value.lower() == b"100-continue":
+                self.transport.write(CONTINUE)
+
+    def on_body(self, chunk: bytes) -> None:
+        budget = self.app.budget
+        if self.body_bytes + len(chunk) > MAX_REQUEST_BYTES:
+            self.refuse(PayloadTooLarge(f"request body is over {MAX_REQUEST_BYTES} bytes"))
+        elif budget.held + len(chunk) > budget.limit:
+            self.refuse(Unavailable(f"the server holds {budget.held} bytes of unfinished requests already; retry"))
+        else:
+            budget.held += len(chunk)
+            self.body_bytes += len(chunk)
+            self.body.append(chunk)
+            return
+        raise PayloadTooLarge("stop")  # stops the parser
 
     def on_message_complete(self) -> None:
-        self._phase = IDLE  # the app has the request; uvicorn's keep-alive timer covers idleness
-        self.timed.pop(self, None)
-        super().on_message_complete()
+        self.phase = IDLE  # the app has the request
+        try:
+            url = httptools.parse_url(self.url)
+        except httptools.HttpParserInvalidURLError:
+            self.refuse(BadRequest("malformed HTTP request: the URL cannot be parsed"))
+            raise
+        raw_path = url.path
+        path = raw_path.decode("latin-1")
+        body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
+        request = Request(self.parser.get_method().decode("ascii"), path, url.query or b"", self.headers, body,
+                          self.receive, {})
+        self.waiting.append((request, raw_path, self.parser.should_keep_alive()))
+        if len(self.waiting) > MAX_PIPELINED and not self.paused:
+            self.transport.pause_reading()
+            self.paused = True
+        if not self.busy:
+            self.busy = True
+            asyncio.get_running_loop().create_task(self.answer(self.body_bytes))
+        self.body_bytes = self.header_bytes = 0
 
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._header_bytes = 0
+    # -- answering ------------------------------------------------------------------
 
-    # -- the sweep ----------------------------------------------------------------
+    async def answer(self, held: int) -> None:
+        """Answer the waiting requests in order, while the connection stays open."""
+        while self.waiting:
+            request, raw_path, keep_alive = self.waiting.popleft()
+            started = time.perf_counter()
+            try:
+                response, endpoint, changes = await self.app.respond(request, raw_path)
+            finally:
+                self.app.budget.held -= held
+                held = 0
+            keep_alive = keep_alive and not self.closing
+            if self.transport.is_closing():
+                break
+            if isinstance(response, Stream):
+                await self.stream(response, keep_alive)
+            else:
+                self.write(response, request.method == "HEAD", keep_alive)
+            self.app.finished(endpoint, response.status, changes, started)
+            if self.shared.access_log:
+                self.log(request, response.status)
+            if not keep_alive:
+                self.transport.close()
+                break
+        self.busy = False
+        if not self.transport.is_closing():
+            if self.paused:
+                self.transport.resume_reading()
+                self.paused = False
+            if self.phase == IDLE:
+                self.time(KEPT)
+                self.shared.deadlines.arm(self, self.due)
 
-    def _start_sweeper(self) -> None:
-        cls = type(self)
-        if cls._sweeper is None or cls._sweeper.done():
-            cls._sweeper = self.loop.create_task(cls._sweep(cls.timed))
+    def write(self, response: Response, head_only: bool, keep_alive: bool) -> None:
+        body = response.body
+        lines = [STATUS_LINES[response.status], b"content-type: ", response.content_type,
+                 b"\r\ncontent-length: ", str(len(body)).encode(), b"\r\n"]
+        for name, value in response.headers:
+            lines += (name, b": ", value, b"\r\n")
+        if response.status == 503:
+            lines.append(b"retry-after: 1\r\n")
+        lines.append(b"\r\n" if keep_alive else b"connection: close\r\n\r\n")
+        if not head_only:
+            lines.append(body)
+        self.transport.write(b"".join(lines))
 
-    @classmethod
-    async def _sweep(cls, connections: Collection[LimitedProtocol]) -> None:
-        while True:
-            await asyncio.sleep(SWEEP_EVERY)
-            now = asyncio.get_running_loop().time()
-            for conn in list(connections):
-                if conn._phase == HEADERS and now - conn._since > cls.limits.header_timeout:
-                    conn._refuse(RequestTimeout(
-                        f"the request's headers did not arrive within {cls.limits.header_timeout:g} s"
-                        " (header_timeout)"))
-                elif conn._phase == BODY and now - conn._since > cls.limits.body_timeout:
-                    conn._refuse(RequestTimeout(
-                        f"the request's body did not arrive within {cls.limits.body_timeout:g} s (body_timeout)"))
+    async def stream(self, response: Stream, keep_alive: bool) -> None:
+        head = [STATUS_LINES[response.status], b"content-type: ", response.content_type,
+                b"\r\ntransfer-encoding: chunked\r\n", b"\r\n" if keep_alive else b"connection: close\r\n\r\n"]
+        self.transport.write(b"".join(head))
+        async for chunk in response.chunks:
+            if self.transport.is_closing():
+                return
+            if chunk:
+                self.transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+            if self.writable is not None:
+                await self.writable
+        if not self.transport.is_closing():
+            self.transport.write(b"0\r\n\r\n")
 
-    def _refuse(self, error: WonderQError) -> None:
+    async def receive(self) -> Message:
+        """ASGI's ``receive`` as far as a handler needs it: once the client has hung up."""
+        if self.gone is None:
+            self.gone = asyncio.get_running_loop().create_future()
+            if self.transport.is_closing():
+                self.gone.set_result(None)
+        await asyncio.shield(self.gone)
+        return {"type": "http.disconnect"}
+
+    def log(self, request: Request, status: int) -> None:
+        peer = self.transport.get_extra_info("peername")
+        client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "-"
+        query = f"?{request.query.decode('latin-1')}" if request.query else ""
+        version = self.parser.get_http_version()
+        access.info('%s - "%s %s%s HTTP/%s" %d', client, request.method, request.path, query, version, status)
+
+    # -- limits ---------------------------------------------------------------------
+
+    def time(self, phase: int) -> None:
+        """Enter ``phase``, whose timeout starts now (:class:`Deadlines` asks when it ends)."""
+        limits = self.shared.limits
+        self.phase = phase
+        seconds = limits.header_timeout if phase == HEADERS else limits.body_timeout if phase == BODY else \
+            limits.keep_alive_timeout
+        self.due = time.monotonic() + seconds
+
+    def expired(self, now: float) -> None:
+        if self.phase == IDLE:
+            return  # a handler has the request: no deadline until it is answered
+        if self.due > now:
+            self.shared.deadlines.arm(self, self.due)
+        elif self.phase == HEADERS:
+            timeout = self.shared.limits.header_timeout
+            self.refuse(RequestTimeout(f"the request's headers did not arrive within {timeout:g} s (header_timeout)"))
+        elif self.phase == BODY:
+            timeout = self.shared.limits.body_timeout
+            self.refuse(RequestTimeout(f"the request's body did not arrive within {timeout:g} s (body_timeout)"))
+        elif self.phase == KEPT:
+            self.transport.close()
+
+    def refuse(self, error: WonderQError) -> None:
         """Answer with the error envelope and close the connection."""
-        self._phase = IDLE
-        self.timed.pop(self, None)
-        self._closed_by_us = True
-        type(self).refused[error.code] = type(self).refused.get(error.code, 0) + 1
-        self._report()
-        if self.cycle is not None and not self.cycle.response_complete:
-            self.cycle.disconnected = True  # a request in progress: its app sees a disconnect
+        self.shared.deadlines.discard(self)
+        self.phase, self.refused = IDLE, True
+        self.shared.refusal(error)
+        if self.busy:  # a request in progress: its handler sees a disconnect
             self.transport.close()
             return
-        body = orjson.dumps(error.to_dict())
-        head = (f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}\r\ncontent-type: application/json\r\n"
-                f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode()
-        self.transport.write(head + body)
+        self.write(Response(orjson.dumps(error.to_dict()), error.status), False, False)
         # Half-close now, close a moment later: closing with the client's request still
         # unread would reset the connection before the client reads why.
         if self.transport.can_write_eof():
             self.transport.write_eof()
-        self.loop.call_later(LINGER, self.transport.close)
+        asyncio.get_running_loop().call_later(LINGER, self.transport.close)
 
-    @classmethod
-    def _report(cls) -> None:
-        now = time.monotonic()
-        if now - cls.reported_at < REPORT_EVERY:
-            return
-        cls.reported_at = now
-        counts = ", ".join(f"{n} {code}" for code, n in sorted(cls.refused.items()))
-        log.warning("connections refused or closed so far: %s", counts)

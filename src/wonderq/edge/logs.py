@@ -6,7 +6,7 @@ services of ``wonderq up`` can share a terminal. By default a service logs what
 matters: that it listens and stops, errors, the user app's listeners, and once a
 minute a one-line :class:`Activity` summary, only if something changed state or
 failed in that minute (a dashboard polling an idle broker is not news). One line
-per request (uvicorn's access log) is opt-in: ``--access-log``.
+per request (the access log, ``wonderq.access``) is opt-in: ``--access-log``.
 """
 
 from __future__ import annotations
@@ -18,24 +18,17 @@ from collections import Counter
 
 SUMMARY_INTERVAL = 60.0  # seconds between activity summaries
 FORMAT = "%(asctime)s %(service)s[%(process)d] %(levelname)s %(message)s"
-# uvicorn's own lines said at info level that the app above already says (or need not)
-UVICORN_CHATTER = ("Started server process", "Waiting for application", "Application startup",
-                   "Application shutdown",
-                   "Uvicorn running on", "Finished server process", "Shutting down",
-                   "Waiting for connections to close", "Waiting for background tasks")
 
 
 class ServiceName(logging.Filter):
-    """Stamps each record with the service's name; drops uvicorn's chatter (below debug)."""
+    """Stamps each record with the service's name."""
 
-    def __init__(self, service: str, quiet: bool) -> None:
+    def __init__(self, service: str) -> None:
         super().__init__()
-        self.service, self.quiet = service, quiet
+        self.service = service
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.service = self.service
-        if self.quiet and record.name == "uvicorn.error" and record.levelno <= logging.ERROR:
-            return not str(record.msg).startswith(UVICORN_CHATTER)
         return True
 
 
@@ -45,15 +38,12 @@ def configure_logging(service: str, level: str) -> None:
     formatter = logging.Formatter(FORMAT, datefmt="%Y-%m-%dT%H:%M:%SZ")
     formatter.converter = time.gmtime
     handler.setFormatter(formatter)
-    handler.addFilter(ServiceName(service, quiet=level != "debug"))
+    handler.addFilter(ServiceName(service))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        logging.getLogger(name).handlers.clear()
-        logging.getLogger(name).propagate = True
     if level != "debug":
         logging.getLogger("httpx").setLevel(logging.WARNING)
 

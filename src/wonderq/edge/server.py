@@ -1,4 +1,4 @@
-"""Running an ASGI app: in this process, or as ``--cluster`` workers on one port.
+"""Serving an app: in this process, or as ``--cluster`` workers on one port.
 
 This process binds the port first, so a port in use is one :class:`CannotListen`
 and not a traceback; an app whose startup (its lifespan) fails raises
@@ -8,10 +8,13 @@ that cannot be opened fails once, not once per worker), then the workers (each i
 own event loop, backend connection and writer) are forked and any that dies is
 replaced until this process is told to stop.
 
-With ``tls_cert`` and ``tls_key`` it serves HTTPS (uvicorn's ssl options, in every
-worker too); the pair is loaded here first, so one file without the other, or a
-file that cannot be read or is no PEM certificate and key, is one
-:class:`BadTls` before the port is bound.
+Each process serves its connections itself (:mod:`wonderq.edge.connections`, on
+uvloop), runs the app's lifespan around them, and stops on SIGTERM or SIGINT:
+idle connections close at once, a request in progress gets :data:`GRACE` seconds.
+With ``tls_cert`` and ``tls_key`` it serves HTTPS (in every worker too); the pair
+is loaded here first, so one file without the other, or a file that cannot be
+read or is no PEM certificate and key, is one :class:`BadTls` before the port is
+bound.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import functools
 import logging
 import os
 import resource
@@ -28,18 +30,19 @@ import socket
 import ssl
 import sys
 import time
-from collections.abc import Callable
-
-import uvicorn
+from collections.abc import Callable, Coroutine
+from typing import TypeVar
 
 from wonderq.edge.app import App
-from wonderq.edge.connections import LimitedProtocol, Limits
+from wonderq.edge.connections import Connections, Limits
 from wonderq.settings import Settings
 
 log = logging.getLogger("wonderq.server")
+T = TypeVar("T")
 BACKLOG = 8192
 RESERVED_DESCRIPTORS = 64
-STARTUP_FAILURE = 3  # uvicorn's exit status when the app's startup failed
+STARTUP_FAILURE = 3  # a worker's exit status when the app's startup failed
+GRACE = 3.0  # seconds a request in progress may take to finish once told to stop
 
 
 class CannotStart(Exception):
@@ -105,20 +108,18 @@ def connection_limits(settings: Settings, descriptors: int) -> Limits:
     (room kept for the database, the log and the listening socket)."""
     return Limits(
         header_timeout=settings.header_timeout, body_timeout=settings.body_timeout,
-        max_header_bytes=settings.max_header_bytes,
+        keep_alive_timeout=settings.keep_alive_timeout, max_header_bytes=settings.max_header_bytes,
         max_connections=max(1, min(settings.max_connections, descriptors - RESERVED_DESCRIPTORS)),
     )
 
 
-def uvicorn_config(app: App, settings: Settings, port: int) -> uvicorn.Config:
-    tls = bool(settings.tls_cert and settings.tls_key)
-    return uvicorn.Config(
-        app, host=settings.host, port=port, loop="uvloop", http=LimitedProtocol,
-        lifespan="on", log_config=None, log_level=settings.log_level, access_log=settings.access_log,
-        backlog=BACKLOG, timeout_keep_alive=settings.keep_alive_timeout, timeout_graceful_shutdown=3,
-        server_header=False, date_header=False, proxy_headers=False,
-        ssl_certfile=settings.tls_cert if tls else None, ssl_keyfile=settings.tls_key if tls else None,
-    )
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The server's TLS context, or None for plain HTTP (:func:`check_tls` vouched for the files)."""
+    if not (settings.tls_cert and settings.tls_key):
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    return context
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -138,46 +139,71 @@ def listen(host: str, port: int) -> socket.socket:
 def serve(make_app: Callable[[], App], settings: Settings, port: int) -> None:
     """Serve in this process, or in ``settings.cluster`` forked workers."""
     scheme = "https" if check_tls(settings) else "http"
-    LimitedProtocol.limits = connection_limits(settings, raise_file_limit())
+    limits = connection_limits(settings, raise_file_limit())
     sock = listen(settings.host, port)
     where = f"{scheme}://{settings.host}:{port}"
     if not settings.cluster:
         app = make_app()
         app.on_started = lambda: log.info("listening on %s", where)
-        run_server(app, settings, sock)
+        stopped_by = run_server(app, settings, sock, limits)
+        if stopped_by is not None:  # end as the signal's own default would have (SIGTERM: status -15)
+            signal.signal(stopped_by, signal.default_int_handler if stopped_by == signal.SIGINT else signal.SIG_DFL)
+            signal.raise_signal(stopped_by)
     else:
         check_startup(make_app())
         log.info("listening on %s with %d worker processes", where, settings.cluster)
-        Supervisor(make_app, settings, port, sock).run()
+        Supervisor(make_app, settings, limits, sock).run()
         log.info("every worker has stopped")
 
 
-class Server(uvicorn.Server):
-    """uvicorn's server, with a TLS handshake bounded like a request's headers
-    (``header_timeout``; asyncio's own bound is 60 s): a socket that never finishes
-    its handshake is not yet a connection the cap counts, so it must not linger."""
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        loop = asyncio.get_running_loop()
-        if self.config.is_ssl:
-            bounded = functools.partial(loop.create_server, ssl_handshake_timeout=LimitedProtocol.limits.header_timeout)
-            loop.create_server = bounded  # type: ignore[method-assign]
-        try:
-            await super().startup(sockets)
-        finally:
-            loop.__dict__.pop("create_server", None)
-
-
-def run_server(app: App, settings: Settings, sock: socket.socket) -> None:
-    """uvicorn on ``sock`` until it is told to stop; its startup failure as :class:`StartupFailed`."""
+def run_server(app: App, settings: Settings, sock: socket.socket, limits: Limits) -> int | None:
+    """Serve ``app`` on ``sock`` until SIGTERM or SIGINT (which it returns); a failed startup
+    as :class:`StartupFailed`."""
     try:
-        Server(uvicorn_config(app, settings, sock.getsockname()[1])).run(sockets=[sock])
-    except SystemExit:  # uvicorn's way out when the lifespan failed
-        if app.startup_error is None:
-            raise
-        raise StartupFailed(str(app.startup_error) or type(app.startup_error).__name__) from app.startup_error
+        return run(serve_until_stopped(app, settings, sock, limits))
     finally:
         sock.close()
+
+
+def run(main: Coroutine[None, None, T]) -> T:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency wherever it installs
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
+async def serve_until_stopped(app: App, settings: Settings, sock: socket.socket, limits: Limits) -> int | None:
+    """The lifespan around the connections: started, served until a signal, drained, stopped.
+    A TLS handshake is bounded like a request's headers (asyncio's own bound is 60 s): a
+    socket that never finishes its handshake is not yet a connection the cap counts."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    stopped_by: list[int] = []
+
+    def told(signum: int) -> None:
+        stopped_by.append(signum)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, told, signum)
+    served = app.served()
+    try:
+        await served.__aenter__()
+    except Exception as exc:
+        raise StartupFailed(str(exc) or type(exc).__name__) from exc
+    try:
+        connections = Connections(app, limits, settings.access_log)
+        context = tls_context(settings)
+        handshake = limits.header_timeout if context else None
+        server = await loop.create_server(connections, sock=sock, backlog=BACKLOG, ssl=context,
+                                          ssl_handshake_timeout=handshake)
+        await stop.wait()
+        server.close()
+        await connections.close(GRACE)
+    finally:
+        await served.__aexit__(None, None, None)
+    return stopped_by[0] if stopped_by else None
 
 
 def check_startup(app: App) -> None:
@@ -194,10 +220,8 @@ def check_startup(app: App) -> None:
 
 
 class Supervisor:
-    def __init__(
-        self, make_app: Callable[[], App], settings: Settings, port: int, sock: socket.socket
-    ) -> None:
-        self.make_app, self.settings, self.port, self.sock = make_app, settings, port, sock
+    def __init__(self, make_app: Callable[[], App], settings: Settings, limits: Limits, sock: socket.socket) -> None:
+        self.make_app, self.settings, self.limits, self.sock = make_app, settings, limits, sock
         self.workers: set[int] = set()
         self.stopping = self.failed = False
 
@@ -235,10 +259,10 @@ class Supervisor:
         try:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
-            config = uvicorn_config(self.make_app(), self.settings, self.port)
-            Server(config).run(sockets=[self.sock])
-        except SystemExit as exc:  # uvicorn's own exit: its startup failed (logged)
-            code = exc.code if isinstance(exc.code, int) else 1
+            run_server(self.make_app(), self.settings, self.sock, self.limits)
+        except StartupFailed as exc:
+            log.error("worker %d could not start: %s", os.getpid(), exc)
+            code = STARTUP_FAILURE
         except BaseException:
             log.exception("worker failed")
             code = 1
