@@ -37,6 +37,7 @@ from collections import deque
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 import httptools
 import orjson
@@ -82,6 +83,7 @@ class Connections:
     def __init__(self, app: App, limits: Limits, access_log: bool = False) -> None:
         self.app, self.limits, self.access_log = app, limits, access_log
         self.open: set[Connection] = set()
+        self.tasks: set[asyncio.Task[None]] = set()  # each connection's answering, while it runs
         self.deadlines: Deadlines[Connection] = Deadlines(Connection.expired)
         self.refused: dict[str, int] = {}
         self.reported_at = 0.0
@@ -105,12 +107,16 @@ class Connections:
             conn.closing = True
             if not conn.busy:
                 conn.transport.close()
-        deadline = asyncio.get_running_loop().time() + grace
-        while any(c.busy for c in self.open) and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.05)
+        if self.tasks:
+            await asyncio.wait(set(self.tasks), timeout=grace)
         for conn in list(self.open):
             conn.transport.close()  # a long poll still waiting sees its client go
-        await asyncio.sleep(0)
+        if self.tasks:
+            await asyncio.wait(set(self.tasks), timeout=0.5)
+        left = set(self.tasks)
+        for task in left:
+            task.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
 
 
 IDLE, HEADERS, BODY, KEPT = 0, 1, 2, 3  # waiting for: nothing of ours, headers, a body, a next request
@@ -130,8 +136,10 @@ class Connection(asyncio.Protocol):
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
-        self.waiting: deque[tuple[Request, bytes, bool]] = deque()  # parsed, not yet answered
+        self.waiting: deque[tuple[Request, bytes, bool, int]] = deque()  # parsed, not yet answered; its body bytes
         self.busy = self.closing = self.refused = self.paused = False
+        self.last = False  # the request answered last closes the connection: read nothing more
+        self.exact = False  # the next request began in a read that ended another: count its headers exactly
         self.gone: asyncio.Future[None] | None = None  # made when a handler waits for a hang-up
         self.writable: asyncio.Future[None] | None = None  # made while the transport's buffer is full
 
@@ -151,15 +159,16 @@ class Connection(asyncio.Protocol):
         self.shared.open.discard(self)
         self.shared.deadlines.discard(self)
         self.phase, self.closing = IDLE, True
-        self.app.budget.held -= self.body_bytes  # a body that never finished
+        self.app.budget.held -= self.body_bytes + sum(entry[3] for entry in self.waiting)  # never to be answered
         self.body_bytes = 0
+        self.waiting.clear()
         if self.gone is not None and not self.gone.done():
             self.gone.set_result(None)
         if self.writable is not None and not self.writable.done():
             self.writable.set_result(None)
 
     def data_received(self, data: bytes) -> None:
-        if self.refused:
+        if self.refused or self.last:
             return
         if self.phase != BODY:  # headers of this request, or the start of the next one
             self.header_bytes += len(data)
@@ -168,7 +177,7 @@ class Connection(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             pass  # no upgrades here: the request is answered as plain HTTP
         except httptools.HttpParserError as exc:
-            if not self.refused:
+            if not self.refused and not self.last:
                 self.refuse(BadRequest(f"malformed HTTP request: {exc}"))
             return
         if self.phase == HEADERS and self.header_bytes > self.shared.limits.max_header_bytes:
@@ -200,16 +209,20 @@ class Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         limit = self.shared.limits.max_header_bytes
-        if self.header_bytes > limit and len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers) > limit:
+        if (self.header_bytes > limit or self.exact) and \
+                len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers) > limit:
             self.refuse(HeaderTooLarge(f"request line and headers are over {limit} bytes"))
             raise HeaderTooLarge("headers too large")  # stops the parser
+        self.exact = False
         self.time(BODY)
+        expects = False
         for name, value in self.headers:
             if name == b"content-length" and value.isdigit() and int(value) > MAX_REQUEST_BYTES:
                 self.refuse(PayloadTooLarge(f"request body is over {MAX_REQUEST_BYTES} bytes"))
                 raise PayloadTooLarge("body too large")
-            if name == b"expect" and value.lower() == b"100-continue":
-                self.transport.write(CONTINUE)
+            expects = expects or (name == b"expect" and value.lower() == b"100-continue")
+        if expects and not self.busy:  # behind another request the client's own wait sends the body
+            self.transport.write(CONTINUE)
 
     def on_body(self, chunk: bytes) -> None:
         budget = self.app.budget
@@ -231,46 +244,41 @@ class Connection(asyncio.Protocol):
         except httptools.HttpParserInvalidURLError:
             self.refuse(BadRequest("malformed HTTP request: the URL cannot be parsed"))
             raise
-        raw_path = url.path
+        raw_path = url.path or b"/"
         path = raw_path.decode("latin-1")
+        if "%" in path:
+            path = unquote(path)
         body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
         request = Request(self.parser.get_method().decode("ascii"), path, url.query or b"", self.headers, body,
                           self.receive, {})
-        self.waiting.append((request, raw_path, self.parser.should_keep_alive()))
+        keep_alive = self.parser.should_keep_alive()
+        self.last = not keep_alive
+        self.waiting.append((request, raw_path, keep_alive, self.body_bytes))
         if len(self.waiting) > MAX_PIPELINED and not self.paused:
             self.transport.pause_reading()
             self.paused = True
         if not self.busy:
             self.busy = True
-            asyncio.get_running_loop().create_task(self.answer(self.body_bytes))
+            task = asyncio.get_running_loop().create_task(self.answer())
+            self.shared.tasks.add(task)
+            task.add_done_callback(self.shared.tasks.discard)
         self.body_bytes = self.header_bytes = 0
+        self.exact = True
 
     # -- answering ------------------------------------------------------------------
 
-    async def answer(self, held: int) -> None:
+    async def answer(self) -> None:
         """Answer the waiting requests in order, while the connection stays open."""
-        while self.waiting:
-            request, raw_path, keep_alive = self.waiting.popleft()
-            started = time.perf_counter()
-            try:
-                response, endpoint, changes = await self.app.respond(request, raw_path)
-            finally:
-                self.app.budget.held -= held
-                held = 0
-            keep_alive = keep_alive and not self.closing
-            if self.transport.is_closing():
-                break
-            if isinstance(response, Stream):
-                await self.stream(response, keep_alive)
-            else:
-                self.write(response, request.method == "HEAD", keep_alive)
-            self.app.finished(endpoint, response.status, changes, started)
-            if self.shared.access_log:
-                self.log(request, response.status)
-            if not keep_alive:
-                self.transport.close()
-                break
-        self.busy = False
+        try:
+            while self.waiting and not self.transport.is_closing():
+                if not await self.answer_one(*self.waiting.popleft()):
+                    self.transport.close()
+                    break
+        except Exception:
+            log.exception("answering a request failed")  # the response is cut short: the client is told so
+            self.transport.close()
+        finally:
+            self.busy = False
         if not self.transport.is_closing():
             if self.paused:
                 self.transport.resume_reading()
@@ -278,6 +286,27 @@ class Connection(asyncio.Protocol):
             if self.phase == IDLE:
                 self.time(KEPT)
                 self.shared.deadlines.arm(self, self.due)
+
+    async def answer_one(self, request: Request, raw_path: bytes, keep_alive: bool, held: int) -> bool:
+        """Answer one request; whether the connection stays open for the next."""
+        started = time.perf_counter()
+        try:
+            response, endpoint, changes = await self.app.respond(request, raw_path)
+        finally:
+            self.app.budget.held -= held
+        keep_alive = keep_alive and not self.closing
+        if self.transport.is_closing():
+            return False
+        if isinstance(response, Stream):
+            await self.stream(response, keep_alive)
+        else:
+            self.write(response, request.method == "HEAD", keep_alive)
+        self.app.finished(endpoint, response.status, changes, started)
+        if self.shared.access_log:
+            self.log(request, response.status)
+        if self.writable is not None:  # a client that does not read: nothing more until it does
+            await self.writable
+        return keep_alive
 
     def write(self, response: Response, head_only: bool, keep_alive: bool) -> None:
         body = response.body

@@ -16,11 +16,13 @@ ticks after it, never before.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
+log = logging.getLogger("wonderq.edge")
 T = TypeVar("T", bound=Hashable)
 TICK = 0.25  # seconds a slot spans, and between sweeps
 
@@ -31,6 +33,7 @@ class Deadlines(Generic[T]):
         self.slots: dict[int, dict[T, None]] = {}
         self.slot_of: dict[T, int] = {}
         self.sweeper: asyncio.Task[None] | None = None
+        self.stopped = False
 
     def arm(self, item: T, due: float) -> None:
         """Make sure ``item`` is asked at ``due`` (``time.monotonic()``) or soon after,
@@ -43,7 +46,7 @@ class Deadlines(Generic[T]):
             self.slots[old].pop(item, None)
         self.slots.setdefault(slot, {})[item] = None
         self.slot_of[item] = slot
-        if self.sweeper is None:
+        if self.sweeper is None and not self.stopped:
             self.sweeper = asyncio.get_running_loop().create_task(self.sweep())
 
     def discard(self, item: T) -> None:
@@ -53,6 +56,8 @@ class Deadlines(Generic[T]):
             self.slots[slot].pop(item, None)
 
     def stop(self) -> None:
+        """No more sweeps (the server is stopping)."""
+        self.stopped = True
         if self.sweeper is not None:
             self.sweeper.cancel()
             self.sweeper = None
@@ -68,4 +73,7 @@ class Deadlines(Generic[T]):
         for slot in sorted(s for s in self.slots if s <= current):
             for item in self.slots.pop(slot):
                 del self.slot_of[item]
-                self.expired(item, now)
+                try:
+                    self.expired(item, now)
+                except Exception:  # one item's fault must not end every other's timeout
+                    log.exception("a deadline's handler failed")

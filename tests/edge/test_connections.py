@@ -1,0 +1,116 @@
+"""The HTTP/1.1 connection in this process, fed bytes through a stand-in transport:
+pipelined requests answered in order, the body budget returned whatever happens,
+nothing read after a request that closes the connection, paths percent-decoded,
+and a handler's failure closing the connection instead of leaving it stuck."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from wonderq.edge.app import App
+from wonderq.edge.connections import Connection, Connections, Limits
+from wonderq.edge.requests import Request
+from wonderq.edge.responses import Response, Stream, json
+from wonderq.edge.routing import Api, Route
+
+
+class Transport:
+    def __init__(self) -> None:
+        self.out = bytearray()
+        self.closing = False
+        self.protocol: Connection | None = None
+
+    def write(self, data: bytes) -> None:
+        self.out += data
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        if not self.closing and self.protocol is not None:
+            self.closing = True
+            asyncio.get_running_loop().call_soon(self.protocol.connection_lost, None)
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None: ...
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return default
+
+
+async def echo(req: Request) -> Response:
+    await asyncio.sleep(0.01)
+    return json({"path": req.path, "body": req.body.decode()})
+
+
+async def broken() -> AsyncIterator[bytes]:
+    yield b"a"
+    raise RuntimeError("the stream failed")
+
+
+async def streams(req: Request) -> Stream:
+    return Stream(broken())
+
+
+APP = App([Api([Route("POST", "/echo", echo), Route("GET", "/q/{name}", echo), Route("GET", "/stream", streams)])])
+
+
+def connect() -> tuple[Connection, Transport]:
+    conn = Connections(APP, Limits())()
+    transport = Transport()
+    transport.protocol = conn
+    conn.connection_made(transport)  # type: ignore[arg-type]
+    return conn, transport
+
+
+def post(body: bytes, extra: bytes = b"") -> bytes:
+    return b"POST /echo HTTP/1.1\r\nHost: localhost\r\n%sContent-Length: %d\r\n\r\n%s" % (extra, len(body), body)
+
+
+async def test_pipelined_requests_are_answered_in_order_and_return_their_budget() -> None:
+    conn, transport = connect()
+    conn.data_received(post(b"one") + post(b"two") + post(b"three"))
+    await asyncio.sleep(0.1)
+    bodies = [part.split(b"\r\n\r\n", 1)[1] for part in transport.out.split(b"HTTP/1.1 200 OK")[1:]]
+    assert bodies == [b'{"path":"/echo","body":"one"}', b'{"path":"/echo","body":"two"}',
+                      b'{"path":"/echo","body":"three"}']
+    assert APP.budget.held == 0
+    transport.close()
+
+
+async def test_a_connection_lost_with_requests_waiting_returns_their_budget() -> None:
+    conn, transport = connect()
+    conn.data_received(post(b"one") + post(b"two") + post(b"thr"))
+    transport.close()
+    await asyncio.sleep(0.1)
+    assert APP.budget.held == 0
+
+
+async def test_nothing_is_read_after_a_request_that_closes_the_connection() -> None:
+    conn, transport = connect()
+    conn.data_received(post(b"last", b"Connection: close\r\n") + b"GET /q/x HTTP/1.1\r\n\r\n")
+    await asyncio.sleep(0.1)
+    assert transport.out.startswith(b"HTTP/1.1 200 OK") and b"connection: close" in transport.out
+    assert transport.out.count(b"HTTP/1.1") == 1 and transport.closing
+
+
+async def test_the_path_is_percent_decoded_and_routed_by_its_raw_segments() -> None:
+    conn, transport = connect()
+    conn.data_received(b"GET /q/a%20b HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    await asyncio.sleep(0.1)
+    assert transport.out.endswith(b'{"path":"/q/a b","body":""}')
+    transport.close()
+
+
+async def test_a_failing_response_closes_the_connection() -> None:
+    conn, transport = connect()
+    conn.data_received(b"GET /stream HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    await asyncio.sleep(0.1)
+    assert transport.closing and not conn.busy
