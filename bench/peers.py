@@ -187,17 +187,23 @@ def workdir(prefix: str) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def trivial_server() -> Iterator[tuple[int, int]]:
+def pinned_server(command: Callable[[int], list[str]], what: str) -> Iterator[tuple[int, int]]:
+    """``command(port)`` run on the system's CPU until its port answers; its port and pid."""
     port = free_port()
-    uvicorn = need(str(Path(sys.executable).with_name("uvicorn")), "uvicorn (pip)")
-    cmd = ["taskset", "-c", str(SUT_CPU), uvicorn, "trivial_app:app", "--app-dir", str(HERE), "--port", str(port),
-           "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(["taskset", "-c", str(SUT_CPU), *command(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_port(port, proc, "uvicorn")
+        wait_port(port, proc, what)
         yield port, proc.pid
     finally:
         stop(proc)
+
+
+def trivial_server() -> contextlib.AbstractContextManager[tuple[int, int]]:
+    uvicorn = need(str(Path(sys.executable).with_name("uvicorn")), "uvicorn (pip)")
+    return pinned_server(lambda port: [uvicorn, "trivial_app:app", "--app-dir", str(HERE), "--port", str(port),
+                                       "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+                                       "--log-level", "warning"], "uvicorn")
 
 
 HTTP_RUNS = {  # loadgen's scenario and flags for each column
@@ -223,16 +229,9 @@ def measure_http(name: str, plan: Plan, server: Callable[[], contextlib.Abstract
     return system
 
 
-@contextlib.contextmanager
-def trivial_edge_server() -> Iterator[tuple[int, int]]:
-    port = free_port()
-    cmd = ["taskset", "-c", str(SUT_CPU), sys.executable, str(HERE / "trivial_app.py"), str(port)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_port(port, proc, "the trivial app on WonderQ's edge")
-        yield port, proc.pid
-    finally:
-        stop(proc)
+def trivial_edge_server() -> contextlib.AbstractContextManager[tuple[int, int]]:
+    return pinned_server(lambda port: [sys.executable, str(HERE / "trivial_app.py"), str(port)],
+                         "the trivial app on WonderQ's edge")
 
 
 def measure_trivial_edge(plan: Plan) -> System:
