@@ -114,3 +114,12 @@ async def test_a_failing_response_closes_the_connection() -> None:
     conn.data_received(b"GET /stream HTTP/1.1\r\nHost: localhost\r\n\r\n")
     await asyncio.sleep(0.1)
     assert transport.closing and not conn.busy
+
+
+async def test_headers_of_a_pipelined_request_count_against_the_limit() -> None:
+    conn, transport = connect()
+    big = b"x-big: " + b"a" * (Limits().max_header_bytes + 10) + b"\r\n"
+    conn.data_received(b"GET /q/a HTTP/1.1\r\nHost: localhost\r\n\r\nGET /q/b HTTP/1.1\r\nHost: localhost\r\n" + big
+                       + b"\r\n")
+    await asyncio.sleep(0.1)
+    assert transport.closing and transport.out.count(b"HTTP/1.1 200") == 0  # refused while /q/a was in hand

@@ -1,8 +1,11 @@
-"""The ASGI app: mounted APIs, a lifespan, and one request path for all.
+"""The app: mounted APIs, a lifespan, and one request path for all
+(:meth:`App.respond`), which the edge's own HTTP connections call
+(:mod:`~wonderq.edge.connections`); the app is an ASGI app too, for the tests
+that drive it in this process.
 
 Why not Starlette: on one core its per-request overhead alone caps a trivial
 handler near the broker's send target (see ARCHITECTURE.md), so the services
-speak ASGI directly and keep this toolkit to the few things they need.
+keep this toolkit to the few things they need.
 
 Every request passes the :class:`~wonderq.edge.guard.BrowserGuard` (its Host,
 and for a state change its Origin, and a body no web page could send cross-site
@@ -15,8 +18,8 @@ you mean" (:func:`~wonderq.edge.params.known`). Anything but a
 :class:`~wonderq.errors.WonderQError` escaping a handler is logged and
 answered as a bare 500, never with its traceback.
 
-A lifespan whose startup fails keeps its exception in :attr:`App.startup_error`
-(the server reports it in one line); while served, the app counts its requests
+A lifespan whose startup fails raises out of :meth:`App.served` (the server
+reports it in one line); while served, the app counts its requests
 and logs a summary of them once a minute (:class:`~wonderq.edge.logs.Activity`).
 """
 
@@ -67,8 +70,7 @@ class App:
         self.budget = Budget(max_pending_bytes)
         self._lifespan = lifespan
         self._observe = observe
-        self.activity = Activity()  # logged once a minute while served (ASGI's lifespan)
-        self.startup_error: Exception | None = None  # why the lifespan's startup failed
+        self.activity = Activity()  # logged once a minute while served
         self.on_started: Callable[[], None] | None = None  # called once the lifespan has started
 
     def running(self) -> AbstractAsyncContextManager[None]:
@@ -78,13 +80,13 @@ class App:
     @contextlib.asynccontextmanager
     async def served(self) -> AsyncIterator[None]:
         """The lifespan while a server serves the app: :meth:`running`, the once-a-minute
-        activity summary and :attr:`on_started`; a failed startup is kept in :attr:`startup_error`."""
+        activity summary and :attr:`on_started`; a failed startup raises (the server says it
+        in one line: edge/server.py)."""
         context = self.running()
         try:
             await context.__aenter__()
-        except Exception as exc:  # the server says it in one line (edge/server.py)
+        except Exception:
             log.debug("startup failed", exc_info=True)
-            self.startup_error = exc
             raise
         reporter = asyncio.create_task(self.activity.report(log))
         if self.on_started is not None:

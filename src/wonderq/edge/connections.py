@@ -40,11 +40,10 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 import httptools
-import orjson
 
 from wonderq.edge.deadlines import Deadlines
 from wonderq.edge.requests import Message, Request
-from wonderq.edge.responses import Response, Stream
+from wonderq.edge.responses import Response, Stream, error_envelope
 from wonderq.errors import (
     BadRequest,
     HeaderTooLarge,
@@ -139,7 +138,7 @@ class Connection(asyncio.Protocol):
         self.waiting: deque[tuple[Request, bytes, bool, int]] = deque()  # parsed, not yet answered; its body bytes
         self.busy = self.closing = self.refused = self.paused = False
         self.last = False  # the request answered last closes the connection: read nothing more
-        self.exact = False  # the next request began in a read that ended another: count its headers exactly
+        self.exact = False  # this read ended a request: one whose headers end in it too is counted exactly
         self.gone: asyncio.Future[None] | None = None  # made when a handler waits for a hang-up
         self.writable: asyncio.Future[None] | None = None  # made while the transport's buffer is full
 
@@ -180,6 +179,9 @@ class Connection(asyncio.Protocol):
             if not self.refused and not self.last:
                 self.refuse(BadRequest(f"malformed HTTP request: {exc}"))
             return
+        if self.exact:  # this read ended a request: one still arriving counts all of it (never less)
+            self.exact = False
+            self.header_bytes = len(data) if self.phase == HEADERS else 0
         if self.phase == HEADERS and self.header_bytes > self.shared.limits.max_header_bytes:
             limit = self.shared.limits.max_header_bytes
             self.refuse(HeaderTooLarge(f"request line and headers are over {limit} bytes"))
@@ -312,10 +314,8 @@ class Connection(asyncio.Protocol):
         body = response.body
         lines = [STATUS_LINES[response.status], b"content-type: ", response.content_type,
                  b"\r\ncontent-length: ", str(len(body)).encode(), b"\r\n"]
-        for name, value in response.headers:
+        for name, value in response.extra_headers():
             lines += (name, b": ", value, b"\r\n")
-        if response.status == 503:
-            lines.append(b"retry-after: 1\r\n")
         lines.append(b"\r\n" if keep_alive else b"connection: close\r\n\r\n")
         if not head_only:
             lines.append(body)
@@ -383,7 +383,7 @@ class Connection(asyncio.Protocol):
         if self.busy:  # a request in progress: its handler sees a disconnect
             self.transport.close()
             return
-        self.write(Response(orjson.dumps(error.to_dict()), error.status), False, False)
+        self.write(error_envelope(error), False, False)
         # Half-close now, close a moment later: closing with the client's request still
         # unread would reset the connection before the client reads why.
         if self.transport.can_write_eof():

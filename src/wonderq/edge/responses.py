@@ -13,6 +13,7 @@ from wonderq.errors import WonderQError
 
 Headers = Sequence[tuple[bytes, bytes]]
 JSON = b"application/json"
+RETRY_AFTER = (b"retry-after", b"1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,11 +23,13 @@ class Response:
     content_type: bytes = JSON
     headers: Headers = ()
 
+    def extra_headers(self) -> Headers:
+        """The headers beyond content type and length (a 503 says when to retry)."""
+        return (*self.headers, RETRY_AFTER) if self.status == 503 else self.headers
+
     async def send(self, send: Send) -> None:
-        headers = [(b"content-type", self.content_type), (b"content-length", str(len(self.body)).encode())]
-        headers += self.headers
-        if self.status == 503:
-            headers.append((b"retry-after", b"1"))
+        headers = [(b"content-type", self.content_type), (b"content-length", str(len(self.body)).encode()),
+                   *self.extra_headers()]
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
         await send({"type": "http.response.body", "body": self.body})
 
