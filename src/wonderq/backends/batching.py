@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Generic, Protocol, TypeVar
 
+from wonderq.backends import rules
 from wonderq.backends.rules import Woken
 from wonderq.errors import WonderQError
+from wonderq.models import Message, NewMessage, Queue, QueueRef
 
 log = logging.getLogger("wonderq.batching")
 Txn = TypeVar("Txn")
@@ -111,6 +113,45 @@ class AsyncOp(Pending[T], Generic[Txn, T]):
 
 
 P = TypeVar("P", bound=Batchable)
+K = TypeVar("K", bound=Hashable)
+
+
+def groups(ops: list[P], key: Callable[[P], K]) -> list[tuple[K, list[P]]]:
+    """A batch's ops that share a key, two or more to a group: those a batch may join."""
+    by_key: dict[K, list[P]] = {}
+    for op in ops:
+        by_key.setdefault(key(op), []).append(op)
+    return [(k, group) for k, group in by_key.items() if len(group) > 1]
+
+
+class Sending(Protocol):
+    """A send a batch may join with the other sends to its queue (each backend's ``Send``)."""
+
+    ref: QueueRef
+    messages: Sequence[NewMessage]
+
+    def succeed(self, value: list[Message]) -> None: ...
+
+
+S = TypeVar("S", bound=Sending)
+
+
+def joinable(queue: Queue, sends: list[S]) -> list[S]:
+    """The sends to ``queue`` that may share one INSERT: none to a FIFO queue (its
+    deduplication goes send by send), none with a body over the limit (that one runs alone
+    to say so), and none at all unless two are left."""
+    fit = [] if queue.fifo else [op for op in sends if rules.fit(queue, op.messages)]
+    return fit if len(fit) > 1 else []
+
+
+def deal(sends: list[S], sent: list[Message]) -> set[int]:
+    """Settle each joined send with its own messages (the INSERT's rows come back in the
+    order sent); the ids of the ops settled."""
+    start = 0
+    for op in sends:
+        op.succeed(sent[start:start + len(op.messages)])
+        start += len(op.messages)
+    return {id(op) for op in sends}
 
 
 class GroupCommit(Generic[P]):

@@ -19,14 +19,14 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
 import asyncpg
 
 from wonderq.backends import rules
 from wonderq.backends.base import Backend
-from wonderq.backends.batching import AsyncOp, AsyncWrite, GroupCommit
+from wonderq.backends.batching import AsyncOp, AsyncWrite, GroupCommit, deal, groups, joinable
 from wonderq.backends.postgres import keys, queries, queues, schema
 from wonderq.backends.postgres.queues import Txn
 from wonderq.backends.rules import Deleted
@@ -37,8 +37,6 @@ from wonderq.settings import Settings
 
 log = logging.getLogger("wonderq.postgres")
 T = TypeVar("T")
-Op = TypeVar("Op")
-K = TypeVar("K", bound=Hashable)
 
 CHANNEL = "wonderq"
 PARALLEL_BATCHES = 4
@@ -297,14 +295,6 @@ class PostgresBackend(Backend):
             raise Unavailable(f"database unavailable: {exc}") from exc
 
 
-def groups(ops: list[Op], key: Callable[[Op], K]) -> list[tuple[K, list[Op]]]:
-    """A batch's ops that share a key, two or more to a group: those a batch may join."""
-    by_key: dict[K, list[Op]] = {}
-    for op in ops:
-        by_key.setdefault(key(op), []).append(op)
-    return [(k, group) for k, group in by_key.items() if len(group) > 1]
-
-
 class Send(AsyncOp[Txn, list[Message]]):
     """A send, which its batch may join with the other sends to the same queue."""
 
@@ -323,18 +313,11 @@ async def send_joined(txn: Txn, sends: list[Send]) -> set[int]:
     joined: set[int] = set()
     for ref, ops in groups(sends, lambda op: op.ref):
         try:
-            queue = (await txn.queues.get(txn.conn, ref)).queue
-            fit = [] if queue.fifo else [op for op in ops if rules.fit(queue, op.messages)]
-            if len(fit) < 2:
-                continue
-            sent = await queries.send_batch(txn, ref, [m for op in fit for m in op.messages])
+            fit = joinable((await txn.queues.get(txn.conn, ref)).queue, ops)
+            if fit:
+                joined |= deal(fit, await queries.send_batch(txn, ref, [m for op in fit for m in op.messages]))
         except WonderQError:
             continue
-        start = 0
-        for op in fit:  # the rows come back in the order sent
-            op.succeed(sent[start:start + len(op.messages)])
-            start += len(op.messages)
-            joined.add(id(op))
     return joined
 
 

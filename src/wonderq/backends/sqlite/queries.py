@@ -18,7 +18,7 @@ from wonderq.backends import rules
 from wonderq.backends.rules import SETTINGS, Deleted, Redrive, check_sizes, delays, missing, settings, tags_json, uuid4s
 from wonderq.backends.sqlite import fifo
 from wonderq.backends.sqlite.txn import QUEUE_COLUMNS, Txn, find_queue, resolve
-from wonderq.errors import InvalidParameter, MessageNotFound, QueueExists, StaleToken
+from wonderq.errors import InvalidParameter, QueueExists
 from wonderq.models import Claim, Message, NewMessage, Queue, QueueAttributes, QueueRef, QueueStats
 
 # Message's fields, by name and in its order (the uuid column is its message_id), so that
@@ -276,15 +276,26 @@ def delete(txn: Txn, message_id: int, token: str | None) -> None:
     txn.changes.tally.add(row[0], messages=-1, deleted=1)
 
 
+LOCATE_MANY = "SELECT id, queue_id, token FROM messages WHERE id IN ({})"
+
+
 def delete_batch(txn: Txn, entries: Sequence[tuple[int, str | None]]) -> Deleted:
+    """One SELECT finds the batch and one executemany deletes it. Outcomes are as if the
+    entries were deleted in order, one at a time."""
+    ids = list({message_id for message_id, _ in entries})
+    found = {row[0]: row for row in txn.conn.execute(LOCATE_MANY.format(", ".join("?" * len(ids))), ids)}
     outcomes: Deleted = []
+    doomed = []
     for message_id, token in entries:
-        try:
-            delete(txn, message_id, token)
-        except (MessageNotFound, StaleToken) as exc:
-            outcomes.append(exc)
-        else:
-            outcomes.append(None)
+        row = found.get(message_id)
+        if row is None or (token is not None and row[2] != token):
+            outcomes.append(rules.refusal(message_id, row is not None))
+            continue
+        del found[message_id]  # an entry after this one finds it gone
+        doomed.append((message_id,))
+        txn.changes.tally.add(row[1], messages=-1, deleted=1)
+        outcomes.append(None)
+    txn.conn.executemany(DELETE, doomed)
     return outcomes
 
 
