@@ -24,6 +24,11 @@ issue's ratio targets with PASS/FAIL.
     .venv/bin/python bench/peers.py            # ~10 s a measurement, ~8 minutes
     .venv/bin/python bench/peers.py --quick    # ~1.5 s a measurement: a smoke test, ~2.5 minutes
     .venv/bin/python bench/peers.py --only trivial,wonderq,redis-always
+    .venv/bin/python bench/peers.py --only trivial,sqlite,wonderq --rounds 3   # medians of 3 rounds
+
+This machine's speed drifts by a quarter over minutes, and a whole run takes eight: with
+``--rounds N`` every system is measured N times, in alternating order (A B C, C B A, ...),
+and each rate is the median of its rounds, so the ceiling and WonderQ see the same drift.
 
 The peers' clients come with the ``bench`` extra: ``pip install -e '.[bench]'``;
 Redis and RabbitMQ from Debian (``apt-get install redis-server rabbitmq-server``).
@@ -39,6 +44,7 @@ import os
 import shutil
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -780,7 +786,45 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="~1.5 s a measurement, a smaller prefill")
     p.add_argument("--only", help=f"comma-separated, of: {', '.join(MEASURES)}")
     p.add_argument("--json", type=Path, help="also write the rates here")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="measure every system this many times, in alternating order; report the medians")
     return p
+
+
+def measure_round(plan: Plan, names: list[str]) -> dict[str, System]:
+    """Each system once, in this order; one that cannot run is skipped with one line."""
+    systems: dict[str, System] = {}
+    for name in names:
+        t0 = time.perf_counter()
+        try:
+            systems[name] = MEASURES[name](plan)
+        except Skip as exc:
+            print(f"  skipped {name}: {exc}", flush=True)
+            continue
+        except Exception as exc:
+            print(f"  skipped {name}: failed: {str(exc).strip().splitlines()[-1][:300]}", flush=True)
+            continue
+        s = systems[name]
+        print(f"  {s.name}: send {rate(s.send)}, batch {rate(s.batch)}, consume {rate(s.consume)} msgs/s "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    return systems
+
+
+def median_system(runs: list[System]) -> System:
+    """One system's rounds as one: each rate the median of its rounds (--rounds), so that a
+    machine whose speed drifts over minutes drifts for the ceiling and WonderQ alike; the
+    rounds run in alternating order (A B C, C B A, ...) for the same reason."""
+    if len(runs) == 1:
+        return runs[0]
+    merged = System(runs[0].name, notes=list(dict.fromkeys(n for r in runs for n in r.notes)))
+    for key in ("send", "batch", "consume", "consume_each"):
+        values = [v for r in runs if (v := getattr(r, key)) is not None]
+        setattr(merged, key, statistics.median(values) if values else None)
+        if len(values) > 1:
+            merged.notes.append(f"{key} over {len(values)} rounds: {', '.join(rate(v) for v in values)}")
+    for key in ("gen_cpu", "sut_cpu", "others_cpu"):
+        setattr(merged, key, max(getattr(r, key) for r in runs))
+    return merged
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -802,20 +846,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"peers: systems on CPU {SUT_CPU}, load on CPU {LOAD_CPU}; {SENDERS} senders, {CONSUMERS} consumers "
           f"of {SIZE}, {BODY} B bodies, {plan.duration:g} s a measurement; load average {os.getloadavg()[0]:.2f}",
           flush=True)
-    systems: dict[str, System] = {}
-    for name in names:
-        t0 = time.perf_counter()
-        try:
-            systems[name] = MEASURES[name](plan)
-        except Skip as exc:
-            print(f"  skipped {name}: {exc}", flush=True)
-            continue
-        except Exception as exc:
-            print(f"  skipped {name}: failed: {str(exc).strip().splitlines()[-1][:300]}", flush=True)
-            continue
-        s = systems[name]
-        print(f"  {s.name}: send {rate(s.send)}, batch {rate(s.batch)}, consume {rate(s.consume)} msgs/s "
-              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    rounds = [measure_round(plan, names if r % 2 == 0 else names[::-1]) for r in range(args.rounds)]
+    systems = {name: median_system([r[name] for r in rounds if name in r]) for name in names
+               if any(name in r for r in rounds)}
     if not (HERE / "sqs_bench.py").exists():
         print("  skipped moto: its SQS server (and WonderQ's SQS API) are measured by bench/sqs_bench.py,"
               " not on this branch", flush=True)
