@@ -126,9 +126,9 @@ def send_batch(txn: Txn, ref: QueueRef, messages: Sequence[NewMessage]) -> list[
     queue = txn.queue(ref)
     check_sizes(queue, messages)
     now, n = txn.now, len(messages)
-    sent = [
-        Message(id, uuid, queue.id, m.body, now, now + 1000 * delay, attributes=m.attributes,
-                group_id=m.group_id, dedup_id=m.dedup_id, system_attributes=m.system_attributes)
+    sent = [  # by position, in the order of Message.FIELDS: by keyword cost twice as much (0.7 µs)
+        Message(id, uuid, queue.id, m.body, now, now + 1000 * delay, 0, None, None, m.attributes, m.group_id,
+                m.dedup_id, m.system_attributes)
         for id, uuid, m, delay in zip(txn.take_ids(n), uuid4s(n), messages, delays(queue, messages), strict=True)
     ]
     keys = [rules.dedup_key(queue, m) for m in messages] if queue.fifo else []
