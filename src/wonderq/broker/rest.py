@@ -342,9 +342,8 @@ class RestApi:
 
 
 def new_message(item: object, delay: int | None) -> NewMessage:
-    if type(item) is dict and len(item) == 1 and type(value := item.get("body")) is str \
-            and value and "\x00" not in value:
-        return NewMessage(value, delay)  # a body alone, the common case: what body() checks, inline
+    if type(item) is dict and len(item) == 1 and "body" in item:  # a body alone, the common case
+        return NewMessage(body(item), delay)
     if not isinstance(item, dict):
         raise InvalidParameter("each of messages must be an object with a body")
     known(item, ("body", "delay_seconds"), "each of messages")

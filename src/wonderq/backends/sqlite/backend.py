@@ -297,7 +297,6 @@ class SqliteBackend(Backend):
             raise Unavailable(f"database unavailable: {exc}") from exc
 
 
-
 class Send(Op[Txn, list[Message]]):
     """A send, which its batch may join with the other sends to the same queue."""
 
