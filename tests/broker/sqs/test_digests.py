@@ -3,6 +3,7 @@ implementations (the SDKs verify them; boto3 does not, so we check here)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import hashlib
@@ -55,8 +56,27 @@ def test_custom_types_are_part_of_the_digest() -> None:
 
 
 def test_body_digest_is_md5_of_utf8() -> None:
-    assert ma.md5_body("hello") == "5d41402abc4b2a76b9719d911017c592"
-    assert len(ma.md5_body("é")) == 32
+    assert ma.md5_bodies([b"hello"]) == ["5d41402abc4b2a76b9719d911017c592"]
+    assert len(ma.md5_bodies(["é".encode()])[0]) == 32
+
+
+@pytest.mark.usefixtures("lanes")
+async def test_the_digests_asked_for_in_one_turn_are_taken_together() -> None:
+    """Single sends ask in the same turn of the loop; each gets its own body's digest at
+    its end, in one md5_bodies call, and a waiter that was cancelled costs the others nothing."""
+    digests, taken = ma.BodyDigests(), []
+    take = digests.take
+    digests.take = lambda: (taken.append(len(digests.waiting)), take())  # type: ignore[method-assign]
+    bodies = [b"x" * n for n in range(1, 21)]
+    futures = [digests.md5(b) for b in bodies]
+    assert not any(f.done() for f in futures)  # not before the turn ends
+    futures[3].cancel()
+    await asyncio.sleep(0)
+    assert taken == [20]
+    for i, (body, future) in enumerate(zip(bodies, futures, strict=True)):
+        assert future.cancelled() if i == 3 else future.result() == hashlib.md5(body).hexdigest()
+    assert await digests.md5(b"later") == hashlib.md5(b"later").hexdigest()  # the next turn: anew
+    assert taken == [20, 1]
 
 
 def test_no_attributes_no_digest() -> None:

@@ -54,16 +54,17 @@ HANDLE = re.compile(r"[0-9a-f]{16}-([0-9]{1,19})")
 
 @dataclass(slots=True)  # not frozen: made for every message sent, and a frozen init costs more
 class Outgoing:
-    """One message to send, checked, with the digests its answer carries."""
+    """One message to send, checked, with the digests its answer carries (its body's is
+    taken later, with other bodies': :func:`ma.md5_bodies`)."""
 
     new: NewMessage
     size: int
-    md5_body: str
+    encoded: bytes  # the body in UTF-8
     md5_attributes: str | None
     md5_system: str | None
 
-    def result(self, sent: Message, entry_id: str | None = None) -> Shape:
-        out: Shape = {"MessageId": sent.message_id, "MD5OfMessageBody": self.md5_body}
+    def result(self, sent: Message, md5_body: str, entry_id: str | None = None) -> Shape:
+        out: Shape = {"MessageId": sent.message_id, "MD5OfMessageBody": md5_body}
         if entry_id is not None:
             out["Id"] = entry_id
         if self.new.group_id is None and self.md5_attributes is None and self.md5_system is None:
@@ -98,7 +99,7 @@ def outgoing(entry: Mapping[str, object], queue: Queue | None, fifo: bool, valid
         limit = queue.attributes.max_message_size if queue else MAX_SIZE
         if len(encoded) > limit:
             raise invalid(f"One or more parameters are invalid. Reason: Message must be shorter than {limit} bytes.")
-        return Outgoing(NewMessage(body), len(encoded), ma.md5_body(body, encoded), None, None)
+        return Outgoing(NewMessage(body), len(encoded), encoded, None, None)
     delay = integer_of(entry, "DelaySeconds", 0, MAX_DELAY) if "DelaySeconds" in entry else None
     raw, raw_system = entry.get("MessageAttributes"), entry.get("MessageSystemAttributes")
     attributes = ma.check(raw) if raw is not None else {}
@@ -113,7 +114,7 @@ def outgoing(entry: Mapping[str, object], queue: Queue | None, fifo: bool, valid
     return Outgoing(
         NewMessage(body, delay, orjson.dumps(attributes).decode() if attributes else None, group, dedup,
                    orjson.dumps(system).decode() if system else None),
-        size, ma.md5_body(body, encoded), ma.md5_attributes(attributes) if attributes else None,
+        size, encoded, ma.md5_attributes(attributes) if attributes else None,
         ma.md5_attributes(system) if system else None,
     )
 
@@ -213,6 +214,7 @@ class MessageActions:
         self.queues = queues
         self.in_flight = in_flight
         self.attempts = Attempts(queues.clock)
+        self.digests = ma.BodyDigests()
 
     async def send_message(self, call: Call) -> Shape:
         name = call.queue()
@@ -220,7 +222,9 @@ class MessageActions:
         needs_queue = fifo or "MessageAttributes" in call.input  # the rest the backend checks itself
         queue = await self.queues.find(name) if needs_queue else None
         out = outgoing(call.input, queue, fifo, call.valid_text)
-        return out.result(await self.db.send(queue.id if queue else name, out.new))
+        digest = self.digests.md5(out.encoded)  # taken with other sends' while the write is under way
+        sent = await self.db.send(queue.id if queue else name, out.new)
+        return out.result(sent, await digest)
 
     async def send_message_batch(self, call: Call) -> Shape:
         """Checked against SQS's own limits first, with no lookup: only a FIFO
@@ -264,7 +268,8 @@ class MessageActions:
             raise SqsError(BATCH_REQUEST_TOO_LONG, f"Batch requests cannot be longer than {MAX_SIZE} bytes.")
         ref = queue.id if queue else name
         sent = await self.db.send_batch(ref, [o.new for _, o in checked]) if checked else []
-        ok = [o.result(m, i) for (i, o), m in zip(checked, sent, strict=True)]
+        digests = ma.md5_bodies([o.encoded for _, o in checked])
+        ok = [o.result(m, d, i) for (i, o), m, d in zip(checked, sent, digests, strict=True)]
         return {"Successful": ok, "Failed": failed}
 
     async def receive_message(self, call: Call) -> Shape:
