@@ -79,6 +79,25 @@ async def test_the_digests_asked_for_in_one_turn_are_taken_together() -> None:
     assert taken == [20, 1]
 
 
+def test_a_loop_that_stopped_before_its_turn_ended_leaves_nothing_behind() -> None:
+    digests = ma.BodyDigests()
+    stopped = asyncio.new_event_loop()
+    stopped.run_until_complete(asyncio.sleep(0))  # a running loop to ask on, then closed
+    stopped.call_soon(stopped.stop)
+    asked = stopped.run_until_complete(stopped.create_task(_ask(digests, b"first")))
+    stopped.close()
+    assert not asked.done()  # its turn never ended
+
+    async def again() -> str:
+        return await asyncio.wait_for(digests.md5(b"second"), 5)  # not forever behind the dropped ask
+
+    assert asyncio.run(again()) == hashlib.md5(b"second").hexdigest()
+
+
+async def _ask(digests: ma.BodyDigests, body: bytes) -> asyncio.Future[str]:
+    return digests.md5(body)
+
+
 def test_no_attributes_no_digest() -> None:
     assert ma.md5_attributes({}) is None
 

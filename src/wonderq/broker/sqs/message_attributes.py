@@ -158,11 +158,13 @@ class BodyDigests:
     def __init__(self) -> None:
         self.waiting: list[bytes] = []
         self.futures: list[asyncio.Future[str]] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def md5(self, encoded: bytes) -> asyncio.Future[str]:
         """The digest of one body (UTF-8), ready by the end of this turn of the loop."""
         loop = asyncio.get_running_loop()
-        if not self.waiting:
+        if not self.waiting or loop is not self.loop:  # the turn's first (a loop that stopped first: dropped)
+            self.waiting, self.futures, self.loop = [], [], loop
             loop.call_soon(self.take)
         future = loop.create_future()
         self.waiting.append(encoded)
