@@ -61,41 +61,54 @@ def test_body_digest_is_md5_of_utf8() -> None:
 
 
 @pytest.mark.usefixtures("lanes")
-async def test_the_digests_asked_for_in_one_turn_are_taken_together() -> None:
-    """Single sends ask in the same turn of the loop; each gets its own body's digest at
-    its end, in one md5_bodies call, and a waiter that was cancelled costs the others nothing."""
-    digests, taken = ma.BodyDigests(), []
-    take = digests.take
-    digests.take = lambda: (taken.append(len(digests.waiting)), take())  # type: ignore[method-assign]
+async def test_the_digests_asked_for_in_one_turn_are_taken_together(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Single sends ask in the same turn of the loop; each gets its own body's digest, from
+    one md5_bodies call, and a waiter that was cancelled costs the others nothing."""
+    calls: list[int] = []
+    md5_bodies = ma.md5_bodies
+    monkeypatch.setattr(ma, "md5_bodies", lambda bodies: (calls.append(len(bodies)), md5_bodies(bodies))[1])
+    digests = ma.BodyDigests()
     bodies = [b"x" * n for n in range(1, 21)]
     futures = [digests.md5(b) for b in bodies]
-    assert not any(f.done() for f in futures)  # not before the turn ends
+    assert not any(f.done() for f in futures)  # not before the turn's ready callbacks have run
     futures[3].cancel()
     await asyncio.sleep(0)
-    assert taken == [20]
+    assert calls == [20]
     for i, (body, future) in enumerate(zip(bodies, futures, strict=True)):
         assert future.cancelled() if i == 3 else future.result() == hashlib.md5(body).hexdigest()
     assert await digests.md5(b"later") == hashlib.md5(b"later").hexdigest()  # the next turn: anew
-    assert taken == [20, 1]
+    assert calls == [20, 1]
 
 
-def test_a_loop_that_stopped_before_its_turn_ended_leaves_nothing_behind() -> None:
+async def test_a_failed_take_fails_each_waiting_send(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_memory(bodies: list[bytes]) -> list[str]:
+        raise MemoryError
+
+    monkeypatch.setattr(ma, "md5_bodies", no_memory)
     digests = ma.BodyDigests()
-    stopped = asyncio.new_event_loop()
-    stopped.run_until_complete(asyncio.sleep(0))  # a running loop to ask on, then closed
-    stopped.call_soon(stopped.stop)
-    asked = stopped.run_until_complete(stopped.create_task(_ask(digests, b"first")))
-    stopped.close()
-    assert not asked.done()  # its turn never ended
+    futures = [digests.md5(b"a"), digests.md5(b"b")]
+    for future in futures:
+        with pytest.raises(MemoryError):
+            await asyncio.wait_for(future, 5)  # failed, not left waiting
+
+
+def test_each_loop_takes_its_own_asks() -> None:
+    """A loop that stops before its asks are taken keeps them: another loop's asks start
+    afresh (not forever behind them), and the first loop's are taken when it runs again."""
+    digests = ma.BodyDigests()
+    stopped, asks = asyncio.new_event_loop(), []
+    stopped.call_soon(lambda: asks.append(digests.md5(b"first")))
+    stopped.call_soon(stopped.stop)  # after the ask, before its take
+    stopped.run_forever()
+    (first,) = asks
+    assert not first.done()
 
     async def again() -> str:
-        return await asyncio.wait_for(digests.md5(b"second"), 5)  # not forever behind the dropped ask
+        return await asyncio.wait_for(digests.md5(b"second"), 5)
 
     assert asyncio.run(again()) == hashlib.md5(b"second").hexdigest()
-
-
-async def _ask(digests: ma.BodyDigests, body: bytes) -> asyncio.Future[str]:
-    return digests.md5(body)
+    assert stopped.run_until_complete(asyncio.wait_for(first, 5)) == hashlib.md5(b"first").hexdigest()
+    stopped.close()
 
 
 def test_no_attributes_no_digest() -> None:

@@ -20,6 +20,7 @@ import importlib
 import re
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from wonderq.broker.sqs.faults import INVALID_PARAMETER_VALUE, SqsError, invalid
 
@@ -149,34 +150,52 @@ def md5_bodies(encoded: Sequence[bytes]) -> list[str]:
     return [md5(data).hexdigest() for data in encoded]
 
 
+@dataclass(slots=True)
+class Asked:
+    """One turn's asks, on the loop they were made on: the bodies and their futures."""
+
+    loop: asyncio.AbstractEventLoop
+    bodies: list[bytes] = field(default_factory=list)
+    futures: list[asyncio.Future[str]] = field(default_factory=list)
+
+
 class BodyDigests:
     """The bodies' digests that single sends ask for in one turn of the event loop, taken
     together by :func:`md5_bodies`: sixteen at once in the vector lanes cost about what three
-    one by one do. A SendMessage asks before it awaits its write and finds its digest ready
-    after it (the turn ends while the write is under way), so a lone send waits no longer."""
+    one by one do. A SendMessage asks before it awaits its write; the digests are taken once
+    the turn's ready callbacks have run, while the write is under way, so a lone send waits
+    no longer. One event loop at a time (a process's): asks on another loop start afresh."""
 
     def __init__(self) -> None:
-        self.waiting: list[bytes] = []
-        self.futures: list[asyncio.Future[str]] = []
-        self.loop: asyncio.AbstractEventLoop | None = None
+        self.asked: Asked | None = None  # this turn's, until its take() runs
 
     def md5(self, encoded: bytes) -> asyncio.Future[str]:
-        """The digest of one body (UTF-8), ready by the end of this turn of the loop."""
+        """The digest of one body (UTF-8), set when this turn's asks are taken."""
         loop = asyncio.get_running_loop()
-        if not self.waiting or loop is not self.loop:  # the turn's first (a loop that stopped first: dropped)
-            self.waiting, self.futures, self.loop = [], [], loop
-            loop.call_soon(self.take)
+        asked = self.asked
+        if asked is None or asked.loop is not loop:  # a loop that stopped before its take() ran: left behind
+            asked = self.asked = Asked(loop)
+            loop.call_soon(self.take, asked)
         future = loop.create_future()
-        self.waiting.append(encoded)
-        self.futures.append(future)
+        asked.bodies.append(encoded)
+        asked.futures.append(future)
         return future
 
-    def take(self) -> None:
-        bodies, futures = self.waiting, self.futures
-        self.waiting, self.futures = [], []
-        for future, digest in zip(futures, md5_bodies(bodies), strict=True):
-            if not future.done():  # its send was cancelled: nobody waits
-                future.set_result(digest)
+    def take(self, asked: Asked) -> None:
+        if self.asked is asked:
+            self.asked = None
+        digests: list[str] | Exception
+        try:
+            digests = md5_bodies(asked.bodies)
+        except Exception as exc:  # MemoryError, say: each send fails as it would have alone
+            digests = exc
+        for i, future in enumerate(asked.futures):
+            if future.done():  # its send was cancelled: nobody waits
+                continue
+            if isinstance(digests, Exception):
+                future.set_exception(digests)
+            else:
+                future.set_result(digests[i])
 
 
 def md5_attributes(attributes: Attributes) -> str | None:

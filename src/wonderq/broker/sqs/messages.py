@@ -95,7 +95,7 @@ def outgoing(entry: Mapping[str, object], queue: Queue | None, fifo: bool, valid
     encoded = body.encode()
     if not valid_text and not ma.valid_text(body, encoded):
         raise SqsError(INVALID_MESSAGE_CONTENTS, "Invalid binary character in the message body.")
-    if not fifo and entry.keys() <= PLAIN:  # the common case, a body alone: its size and digest
+    if not fifo and entry.keys() <= PLAIN:  # the common case, a body alone: its size
         limit = queue.attributes.max_message_size if queue else MAX_SIZE
         if len(encoded) > limit:
             raise invalid(f"One or more parameters are invalid. Reason: Message must be shorter than {limit} bytes.")
