@@ -12,7 +12,10 @@ import pytest
 from tests.inprocess import InProcess
 from wonderq.apps import devtool, userapp
 from wonderq.broker.app import create_app
+from wonderq.edge import guard as guard_module
 from wonderq.edge.guard import BrowserGuard, host_name
+from wonderq.edge.requests import Request
+from wonderq.errors import Forbidden, Unsigned
 from wonderq.settings import Settings
 
 EVIL = "http://evil.example"
@@ -94,6 +97,44 @@ def test_host_names() -> None:
     guard = BrowserGuard.of("0.0.0.0", " a.example , b.example ")
     assert {"a.example", "b.example", "localhost"} <= guard.hosts and "0.0.0.0" not in guard.hosts
     assert "10.0.0.5" in BrowserGuard.of("10.0.0.5").hosts
+
+
+def request(**headers: str) -> Request:
+    return Request("POST", "/messages", b"", [(k.encode(), v.encode()) for k, v in headers.items()], b"", receive, {})
+
+
+async def receive() -> dict[str, object]:
+    return {"type": "http.disconnect"}
+
+
+def test_a_host_that_passed_is_remembered_and_no_other(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each allowed Host value is parsed once (a connection sends the same one every time);
+    one that is not allowed is parsed, and refused, every time; the memory is bounded."""
+    guard = BrowserGuard.of("127.0.0.1")
+    parsed: list[str] = []
+
+    def parse(value: str) -> str:
+        parsed.append(value)
+        return host_name(value)
+
+    monkeypatch.setattr(guard_module, "host_name", parse)
+    for _ in range(3):
+        guard.check_host(request(host="127.0.0.1:3213"))
+        with pytest.raises(Forbidden):
+            guard.check_host(request(host="evil.example:3213"))
+    assert parsed == ["127.0.0.1:3213"] + ["evil.example:3213"] * 3
+    for port in range(guard_module.REMEMBERED * 2):
+        guard.check_host(request(host=f"localhost:{port}"))
+    assert len(guard.passed) == guard_module.REMEMBERED
+
+
+def test_json_bodies_pass_as_sent_and_page_types_do_not() -> None:
+    guard = BrowserGuard.of("127.0.0.1")
+    for content_type in ("application/json", "application/x-amz-json-1.0", "Application/JSON; charset=utf-8"):
+        guard.check_change(request(**{"content-type": content_type}))
+    for content_type in PAGE_TYPES:
+        with pytest.raises(Unsigned):
+            guard.check_change(request(**{"content-type": content_type}))
 
 
 PAGE_TYPES = ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/plain;charset=UTF-8"]

@@ -17,12 +17,16 @@
   the preflight. A request with no body and no ``Content-Type`` is allowed (the
   Python client's purge, ``curl -X POST``).
 
+Each check runs on every request, so the common answers are quick: a ``Host`` value that
+passed once is remembered (a connection sends the same one every time), and the JSON types
+that need a preflight pass as sent.
+
 All answer 403 ``forbidden`` in the mounted API's own error format.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from wonderq.edge.requests import Request
 from wonderq.errors import Forbidden, Unsigned
@@ -30,6 +34,8 @@ from wonderq.settings import Settings
 
 LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 SIMPLE_TYPES = frozenset({b"application/x-www-form-urlencoded", b"multipart/form-data", b"text/plain"})
+PREFLIGHTED = frozenset({b"application/json", b"application/x-amz-json-1.0"})  # the common bodies, as sent
+REMEMBERED = 64  # Host values that passed, kept so that a connection's next requests skip the parse
 WILDCARD_BINDS = ("", "0.0.0.0", "::")
 
 
@@ -44,6 +50,7 @@ def host_name(value: str) -> str:
 class BrowserGuard:
     hosts: frozenset[str] = LOOPBACK  # "*" in it: any host
     origins: frozenset[str] = frozenset()  # full origins, e.g. "https://app.example"
+    passed: set[bytes] = field(default_factory=set, compare=False, repr=False)  # Host values allowed
 
     @classmethod
     def of(cls, bind: str, allowed_hosts: str = "", allowed_origins: str = "") -> BrowserGuard:
@@ -60,17 +67,19 @@ class BrowserGuard:
 
     def check_host(self, request: Request) -> None:
         host = request.header(b"host")
-        if host is None or "*" in self.hosts:
+        if host is None or host in self.passed or "*" in self.hosts:
             return  # HTTP/1.0 without Host: no browser sends that
         name = host_name(host.decode("latin-1"))
         if name not in self.hosts:
             raise Forbidden(f"Host {name!r} is not allowed here (DNS rebinding?); allow it with --allowed-hosts")
+        if len(self.passed) < REMEMBERED:
+            self.passed.add(host)
 
     def check_change(self, request: Request) -> None:
         """For a request that changes state: its origin, then its content type."""
         self.check_origin(request)
         content_type = request.header(b"content-type")
-        if content_type is None or request.header(b"authorization") is not None:
+        if content_type is None or content_type in PREFLIGHTED or request.header(b"authorization") is not None:
             return
         if content_type.split(b";", 1)[0].strip().lower() in SIMPLE_TYPES:
             raise Unsigned(f"a {content_type.decode('latin-1')} body may change state here only with an"

@@ -59,6 +59,8 @@ def present(params: Params, name: str) -> bool:
 
 def known(params: Params, names: Collection[str], what: str = "this endpoint") -> None:
     """Refuse any parameter not in ``names``: a misspelt one must not be silently ignored."""
+    if isinstance(names, frozenset) and params.keys() <= names:  # a route's: one comparison, in C
+        return
     unknown = [key for key in params if key not in names]
     if not unknown:
         return
