@@ -184,18 +184,15 @@ class BodyDigests:
     def take(self, asked: Asked) -> None:
         if self.asked is asked:
             self.asked = None
-        digests: list[str] | Exception
+        waiting = [(i, future) for i, future in enumerate(asked.futures) if not future.done()]  # not cancelled
         try:
             digests = md5_bodies(asked.bodies)
         except Exception as exc:  # MemoryError, say: each send fails as it would have alone
-            digests = exc
-        for i, future in enumerate(asked.futures):
-            if future.done():  # its send was cancelled: nobody waits
-                continue
-            if isinstance(digests, Exception):
-                future.set_exception(digests)
-            else:
-                future.set_result(digests[i])
+            for _, future in waiting:
+                future.set_exception(exc)
+            return
+        for i, future in waiting:
+            future.set_result(digests[i])
 
 
 def md5_attributes(attributes: Attributes) -> str | None:
