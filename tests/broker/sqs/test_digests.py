@@ -62,53 +62,79 @@ def test_body_digest_is_md5_of_utf8() -> None:
 
 @pytest.mark.usefixtures("lanes")
 async def test_the_digests_asked_for_in_one_turn_are_taken_together(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Single sends ask in the same turn of the loop; each gets its own body's digest, from
-    one md5_bodies call, and a waiter that was cancelled costs the others nothing."""
+    """Single sends ask in the same turn of the loop; each reads its own body's digest,
+    from one md5_bodies call made once the turn's ready callbacks have run."""
     calls: list[int] = []
     md5_bodies = ma.md5_bodies
     monkeypatch.setattr(ma, "md5_bodies", lambda bodies: (calls.append(len(bodies)), md5_bodies(bodies))[1])
     digests = ma.BodyDigests()
     bodies = [b"x" * n for n in range(1, 21)]
-    futures = [digests.md5(b) for b in bodies]
-    assert not any(f.done() for f in futures)  # not before the turn's ready callbacks have run
-    futures[3].cancel()
+    tickets = [digests.ask(b) for b in bodies]
+    assert calls == []  # not before the turn's ready callbacks have run
     await asyncio.sleep(0)
     assert calls == [20]
-    for i, (body, future) in enumerate(zip(bodies, futures, strict=True)):
-        assert future.cancelled() if i == 3 else future.result() == hashlib.md5(body).hexdigest()
-    assert await digests.md5(b"later") == hashlib.md5(b"later").hexdigest()  # the next turn: anew
+    assert [digests.digest(t) for t in tickets] == [hashlib.md5(b).hexdigest() for b in bodies]
+    assert calls == [20]  # read, not taken again
+    later = digests.ask(b"later")  # the next turn: anew
+    await asyncio.sleep(0)
+    assert digests.digest(later) == hashlib.md5(b"later").hexdigest()
     assert calls == [20, 1]
 
 
-async def test_a_failed_take_fails_each_waiting_send(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_send_answered_before_the_take_takes_the_digests_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read before the turn's take ran (a write answered at once) takes the asks then,
+    once: the take scheduled for them finds them done, and the next ask starts afresh."""
+    calls: list[int] = []
+    md5_bodies = ma.md5_bodies
+    monkeypatch.setattr(ma, "md5_bodies", lambda bodies: (calls.append(len(bodies)), md5_bodies(bodies))[1])
+    digests = ma.BodyDigests()
+    first, second = digests.ask(b"a"), digests.ask(b"b")
+    assert digests.digest(second) == hashlib.md5(b"b").hexdigest()
+    assert digests.digest(first) == hashlib.md5(b"a").hexdigest()
+    third = digests.ask(b"c")
+    await asyncio.sleep(0)
+    assert calls == [2, 1]
+    assert digests.digest(third) == hashlib.md5(b"c").hexdigest()
+
+
+async def test_a_failed_take_fails_each_send_that_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error in the take (MemoryError in the lanes, say) reaches every send of the turn,
+    as it would have alone; the next turn's sends are not held by it."""
     def no_memory(bodies: list[bytes]) -> list[str]:
         raise MemoryError
 
+    real = ma.md5_bodies
     monkeypatch.setattr(ma, "md5_bodies", no_memory)
+    loop = asyncio.get_running_loop()
+    monkeypatch.setattr(loop, "call_exception_handler", lambda context: None)  # the scheduled take's error
     digests = ma.BodyDigests()
-    futures = [digests.md5(b"a"), digests.md5(b"b")]
-    for future in futures:
+    tickets = [digests.ask(b"a"), digests.ask(b"b")]
+    await asyncio.sleep(0)
+    for ticket in tickets:
         with pytest.raises(MemoryError):
-            await asyncio.wait_for(future, 5)  # failed, not left waiting
+            digests.digest(ticket)
+    monkeypatch.setattr(ma, "md5_bodies", real)
+    ticket = digests.ask(b"c")
+    assert digests.digest(ticket) == hashlib.md5(b"c").hexdigest()
 
 
-def test_each_loop_takes_its_own_asks() -> None:
-    """A loop that stops before its asks are taken keeps them: another loop's asks start
-    afresh (not forever behind them), and the first loop's are taken when it runs again."""
+def test_asks_left_on_a_stopped_loop_are_not_lost() -> None:
+    """A loop that stops before its asks are taken: each send still reads its digest (it
+    takes them itself), and another loop's asks are answered too."""
     digests = ma.BodyDigests()
     stopped, asks = asyncio.new_event_loop(), []
-    stopped.call_soon(lambda: asks.append(digests.md5(b"first")))
+    stopped.call_soon(lambda: asks.append(digests.ask(b"first")))
     stopped.call_soon(stopped.stop)  # after the ask, before its take
     stopped.run_forever()
-    (first,) = asks
-    assert not first.done()
+    stopped.close()
 
     async def again() -> str:
-        return await asyncio.wait_for(digests.md5(b"second"), 5)
+        ticket = digests.ask(b"second")
+        await asyncio.sleep(0)
+        return digests.digest(ticket)
 
     assert asyncio.run(again()) == hashlib.md5(b"second").hexdigest()
-    assert stopped.run_until_complete(asyncio.wait_for(first, 5)) == hashlib.md5(b"first").hexdigest()
-    stopped.close()
+    assert digests.digest(asks[0]) == hashlib.md5(b"first").hexdigest()
 
 
 def test_no_attributes_no_digest() -> None:

@@ -27,14 +27,14 @@ Actions = Mapping[str, tuple[Action, str]]  # SQS's action name -> (the action, 
 Context = Callable[[Request, str, Mapping[str, object], bool], Call]  # (..., its strings are valid text)
 
 
-_PREFIX = os.urandom(10).hex()
-_PREFIX = f"{_PREFIX[:8]}-{_PREFIX[8:12]}-{_PREFIX[12:16]}-{_PREFIX[16:20]}-"
+_RANDOM = os.urandom(10).hex()
+_PREFIX = f"{_RANDOM[:8]}-{_RANDOM[8:12]}-{_RANDOM[12:16]}-{_RANDOM[16:20]}-".encode()
 _COUNTER = itertools.count()
 
 
 def request_id() -> tuple[bytes, bytes]:
     """``x-amzn-RequestId``: shaped as a UUID, unique per process start and request."""
-    return (b"x-amzn-requestid", f"{_PREFIX}{next(_COUNTER) % 16**12:012x}".encode())
+    return (b"x-amzn-requestid", _PREFIX + b"%012x" % (next(_COUNTER) & 0xFFFF_FFFF_FFFF))
 
 
 def action_of(request: Request) -> str:

@@ -152,47 +152,46 @@ def md5_bodies(encoded: Sequence[bytes]) -> list[str]:
 
 @dataclass(slots=True)
 class Asked:
-    """One turn's asks, on the loop they were made on: the bodies and their futures."""
+    """One turn's asks: the bodies, and once taken their digests, in the same order."""
 
-    loop: asyncio.AbstractEventLoop
     bodies: list[bytes] = field(default_factory=list)
-    futures: list[asyncio.Future[str]] = field(default_factory=list)
+    digests: list[str] | None = None
 
 
 class BodyDigests:
     """The bodies' digests that single sends ask for in one turn of the event loop, taken
     together by :func:`md5_bodies`: sixteen at once in the vector lanes cost about what three
-    one by one do. A SendMessage asks before it awaits its write; the digests are taken once
-    the turn's ready callbacks have run, while the write is under way, so a lone send waits
-    no longer. One event loop at a time (a process's): asks on another loop start afresh."""
+    one by one do. A SendMessage asks before it awaits its write, and reads its digest after:
+    the turn's asks are taken once its ready callbacks have run, while the write is under
+    way, so a lone send waits no longer. A send that finds them not yet taken (its write
+    answered first, or its loop stopped before the take ran) takes them itself: no future
+    per send, and no ask is ever left waiting."""
 
     def __init__(self) -> None:
-        self.asked: Asked | None = None  # this turn's, until its take() runs
+        self.asked: Asked | None = None  # this turn's, until taken
 
-    def md5(self, encoded: bytes) -> asyncio.Future[str]:
-        """The digest of one body (UTF-8), set when this turn's asks are taken."""
-        loop = asyncio.get_running_loop()
+    def ask(self, encoded: bytes) -> tuple[Asked, int]:
+        """Ask for one body's digest (UTF-8); :meth:`digest` reads it."""
         asked = self.asked
-        if asked is None or asked.loop is not loop:  # a loop that stopped before its take() ran: left behind
-            asked = self.asked = Asked(loop)
-            loop.call_soon(self.take, asked)
-        future = loop.create_future()
+        if asked is None:
+            asked = self.asked = Asked()
+            asyncio.get_running_loop().call_soon(self.take, asked)
         asked.bodies.append(encoded)
-        asked.futures.append(future)
-        return future
+        return asked, len(asked.bodies) - 1
 
-    def take(self, asked: Asked) -> None:
+    def digest(self, ticket: tuple[Asked, int]) -> str:
+        asked, i = ticket
+        digests = asked.digests if asked.digests is not None else self.take(asked)
+        return digests[i]
+
+    def take(self, asked: Asked) -> list[str]:
+        """Digest this turn's bodies (once). An error (MemoryError, say) reaches each send
+        that reads a digest, as it would have alone."""
         if self.asked is asked:
             self.asked = None
-        waiting = [(i, future) for i, future in enumerate(asked.futures) if not future.done()]  # not cancelled
-        try:
-            digests = md5_bodies(asked.bodies)
-        except Exception as exc:  # MemoryError, say: each send fails as it would have alone
-            for _, future in waiting:
-                future.set_exception(exc)
-            return
-        for i, future in waiting:
-            future.set_result(digests[i])
+        if asked.digests is None:
+            asked.digests = md5_bodies(asked.bodies)
+        return asked.digests
 
 
 def md5_attributes(attributes: Attributes) -> str | None:

@@ -222,9 +222,9 @@ class MessageActions:
         needs_queue = fifo or "MessageAttributes" in call.input  # the rest the backend checks itself
         queue = await self.queues.find(name) if needs_queue else None
         out = outgoing(call.input, queue, fifo, call.valid_text)
-        digest = self.digests.md5(out.encoded)  # taken with other sends' while the write is under way
+        ticket = self.digests.ask(out.encoded)  # taken with other sends' while the write is under way
         sent = await self.db.send(queue.id if queue else name, out.new)
-        return out.result(sent, await digest)
+        return out.result(sent, self.digests.digest(ticket))
 
     async def send_message_batch(self, call: Call) -> Shape:
         """Checked against SQS's own limits first, with no lookup: only a FIFO
