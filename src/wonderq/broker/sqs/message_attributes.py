@@ -152,10 +152,12 @@ def md5_bodies(encoded: Sequence[bytes]) -> list[str]:
 
 @dataclass(slots=True)
 class Asked:
-    """One turn's asks: the bodies, and once taken their digests, in the same order."""
+    """One turn's asks: the bodies, and once taken their digests in the same order (or the
+    error that taking them raised)."""
 
     bodies: list[bytes] = field(default_factory=list)
     digests: list[str] | None = None
+    error: Exception | None = None
 
 
 class BodyDigests:
@@ -181,17 +183,24 @@ class BodyDigests:
 
     def digest(self, ticket: tuple[Asked, int]) -> str:
         asked, i = ticket
-        digests = asked.digests if asked.digests is not None else self.take(asked)
-        return digests[i]
+        if asked.digests is None and asked.error is None:
+            self.take(asked)
+        if asked.error is not None:
+            raise asked.error
+        assert asked.digests is not None
+        return asked.digests[i]
 
-    def take(self, asked: Asked) -> list[str]:
-        """Digest this turn's bodies (once). An error (MemoryError, say) reaches each send
-        that reads a digest, as it would have alone."""
+    def take(self, asked: Asked) -> None:
+        """Digest this turn's bodies, once. An error (MemoryError, say) is kept for each
+        send of the turn to raise when it reads, as it would have alone."""
         if self.asked is asked:
             self.asked = None
-        if asked.digests is None:
+        if asked.digests is not None or asked.error is not None:
+            return
+        try:
             asked.digests = md5_bodies(asked.bodies)
-        return asked.digests
+        except Exception as exc:
+            asked.error = exc
 
 
 def md5_attributes(attributes: Attributes) -> str | None:
