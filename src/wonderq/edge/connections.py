@@ -134,6 +134,7 @@ class Connection(asyncio.Protocol):
         self.header_bytes = self.body_bytes = 0
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
+        self.first: dict[bytes, bytes] = {}  # each header's first value, made once the headers are in
         self.body: list[bytes] = []
         self.waiting: deque[tuple[Request, bytes, bool, int]] = deque()  # parsed, not yet answered; its body bytes
         self.busy = self.closing = self.refused = self.paused = False
@@ -217,14 +218,15 @@ class Connection(asyncio.Protocol):
             raise HeaderTooLarge("headers too large")  # stops the parser
         self.exact = False
         self.time(BODY)
-        expects = False
-        for name, value in self.headers:
-            if name == b"content-length" and value.isdigit() and int(value) > MAX_REQUEST_BYTES:
-                self.refuse(PayloadTooLarge(f"request body is over {MAX_REQUEST_BYTES} bytes"))
-                raise PayloadTooLarge("body too large")
-            expects = expects or (name == b"expect" and value.lower() == b"100-continue")
-        if expects and not self.busy:  # behind another request the client's own wait sends the body
-            self.transport.write(CONTINUE)
+        # the Request's own lookups use this dict too; llhttp refuses a second Content-Length
+        first = self.first = dict(reversed(self.headers))
+        length = first.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_REQUEST_BYTES:
+            self.refuse(PayloadTooLarge(f"request body is over {MAX_REQUEST_BYTES} bytes"))
+            raise PayloadTooLarge("body too large")
+        expect = first.get(b"expect")
+        if expect is not None and expect.lower() == b"100-continue" and not self.busy:
+            self.transport.write(CONTINUE)  # behind another request the client's own wait sends the body
 
     def on_body(self, chunk: bytes) -> None:
         budget = self.app.budget
@@ -252,7 +254,7 @@ class Connection(asyncio.Protocol):
             path = unquote(path)
         body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
         request = Request(self.parser.get_method().decode("ascii"), path, url.query or b"", self.headers, body,
-                          self.receive, {})
+                          self.receive, {}, None, self.first)
         keep_alive = self.parser.should_keep_alive()
         self.last = not keep_alive
         self.waiting.append((request, raw_path, keep_alive, self.body_bytes))
