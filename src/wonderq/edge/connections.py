@@ -42,7 +42,7 @@ from urllib.parse import unquote
 import httptools
 
 from wonderq.edge.deadlines import Deadlines
-from wonderq.edge.requests import Message, Request
+from wonderq.edge.requests import Message, Request, first_values
 from wonderq.edge.responses import Response, Stream, error_envelope
 from wonderq.errors import (
     BadRequest,
@@ -219,7 +219,7 @@ class Connection(asyncio.Protocol):
         self.exact = False
         self.time(BODY)
         # the Request's own lookups use this dict too; llhttp refuses a second Content-Length
-        first = self.first = dict(reversed(self.headers))
+        first = self.first = first_values(self.headers)
         length = first.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > MAX_REQUEST_BYTES:
             self.refuse(PayloadTooLarge(f"request body is over {MAX_REQUEST_BYTES} bytes"))

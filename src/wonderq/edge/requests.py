@@ -47,7 +47,7 @@ class Request:
         """The first value of a header (``name`` in lower case). A request is asked for
         several (Host, Content-Length, Authorization, Origin, ...): one dict serves them all."""
         if self._first is None:
-            self._first = dict(reversed(self.headers))  # the first of repeated names wins
+            self._first = first_values(self.headers)
         return self._first.get(name)
 
     @property
@@ -79,6 +79,11 @@ class Request:
         """Return once the client has hung up: an awaitable for the long poll."""
         while (await self.receive())["type"] != "http.disconnect":
             pass
+
+
+def first_values(headers: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    """Each header's first value: of repeated names, the first wins."""
+    return dict(reversed(headers))
 
 
 def form(data: bytes, where: str) -> Params:
