@@ -315,6 +315,33 @@ async def test_delete_batch_answers_each_entry_in_order(db: Backend) -> None:
     assert [s.messages for s in await db.stats()] == [0]
 
 
+
+async def test_a_queue_named_keeps_deletes_and_visibility_changes_to_its_own_messages(db: Backend) -> None:
+    """With ``queue`` a message of another queue is refused as a stale token is, and kept;
+    a queue that does not exist fails the whole call."""
+    mine, other = await db.create_queue("mine", QueueAttributes()), await db.create_queue("other", QueueAttributes())
+    await db.send("other", NewMessage("theirs"))
+    await db.send("mine", NewMessage("ours"))
+    (theirs,) = (await db.claim("other", 1, 30)).messages
+    (ours,) = (await db.claim("mine", 1, 30)).messages
+    assert theirs.token is not None and ours.token is not None
+    (refused,) = await db.delete_batch([(theirs.id, theirs.token)], "mine")
+    assert isinstance(refused, StaleToken) and "not in queue" in refused.message
+    with pytest.raises(StaleToken, match="not in queue"):
+        await db.change_visibility(theirs.id, theirs.token, 0, mine.id)
+    assert [m.body for m in await db.peek("other", 10)] == ["theirs"]
+    assert (await db.peek("other", 10))[0].visible_at == theirs.visible_at  # not released either
+    with pytest.raises(QueueNotFound):
+        await db.delete_batch([(ours.id, ours.token)], "nowhere")
+    with pytest.raises(QueueNotFound):
+        await db.change_visibility(ours.id, ours.token, 0, "nowhere")
+    moved = await db.change_visibility(ours.id, ours.token, 60, "mine")
+    assert moved.id == ours.id
+    outcomes = await db.delete_batch([(ours.id, ours.token), (theirs.id, theirs.token)], mine.id)
+    assert outcomes[0] is None and isinstance(outcomes[1], StaleToken)
+    assert [m.body for m in await db.peek("mine", 10)] == [] and len(await db.peek("other", 10)) == 1
+    assert (await db.delete_batch([(theirs.id, theirs.token)], other.id)) == [None]
+
 async def test_concurrent_sends_each_get_their_own_messages(db: Backend) -> None:
     """Sends that share a batch (PostgreSQL joins those to one queue into one INSERT) each get
     back their own messages, in order; one over the queue's limit fails alone, as does one

@@ -26,7 +26,7 @@ def conn() -> sqlite3.Connection:
 @pytest.mark.parametrize("name", STATEMENTS)
 def test_statements_that_return_messages_name_its_fields_in_order(conn: sqlite3.Connection, name: str) -> None:
     statement = getattr(queries, name)
-    cursor = conn.execute(statement, PARAMS if ":" in statement else (1, 0, 1))
+    cursor = conn.execute(statement, PARAMS if ":" in statement else (1, 0, 1, None)[:statement.count("?")])
     assert tuple(d[0] for d in cursor.description) == Message.FIELDS
 
 

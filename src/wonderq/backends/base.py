@@ -163,17 +163,21 @@ class Backend(abc.ABC):
         (it was received again since, by someone else)."""
 
     @abc.abstractmethod
-    async def delete_batch(self, entries: Sequence[tuple[int, str | None]]) -> Deleted:
+    async def delete_batch(self, entries: Sequence[tuple[int, str | None]], queue: QueueRef | None = None) -> Deleted:
         """Delete each (message id, token) as :meth:`delete` does, all in one write, and say
         per entry, in order: None if deleted, else the MessageNotFound or StaleToken that kept
-        it (which keeps no other entry)."""
+        it (which keeps no other entry). With ``queue``, only that queue's messages: one in
+        another queue is refused as a stale token is (QueueNotFound, for all, if it is none)."""
 
     @abc.abstractmethod
-    async def change_visibility(self, message_id: int, token: str, visibility_timeout: int) -> Message:
+    async def change_visibility(
+        self, message_id: int, token: str, visibility_timeout: int, queue: QueueRef | None = None,
+    ) -> Message:
         """Set ``visible_at`` = now + timeout for a message held with ``token``.
 
         Raise MessageNotFound or StaleToken as :meth:`delete` does. A timeout
-        of 0 releases the message to other consumers at once.
+        of 0 releases the message to other consumers at once. With ``queue``, as
+        :meth:`delete_batch`: only a message of that queue.
         """
 
     @abc.abstractmethod

@@ -109,16 +109,20 @@ def no_queue(ref: QueueRef) -> QueueNotFound:
     return QueueNotFound(f"queue {ref!r} does not exist")
 
 
-def missing(message_id: int, exists: bool) -> NoReturn:
+def missing(message_id: int, found_in: int | None, queue_id: int | None = None) -> NoReturn:
     """A delete or visibility change matched nothing: say why."""
-    raise refusal(message_id, exists)
+    raise refusal(message_id, found_in, queue_id)
 
 
-def refusal(message_id: int, exists: bool) -> MessageNotFound | StaleToken:
-    """Why a delete or visibility change matched nothing: a stale token, or no such message."""
-    if exists:
-        return StaleToken(f"the token is not message {message_id}'s current receipt token")
-    return MessageNotFound(f"message {message_id} does not exist")
+def refusal(message_id: int, found_in: int | None, queue_id: int | None = None) -> MessageNotFound | StaleToken:
+    """Why a delete or visibility change matched nothing, given the queue the message is in
+    (None: no such message) and the queue the caller named, if any: no such message, a
+    message of another queue (its token holds nothing in this one), or a stale token."""
+    if found_in is None:
+        return MessageNotFound(f"message {message_id} does not exist")
+    if queue_id is not None and found_in != queue_id:
+        return StaleToken(f"message {message_id} is not in queue {queue_id}")
+    return StaleToken(f"the token is not message {message_id}'s current receipt token")
 
 
 def too_many_queues(name: str, count: int, cap: int, taken: bool) -> WonderQError:

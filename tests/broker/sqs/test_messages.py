@@ -52,6 +52,39 @@ def test_receipt_handles_are_new_on_every_receive_and_stale_ones_fail(sqs: Any, 
     sqs.delete_message(QueueUrl=url, ReceiptHandle=second)
 
 
+
+def test_a_handle_is_valid_only_on_its_own_queue(sqs: Any, url: str) -> None:
+    """As on SQS: the QueueUrl must be the message's queue (it also keeps a key limited to
+    some queues from deleting elsewhere with a handle it came by)."""
+    elsewhere = str(sqs.create_queue(QueueName=unique("other"))["QueueUrl"])
+    sqs.send_message(QueueUrl=url, MessageBody="mine")
+    handle = sqs.receive_message(QueueUrl=url, VisibilityTimeout=60)["Messages"][0]["ReceiptHandle"]
+    with pytest.raises(sqs.exceptions.ReceiptHandleIsInvalid):
+        sqs.delete_message(QueueUrl=elsewhere, ReceiptHandle=handle)
+    with pytest.raises(sqs.exceptions.ReceiptHandleIsInvalid):
+        sqs.change_message_visibility(QueueUrl=elsewhere, ReceiptHandle=handle, VisibilityTimeout=0)
+    entries = [{"Id": "a", "ReceiptHandle": handle}]
+    deleted = sqs.delete_message_batch(QueueUrl=elsewhere, Entries=entries)
+    assert deleted["Failed"][0]["Code"] == "ReceiptHandleIsInvalid"
+    changed = sqs.change_message_visibility_batch(QueueUrl=elsewhere, Entries=[{**entries[0], "VisibilityTimeout": 0}])
+    assert changed["Failed"][0]["Code"] == "ReceiptHandleIsInvalid"
+    assert "Messages" not in sqs.receive_message(QueueUrl=url)  # still in flight: nothing released it
+    with pytest.raises(sqs.exceptions.QueueDoesNotExist):
+        sqs.delete_message(QueueUrl=url + "-nowhere", ReceiptHandle=handle)
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=handle)
+
+
+@pytest.mark.parametrize("message_id", ["9223372036854775808", "9999999999999999999"])
+def test_a_handle_past_the_largest_id_is_invalid_not_an_internal_error(sqs: Any, url: str, message_id: str) -> None:
+    handle = f"abcdef0123456789-{message_id}"
+    with pytest.raises(sqs.exceptions.ReceiptHandleIsInvalid):
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=handle)
+    with pytest.raises(sqs.exceptions.ReceiptHandleIsInvalid):
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=0)
+    changed = sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
+        {"Id": "a", "ReceiptHandle": handle, "VisibilityTimeout": 0}])
+    assert changed["Failed"][0]["Code"] == "ReceiptHandleIsInvalid" and changed["Failed"][0]["SenderFault"]
+
 def test_message_attributes_and_their_digests(sqs: Any, url: str) -> None:
     attributes = {
         "s": {"DataType": "String", "StringValue": "text"},

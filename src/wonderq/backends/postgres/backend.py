@@ -165,11 +165,14 @@ class PostgresBackend(Backend):
     async def delete(self, message_id: int, token: str | None = None) -> None:
         await self._write(lambda txn: queries.delete(txn, message_id, token))
 
-    async def delete_batch(self, entries: Sequence[tuple[int, str | None]]) -> Deleted:
-        return await self._write(lambda txn: queries.delete_batch(txn, entries))
+    async def delete_batch(self, entries: Sequence[tuple[int, str | None]], queue: QueueRef | None = None) -> Deleted:
+        return await self._write(lambda txn: queries.delete_batch(txn, entries, queue))
 
-    async def change_visibility(self, message_id: int, token: str, visibility_timeout: int) -> Message:
-        return await self._write(lambda txn: queries.change_visibility(txn, message_id, token, visibility_timeout))
+    async def change_visibility(
+        self, message_id: int, token: str, visibility_timeout: int, queue: QueueRef | None = None,
+    ) -> Message:
+        timeout = visibility_timeout
+        return await self._write(lambda txn: queries.change_visibility(txn, message_id, token, timeout, queue))
 
     async def peek(self, ref: QueueRef, size: int, after_id: int = 0) -> list[Message]:
         return await self._read(lambda conn: queries.peek(conn, ref, size, after_id))

@@ -249,11 +249,11 @@ async def move_messages(txn: Txn, ref: QueueRef, destination: QueueRef | None, l
 
 DELETE_BATCH = """
 DELETE FROM wonderq.messages m USING unnest($1::bigint[], $2::text[]) AS w(id, token)
-WHERE m.id = w.id AND (w.token IS NULL OR m.token = w.token)
+WHERE m.id = w.id AND (w.token IS NULL OR m.token = w.token) AND m.queue_id = coalesce($3, m.queue_id)
 RETURNING m.id, m.queue_id, m.token
 """
-EXISTS = "SELECT 1 FROM wonderq.messages WHERE id = $1"
-EXISTING = "SELECT id FROM wonderq.messages WHERE id = ANY($1::bigint[])"
+QUEUE_OF = "SELECT queue_id FROM wonderq.messages WHERE id = $1"
+EXISTING = "SELECT id, queue_id FROM wonderq.messages WHERE id = ANY($1::bigint[])"
 
 
 async def delete(txn: Txn, message_id: int, token: str | None) -> None:
@@ -262,36 +262,42 @@ async def delete(txn: Txn, message_id: int, token: str | None) -> None:
         raise refused
 
 
-async def delete_batch(txn: Txn, entries: Sequence[tuple[int, str | None]]) -> Deleted:
+async def delete_batch(txn: Txn, entries: Sequence[tuple[int, str | None]], ref: QueueRef | None = None) -> Deleted:
     """One statement deletes the batch (a round trip for each had been most of a consume's
     cost); a second, only if some were not deleted, tells a stale token from a message gone.
     Outcomes are as if the entries were deleted in order, one at a time."""
-    rows = await txn.conn.fetch(DELETE_BATCH, [i for i, _ in entries], [t for _, t in entries])
-    gone = {row["id"]: row["token"] for row in rows}
+    queue_id = None if ref is None else (await txn.queues.get(txn.conn, ref)).queue.id
+    rows = await txn.conn.fetch(DELETE_BATCH, [i for i, _ in entries], [t for _, t in entries], queue_id)
+    gone = {row["id"]: (row["token"], row["queue_id"]) for row in rows}
     for row in rows:
         txn.changes.tally.add(row["queue_id"], messages=-1, deleted=1)
     left = [i for i, _ in entries if i not in gone]
-    existing = {row["id"] for row in await txn.conn.fetch(EXISTING, left)} if left else set()
+    found_in = {row["id"]: row["queue_id"] for row in await txn.conn.fetch(EXISTING, left)} if left else {}
+    found_in.update((message_id, queue) for message_id, (_, queue) in gone.items())
     outcomes: Deleted = []
     for message_id, token in entries:
-        if message_id in gone and token in (None, gone[message_id]):
-            del gone[message_id]  # an entry after this one finds it gone
+        if message_id in gone and token in (None, gone[message_id][0]):
+            del gone[message_id], found_in[message_id]  # an entry after this one finds it gone
             outcomes.append(None)
         else:
-            outcomes.append(rules.refusal(message_id, message_id in gone or message_id in existing))
+            outcomes.append(rules.refusal(message_id, found_in.get(message_id), queue_id))
     return outcomes
 
 
 CHANGE_VISIBILITY = f"""
-UPDATE wonderq.messages SET visible_at = {NOW} + $3 * 1000 WHERE id = $1 AND token = $2
+UPDATE wonderq.messages SET visible_at = {NOW} + $3 * 1000
+WHERE id = $1 AND token = $2 AND queue_id = coalesce($4, queue_id)
 RETURNING {MESSAGE_COLUMNS}
 """
 
 
-async def change_visibility(txn: Txn, message_id: int, token: str, visibility_timeout: int) -> Message:
-    row = await txn.conn.fetchrow(CHANGE_VISIBILITY, message_id, token, visibility_timeout)
+async def change_visibility(
+    txn: Txn, message_id: int, token: str, visibility_timeout: int, ref: QueueRef | None = None,
+) -> Message:
+    queue_id = None if ref is None else (await txn.queues.get(txn.conn, ref)).queue.id
+    row = await txn.conn.fetchrow(CHANGE_VISIBILITY, message_id, token, visibility_timeout, queue_id)
     if row is None:
-        missing(message_id, bool(await txn.conn.fetchval(EXISTS, message_id)))
+        missing(message_id, await txn.conn.fetchval(QUEUE_OF, message_id), queue_id)
     message = Message.from_row(row)
     txn.changes.woken.append((message.queue_id, 1))
     return message

@@ -272,18 +272,19 @@ def delete(txn: Txn, message_id: int, token: str | None) -> None:
         raise refused
 
 
-def delete_batch(txn: Txn, entries: Sequence[tuple[int, str | None]]) -> Deleted:
+def delete_batch(txn: Txn, entries: Sequence[tuple[int, str | None]], ref: QueueRef | None = None) -> Deleted:
     """One SELECT finds the batch and one executemany deletes it by id (a DELETE ...
     RETURNING costs SQLite a temporary table each time). Outcomes are as if the entries
     were deleted in order, one at a time."""
+    queue_id = None if ref is None else txn.queue(ref).id
     ids = list({message_id for message_id, _ in entries})
     found = {row[0]: row for row in txn.conn.execute(LOCATE_MANY.format(", ".join("?" * len(ids))), ids)}
     outcomes: Deleted = []
     doomed = []
     for message_id, token in entries:
         row = found.get(message_id)
-        if row is None or (token is not None and row[2] != token):
-            outcomes.append(rules.refusal(message_id, row is not None))
+        if row is None or (token is not None and row[2] != token) or queue_id not in (None, row[1]):
+            outcomes.append(rules.refusal(message_id, None if row is None else row[1], queue_id))
             continue
         del found[message_id]  # an entry after this one finds it gone
         doomed.append((message_id,))
@@ -293,14 +294,21 @@ def delete_batch(txn: Txn, entries: Sequence[tuple[int, str | None]]) -> Deleted
     return outcomes
 
 
-CHANGE_VISIBILITY = f"UPDATE messages SET visible_at = ? WHERE id = ? AND token = ? RETURNING {MESSAGE_COLUMNS}"
-EXISTS = "SELECT 1 FROM messages WHERE id = ?"
+CHANGE_VISIBILITY = f"""
+UPDATE messages SET visible_at = ? WHERE id = ? AND token = ? AND queue_id = coalesce(?, queue_id)
+RETURNING {MESSAGE_COLUMNS}"""
+QUEUE_OF = "SELECT queue_id FROM messages WHERE id = ?"
 
 
-def change_visibility(txn: Txn, message_id: int, token: str, visibility_timeout: int) -> Message:
-    row = txn.conn.execute(CHANGE_VISIBILITY, (txn.now + visibility_timeout * 1000, message_id, token)).fetchone()
+def change_visibility(
+    txn: Txn, message_id: int, token: str, visibility_timeout: int, ref: QueueRef | None = None,
+) -> Message:
+    queue_id = None if ref is None else txn.queue(ref).id
+    visible_at = txn.now + visibility_timeout * 1000
+    row = txn.conn.execute(CHANGE_VISIBILITY, (visible_at, message_id, token, queue_id)).fetchone()
     if row is None:
-        missing(message_id, txn.conn.execute(EXISTS, (message_id,)).fetchone() is not None)
+        found_in = txn.conn.execute(QUEUE_OF, (message_id,)).fetchone()
+        missing(message_id, found_in and found_in[0], queue_id)
     message = Message(*row)  # a row of MESSAGE_COLUMNS (see messages())
     txn.changes.woken.append((message.queue_id, 1))
     return message

@@ -16,6 +16,7 @@ import hashlib
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import orjson
 
@@ -39,8 +40,8 @@ from wonderq.broker.sqs.faults import (
 from wonderq.broker.sqs.queues import QueueActions
 from wonderq.clock import Clock
 from wonderq.errors import MessageNotFound, PayloadTooLarge, StaleToken, WonderQError
-from wonderq.models import FIFO_SUFFIX, Message, NewMessage, Queue, QueueStats
-from wonderq.settings import MAX_BATCH
+from wonderq.models import FIFO_SUFFIX, Message, NewMessage, Queue, QueueRef, QueueStats
+from wonderq.settings import MAX_BATCH, MAX_ID
 
 MAX_SIZE = 1_048_576  # bytes of a message, and of a batch's messages together
 MAX_VISIBILITY = 43_200
@@ -178,7 +179,7 @@ def refused(outcome: MessageNotFound | StaleToken | None) -> StaleToken | None:
 def handle_of(value: object) -> tuple[int, str]:
     """A receipt handle's message id and token."""
     match = HANDLE.fullmatch(value) if isinstance(value, str) else None
-    if match is None:
+    if match is None or int(match[1]) > MAX_ID:
         raise SqsError(RECEIPT_HANDLE_IS_INVALID, f"The input receipt handle {value!r} is not a valid receipt handle.")
     return int(match[1]), match[0]
 
@@ -311,27 +312,27 @@ class MessageActions:
         return {}
 
     async def delete_message(self, call: Call) -> Shape:
-        call.queue()
-        (outcome,) = await self.db.delete_batch([handle_of(call.input.get("ReceiptHandle"))])
+        """Only a message of the queue named: a handle of another queue is invalid here, as on SQS."""
+        queue = call.queue()
+        (outcome,) = await self.db.delete_batch([handle_of(call.input.get("ReceiptHandle"))], queue)
         if (error := refused(outcome)) is not None:
             raise error
         return {}
 
     async def change_message_visibility(self, call: Call) -> Shape:
-        call.queue()
-        await self.change_visibility(call.input)
+        await self.change_visibility(call.queue(), call.input)
         return {}
 
-    async def change_visibility(self, entry: Mapping[str, object]) -> None:
+    async def change_visibility(self, queue: QueueRef, entry: Mapping[str, object]) -> None:
         message_id, token = handle_of(entry.get("ReceiptHandle"))
         timeout = integer_of(entry, "VisibilityTimeout", 0, MAX_VISIBILITY)
         if timeout is None:
             raise SqsError(MISSING_PARAMETER, "The request must contain the parameter VisibilityTimeout.")
-        await self.db.change_visibility(message_id, token, timeout)
+        await self.db.change_visibility(message_id, token, timeout, queue)
 
     async def delete_message_batch(self, call: Call) -> Shape:
         """One write for the batch."""
-        await self.queues.find(call.queue())
+        queue = await self.queues.find(call.queue())
         handles: dict[str, tuple[int, str]] = {}
         failed: list[Shape] = []
         for entry_id, entry in batch_entries(call):
@@ -339,7 +340,7 @@ class MessageActions:
                 handles[entry_id] = handle_of(entry.get("ReceiptHandle"))
             except WonderQError as exc:
                 failed.append(failure(entry_id, exc))
-        outcomes = await self.db.delete_batch(list(handles.values())) if handles else []
+        outcomes = await self.db.delete_batch(list(handles.values()), queue.id) if handles else []
         ok: list[Shape] = []
         for entry_id, outcome in zip(handles, outcomes, strict=True):
             if (error := refused(outcome)) is None:
@@ -349,8 +350,8 @@ class MessageActions:
         return {"Successful": ok, "Failed": failed}
 
     async def change_message_visibility_batch(self, call: Call) -> Shape:
-        await self.queues.find(call.queue())
-        return await each(batch_entries(call), self.change_visibility)
+        queue = await self.queues.find(call.queue())
+        return await each(batch_entries(call), partial(self.change_visibility, queue.id))
 
 
 class Received:
