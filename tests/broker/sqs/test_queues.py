@@ -155,6 +155,18 @@ def test_tags(sqs: Any) -> None:
     assert "Tags" not in sqs.list_queue_tags(QueueUrl=url)
 
 
+
+@pytest.mark.parametrize("tags", [{"": "x"}, {f"k{i}": "v" for i in range(51)}, {"team": "v" * 257}])
+def test_a_create_with_bad_tags_makes_no_queue(sqs: Any, tags: dict[str, str]) -> None:
+    name = unique("q")
+    with pytest.raises(ClientError) as e:
+        sqs.create_queue(QueueName=name, tags=tags)
+    assert code(e) == "InvalidParameterValue"
+    with pytest.raises(sqs.exceptions.QueueDoesNotExist):
+        sqs.get_queue_url(QueueName=name)
+    url = sqs.create_queue(QueueName=name, tags={"team": "core"})["QueueUrl"]  # the retry gets its tags
+    assert sqs.list_queue_tags(QueueUrl=url)["Tags"] == {"team": "core"}
+
 def test_permissions_are_kept_as_the_policy(sqs: Any) -> None:
     name = unique("q")
     url = sqs.create_queue(QueueName=name)["QueueUrl"]

@@ -48,6 +48,7 @@ class QueueActions:
             raise invalid("The name of a FIFO queue can only include alphanumeric characters, hyphens, or"
                           " underscores, must end with .fifo suffix and be 1 to 80 in length.")
         wanted = attributes.apply(QueueAttributes(), given, fifo, creating=True)
+        tags = tags_of(call.mapping("tags") or call.mapping("Tags"))  # checked before anything is made
         await self.check_redrive(call, name, wanted, fifo)
         try:
             queue = await self.db.create_queue(name, wanted)
@@ -58,7 +59,6 @@ class QueueActions:
                 raise SqsError(QUEUE_NAME_EXISTS, f"A queue already exists with the same name ({name})"
                                " and a different value for an attribute.") from None
             return {"QueueUrl": call.url(name)}
-        tags = tags_of(call.mapping("tags") or call.mapping("Tags"))
         if tags:
             await self.db.set_tags(queue.id, tags)
         return {"QueueUrl": call.url(name)}
