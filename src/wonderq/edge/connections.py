@@ -7,7 +7,8 @@ costs. Each request here is parsed by httptools' callbacks into a
 :class:`~wonderq.edge.requests.Request` with its whole body, answered by
 :meth:`App.respond <wonderq.edge.app.App.respond>` and written in one call.
 Pipelined requests are answered in order; a client that hangs up wakes
-``Request.disconnected()`` (the long poll's cue).
+``Request.disconnected()`` (the long poll's cue). One that only half-closes (sends
+its EOF) wakes it too, but still gets the answers to the requests it completed.
 
 The limits:
 
@@ -189,6 +190,21 @@ class Connection(asyncio.Protocol):
         elif self.phase == HEADERS or self.phase == BODY:  # a request still arriving
             self.shared.deadlines.arm(self, self.due)
 
+    def eof_received(self) -> bool:
+        """The client sends no more: answer the requests it completed (a send it made
+        must be acknowledged, or a retry duplicates it), then close."""
+        if self.gone is None:  # a hang-up looks the same: a long poll stops rather than claim for nobody
+            self.gone = asyncio.get_running_loop().create_future()
+        if not self.gone.done():
+            self.gone.set_result(None)
+        if not self.busy or self.transport.get_extra_info("sslcontext") is not None:
+            return False  # nothing to answer (a request only begun never ends); TLS shuts down anyway
+        self.shared.deadlines.discard(self)  # one begun must not time out and cut the answers short
+        self.phase, self.last = IDLE, True  # read nothing more: the last answer closes
+        self.app.budget.held -= self.body_bytes
+        self.body_bytes = 0
+        return True
+
     def pause_writing(self) -> None:
         self.writable = asyncio.get_running_loop().create_future()
 
@@ -283,6 +299,8 @@ class Connection(asyncio.Protocol):
             self.transport.close()
         finally:
             self.busy = False
+        if self.last and not self.transport.is_closing():  # the EOF came as the last answer went out
+            self.transport.close()
         if not self.transport.is_closing():
             if self.paused:
                 self.transport.resume_reading()
@@ -298,7 +316,7 @@ class Connection(asyncio.Protocol):
             response, endpoint, changes = await self.app.respond(request, raw_path)
         finally:
             self.app.budget.held -= held
-        keep_alive = keep_alive and not self.closing
+        keep_alive = keep_alive and not self.closing and not (self.last and not self.waiting)  # after an EOF
         if self.transport.is_closing():
             return False
         if isinstance(response, Stream):
