@@ -38,7 +38,7 @@ from wonderq import __version__
 from wonderq.broker import wire
 from wonderq.errors import BY_CODE, BrokerUnreachable, WonderQError
 from wonderq.models import QueueRef
-from wonderq.settings import DEFAULT_URL, MAX_BATCH
+from wonderq.settings import DEFAULT_URL, MAX_BATCH, broker_url_problem
 
 DEFAULT_TIMEOUT = 10.0
 T = TypeVar("T")
@@ -394,13 +394,28 @@ def trusting(ca_file: str) -> ssl.SSLContext:
         raise ValueError(f"cannot use the CA file {ca_file} (WONDERQ_CA_FILE): {why}") from exc
 
 
+def base_url(url: str | None) -> str:
+    """``url``, else ``$WONDERQ_URL``, else the default, without a trailing slash; a ValueError
+    naming it if it is no http:// or https:// URL with a host (nothing is sent to find out)."""
+    given = url or os.environ.get("WONDERQ_URL") or DEFAULT_URL
+    problem = broker_url_problem(given)
+    if problem is None:
+        try:
+            httpx.URL(given)
+        except httpx.InvalidURL as exc:
+            problem = f"is not a valid URL: {exc}"
+    if problem is not None:
+        raise ValueError(f"{'the broker URL' if url else 'WONDERQ_URL'} {problem}")
+    return given.rstrip("/")
+
+
 class _Base:
     """What both clients share: the URL, the timeouts and the httpx settings."""
 
     def __init__(
         self, url: str | None, timeout: float, max_connections: int, api_key: str | None, ca_file: str | None
     ) -> None:
-        self.url = (url or os.environ.get("WONDERQ_URL") or DEFAULT_URL).rstrip("/")
+        self.url = base_url(url)
         self.timeout = timeout
         self.max_connections = max_connections
         self.api_key = api_key if api_key is not None else os.environ.get("WONDERQ_API_KEY") or None
@@ -435,7 +450,8 @@ class _Base:
 class Client(_Base):
     """A blocking client over one pooled ``httpx.Client`` (kept in :attr:`http`).
 
-    ``url`` defaults to ``$WONDERQ_URL``, else ``http://127.0.0.1:3213``; ``api_key`` (sent
+    ``url`` defaults to ``$WONDERQ_URL``, else ``http://127.0.0.1:3213``; one that is not an
+    ``http://`` or ``https://`` URL with a host is a ValueError here. ``api_key`` (sent
     as ``Authorization: Bearer …``) to ``$WONDERQ_API_KEY``, else none. An ``https://`` broker is
     verified against ``ca_file`` (PEM CA certificates; default ``$WONDERQ_CA_FILE``) if given,
     else against httpx's default (``$SSL_CERT_FILE``, or certifi's public CAs).

@@ -7,9 +7,10 @@ A flag beats its environment variable, which beats the default.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
+from urllib.parse import urlsplit
 
 # -- limits (as in SQS) and defaults -----------------------------------------------
 MAX_BATCH = 10  # messages per send or receive
@@ -48,7 +49,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = BROKER_PORT
     db: str = "sqlite:///wonderq.db"  # database URL (a bare path means SQLite)
-    cluster: int = 0  # worker processes; 0 runs the broker in this process
+    cluster: int = 0  # worker processes; 0 (off) runs the broker in this process
     durability: str = "full"  # full: fsync every commit; normal: on checkpoint
     log_level: str = "info"
     access_log: bool = False  # one log line per request
@@ -82,41 +83,103 @@ class Settings:
     region: str = "us-east-1"  # in ARNs: arn:aws:sqs:<region>:<account_id>:<name>
 
     def __post_init__(self) -> None:
-        if self.durability not in DURABILITY:
-            raise ValueError(f"durability must be one of {', '.join(DURABILITY)}")
-        if self.log_level not in LOG_LEVELS:
-            raise ValueError(f"log level must be one of {', '.join(LOG_LEVELS)}")
-        if not 0 < self.port < 65536:
-            raise ValueError("port must be 1-65535")
-        if min(self.header_timeout, self.body_timeout, self.keep_alive_timeout) <= 0:
-            raise ValueError("timeouts must be positive numbers of seconds")
-        if self.max_header_bytes < 1024 or self.max_connections < 1:
-            raise ValueError("max header bytes must be at least 1024 and max connections at least 1")
-        if self.max_queues < 1 or self.max_in_flight < 1:
-            raise ValueError("max queues and max in flight must be at least 1")
-        if not (len(self.account_id) == 12 and self.account_id.isdigit()):
-            raise ValueError("account id must be 12 digits")
-        if self.cluster < 0:
-            raise ValueError("cluster must be a positive number of workers")
-        if not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"the broker URL (--broker-url, WONDERQ_URL) must start with http:// or"
-                             f" https://, not {self.url!r}")
+        refused = next(problems(self), None)
+        if refused is not None:
+            raise BadSetting(*refused)
         object.__setattr__(self, "db", database_url(self.db))
 
     @classmethod
-    def load(cls, flags: Mapping[str, Any], env: Mapping[str, str] = os.environ) -> Settings:
-        """Flags (None = not given) over ``WONDERQ_<NAME>`` over defaults. A value of the wrong
-        type is a ValueError naming its flag or variable."""
+    def load(
+        cls, flags: Mapping[str, Any], env: Mapping[str, str] = os.environ, flag_names: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Flags (None = not given) over ``WONDERQ_<NAME>`` over defaults. A bad value is a
+        ValueError naming its flag (``flag_names[field]``, else ``--field-name``) or variable."""
         values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        defaults = cls()
         for f in fields(cls):
-            raw, source = flags.get(f.name), f"--{f.name.replace('_', '-')}"
+            raw, source = flags.get(f.name), (flag_names or {}).get(f.name, f"--{f.name.replace('_', '-')}")
             if raw is None:
-                raw, source = env.get(f"WONDERQ_{f.name.upper()}"), f"WONDERQ_{f.name.upper()}"
+                raw, source = env.get(variable(f.name)), variable(f.name)
             if raw is None:
                 continue
-            value = convert(raw, type(getattr(cls(), f.name)), source)
+            value = convert(raw, type(getattr(defaults, f.name)), source)
             values[f.name] = value.lower() if isinstance(value, str) and f.name in LOWER_CASE else value
-        return cls(**values)
+            sources[f.name] = source
+        try:
+            return cls(**values)
+        except BadSetting as exc:
+            raise ValueError(f"{sources.get(exc.name, exc.name)} {exc.problem}") from None
+
+
+class BadSetting(ValueError):
+    """A value :class:`Settings` refuses: ``name`` the field, ``problem`` what is wrong
+    (``must be 1-65535, not 0``), said after the setting's name."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name.replace('_', ' ')} {problem}")
+        self.name, self.problem = name, problem
+
+
+def variable(name: str) -> str:
+    """The environment variable of the setting ``name``: ``WONDERQ_<NAME>``."""
+    return f"WONDERQ_{name.upper()}"
+
+
+PORTS = ("port", "dev_port", "user_port")
+AT_LEAST = (  # integer settings and their least value
+    ("max_header_bytes", 1024), ("max_connections", 1), ("max_pending_bytes", 1), ("max_queues", 1),
+    ("max_in_flight", 1), ("pool_size", 1), ("cluster", 0),
+)
+POSITIVE = ("header_timeout", "body_timeout", "keep_alive_timeout", "retention_interval")  # seconds
+
+
+def problems(s: Settings) -> Iterator[tuple[str, str]]:
+    """Each refused value of ``s``: its field and what is wrong with it."""
+    for name, choices in (("durability", DURABILITY), ("log_level", LOG_LEVELS)):
+        if getattr(s, name) not in choices:
+            yield name, f"must be one of {', '.join(choices)}, not {getattr(s, name)!r}"
+    for name in PORTS:
+        if not 0 < getattr(s, name) < 65536:
+            yield name, f"must be 1-65535, not {getattr(s, name)}"
+    for name, least in AT_LEAST:
+        if getattr(s, name) < least:
+            yield name, f"must be at least {least}, not {getattr(s, name)}"
+    for name in POSITIVE:
+        if not getattr(s, name) > 0:
+            yield name, f"must be a positive number of seconds, not {getattr(s, name)}"
+    if not (len(s.account_id) == 12 and s.account_id.isdigit()):
+        yield "account_id", f"must be 12 digits, not {s.account_id!r}"
+    for name, problem in (("url", broker_url_problem(s.url)), ("db", database_url_problem(s.db))):
+        if problem is not None:
+            yield name, problem
+
+
+def broker_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a broker's base URL, or None: it must be http:// or https://,
+    with a host and, if any, a port that is a number (one rule for the CLI and the clients)."""
+    if not url[:8].lower().startswith(("http://", "https://")):
+        return f"must start with http:// or https://, not {url!r}"
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port  # a port that is no number, or out of range, raises
+    except ValueError as exc:
+        return f"is not a valid URL: {exc}"
+    if not host:
+        return f"names no host: {url!r}"
+    return f"names port 0: {url!r}" if port == 0 else None
+
+
+def database_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a database URL, or None (the backend checks the rest when it opens it).
+    Never echoes the URL: it may hold a password."""
+    if "://" not in url:
+        return None  # a path
+    try:
+        urlsplit(url)
+    except ValueError as exc:
+        return f"is not a valid URL: {exc}"
+    return None
 
 
 def convert(raw: object, kind: type, source: str) -> object:

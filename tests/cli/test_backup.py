@@ -63,3 +63,13 @@ def test_backup_refuses_what_it_cannot_do_safely(tmp_path: Path) -> None:
     assert r.returncode == 2 and "exists; pass --force" in r.stderr
     r = wq(None, "backup", str(tmp_path / "b.db"), WONDERQ_DB="postgresql://u:p@db/wonderq")
     assert r.returncode == 2 and "pg_dump" in r.stderr
+
+
+def test_a_destination_it_cannot_write_is_named_as_such(tmp_path: Path) -> None:
+    sqlite3.connect(tmp_path / "w.db").close()
+    dest = tmp_path / "no" / "such" / "b.db"
+    r = wq(None, "backup", str(dest), "--db", str(tmp_path / "w.db"))
+    assert (r.returncode, r.stderr) == (2, f"wonderq: cannot write {dest}: no directory {dest.parent}\n")
+    (tmp_path / "file").write_text("")
+    r = wq(None, "backup", str(tmp_path / "file" / "b.db"), "--db", str(tmp_path / "w.db"))
+    assert r.returncode == 2 and r.stderr.startswith(f"wonderq: cannot write {tmp_path / 'file' / 'b.db'}"), r

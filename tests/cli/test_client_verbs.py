@@ -376,7 +376,27 @@ def test_usage_is_2() -> None:
         r = wq(None, *args)
         assert r.returncode == 2 and "usage: wonderq" in r.stderr, (args, r.stderr)
     r = wq(None, "queues", WONDERQ_PORT="0")
-    assert (r.returncode, r.stderr) == (2, "wonderq: port must be 1-65535\n")
+    assert (r.returncode, r.stderr) == (2, "wonderq: WONDERQ_PORT must be 1-65535, not 0\n")
+
+
+def test_send_needs_only_a_queue() -> None:
+    """BODY is optional (none: stdin), so the usage error asks for QUEUE alone."""
+    r = wq(None, "send")
+    assert r.returncode == 2 and r.stderr.endswith("error: the following arguments are required: QUEUE\n"), r.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "said"),
+    [
+        (("--broker-url", "http://[::1"), {}, "--broker-url is not a valid URL: Invalid IPv6 URL"),
+        (("--broker-url", "http://127.0.0.1:abc"), {}, "--broker-url is not a valid URL: Port could not be cast"),
+        ((), {"WONDERQ_URL": "http://[::1"}, "WONDERQ_URL is not a valid URL: Invalid IPv6 URL"),
+        ((), {"WONDERQ_URL": "localhost:3213"}, "WONDERQ_URL must start with http:// or https://"),
+    ],
+)
+def test_a_malformed_broker_url_is_one_line_of_usage(args: tuple[str, ...], env: dict[str, str], said: str) -> None:
+    r = wq(None, "queues", *args, **env)
+    assert r.returncode == 2 and r.stderr.startswith(f"wonderq: {said}") and r.stderr.count("\n") == 1, r
 
 
 def test_help_documents_exit_codes() -> None:
@@ -384,6 +404,7 @@ def test_help_documents_exit_codes() -> None:
         text = " ".join(wq(None, *args).stdout.split())
         assert "1 the broker said no" in text and "3 broker unreachable" in text
         assert "4 receive found no message" in text and "2 bad usage" in text
+        assert "PostgreSQL unreachable (keys, migrate)" in text and "a malformed URL" in text
 
 
 def test_broker_does_not_load_the_client() -> None:

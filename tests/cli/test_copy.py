@@ -179,12 +179,13 @@ def test_non_empty_target_is_refused_without_force(
         ("postgresql://u:secret@h/db", "{pg}", 2, "only SQLite -> PostgreSQL"),
         ("{db}", "sqlite:///other.db", 2, "only SQLite -> PostgreSQL"),
         ("{db}", "mysql://u:secret@h/db", 2, "--to must be a PostgreSQL URL"),
-        ("{db}", "postgresql://u:secret@127.0.0.1:port/db", 2, "invalid --to URL"),
-        ("{tmp}/missing.db", "{pg}", 1, "no SQLite database at"),
+        ("{db}", "postgresql://u:secret@127.0.0.1:port/db", 2, "--to is not a valid URL"),
+        ("{db}", "postgresql://u:se%40cret@[::1/db", 2, "--to is not a valid URL: Invalid IPv6 URL"),
+        ("{tmp}/missing.db", "{pg}", 2, "no SQLite database at"),
         ("{tmp}/junk.db", "{pg}", 1, "cannot read"),
         ("{tmp}/other.db", "{pg}", 1, "is not a WonderQ database"),
-        ("{db}", "postgresql://u:secret@127.0.0.1:{free}/db", 1, "cannot connect to PostgreSQL"),
-        ("{db}", "{server}/no_such_database", 1, "does not exist"),
+        ("{db}", "postgresql://u:secret@127.0.0.1:{free}/db", 3, "cannot connect to PostgreSQL"),
+        ("{db}", "{server}/no_such_database", 2, "does not exist"),
     ],
 )
 def test_bad_arguments_fail_clearly(

@@ -12,8 +12,9 @@ import httpx
 import pytest
 
 from tests.cli.test_client_verbs import wq
-from tests.conftest import BrokerProcess
+from tests.conftest import BrokerProcess, free_port
 from wonderq.broker.keys import SHOWN_ONCE
+from wonderq.cli.databases import redact
 
 
 def create(db: str, *args: str) -> str:
@@ -22,6 +23,42 @@ def create(db: str, *args: str) -> str:
     assert SHOWN_ONCE in r.stderr
     (token,) = r.stdout.split()  # the token alone on stdout: $(wonderq keys create …) is it
     return token
+
+
+def test_create_says_which_database_and_that_it_made_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key made in the wrong directory protects nothing: stderr says where it went."""
+    monkeypatch.chdir(tmp_path)
+    r = wq(None, "keys", "create", "--scope", "admin")
+    key = r.stdout.split("_")[1]
+    assert (r.returncode, r.stderr) == (0, f"created key {key} (admin on every queue) in a new database at"
+                                           f" {tmp_path / 'wonderq.db'}; {SHOWN_ONCE}\n")
+    r = wq(None, "keys", "create", "--scope", "read", "--queues", "a")
+    assert f"(read on a) in the database {tmp_path / 'wonderq.db'}; " in r.stderr
+    r = wq(None, "keys", "create", "--scope", "read", WONDERQ_DB=str(tmp_path / "no" / "w.db"))
+    assert (r.returncode, r.stdout) == (2, "") and "no directory" in r.stderr and not (tmp_path / "no").exists()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_create_names_a_postgresql_database_without_its_password(db_url: str) -> None:
+    r = wq(None, "keys", "create", "--scope", "admin", WONDERQ_DB=db_url)
+    assert r.returncode == 0 and f" in the database {redact(db_url)}; " in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize(
+    ("db", "status", "said"),
+    [
+        ("postgresql://u:se%40cret@[::1/db", 2, "wonderq: --db is not a valid URL: Invalid IPv6 URL\n"),
+        ("postgresql://u:secret@127.0.0.1:port/db", 2,
+         "wonderq: --db or WONDERQ_DB is not a valid URL: invalid literal for int() with base 10: 'port'\n"),
+        ("mysql://u:secret@db/w", 2, "wonderq: unsupported database URL 'mysql://u:***@db/w': use sqlite:///path"
+         " or postgresql://…\n"),
+        ("postgresql://u:secret@127.0.0.1:{free}/db", 3, "wonderq: cannot use the database postgresql://u:***@"),
+    ],
+)
+def test_a_database_it_cannot_use_is_one_line_with_its_status(db: str, status: int, said: str) -> None:
+    r = wq(None, "keys", "list", "--db", db.format(free=free_port()))
+    assert r.returncode == status and r.stderr.startswith(said) and r.stderr.count("\n") == 1, r
+    assert "secret" not in r.stderr
 
 
 def test_create_list_revoke(db_url: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -402,6 +403,36 @@ def test_default_url_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
     b.close()
     with Client("http://other:1") as c:
         assert c.url == "http://other:1"
+
+
+@pytest.mark.parametrize("cls", [Client, AsyncClient])
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("localhost:3213", "the broker URL must start with http:// or https://, not 'localhost:3213'"),
+        ("127.0.0.1:3213", "the broker URL must start with http:// or https://, not '127.0.0.1:3213'"),
+        ("ftp://127.0.0.1:3213", "the broker URL must start with http:// or https://"),
+        ("http://[::1", "the broker URL is not a valid URL: Invalid IPv6 URL"),
+        ("http://127.0.0.1:port", "the broker URL is not a valid URL: Port could not be cast"),
+        ("http:///queues", "the broker URL names no host"),
+        ("http://broker\x00.example", "the broker URL is not a valid URL: Invalid non-printable"),
+    ],
+)
+def test_a_url_that_is_no_broker_url_is_refused_at_construction(
+    cls: type[Client] | type[AsyncClient], url: str, said: str
+) -> None:
+    """Nothing is sent to find out: a ValueError at once, not a BrokerUnreachable at the first call."""
+    with pytest.raises(ValueError, match="^" + re.escape(said)):
+        cls(url)
+
+
+def test_a_bad_wonderq_url_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WONDERQ_URL", "broker.example:3213")
+    for cls in (Client, AsyncClient):
+        with pytest.raises(ValueError, match=r"^WONDERQ_URL must start with http:// or https://"):
+            cls()
+    with Client("HTTPS://broker.example") as c:  # a scheme is any case
+        assert c.url == "HTTPS://broker.example"
 
 
 def test_context_managers_close(broker: BrokerProcess) -> None:

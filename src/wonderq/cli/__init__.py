@@ -28,6 +28,7 @@ from wonderq.cli.output import (
     Run,
     UsageError,
     complain,
+    finish,
 )
 from wonderq.settings import Settings
 
@@ -44,13 +45,14 @@ def parser() -> argparse.ArgumentParser:
     backup.register(verbs)
     keys.register(verbs)
     client_verbs.register(verbs)
+    finish(top)
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        settings = Settings.load(vars(args))
+        settings = Settings.load(vars(args), flag_names=args.flag_names)
     except ValueError as exc:
         return complain(exc, USAGE)
     runner: Run = args.run

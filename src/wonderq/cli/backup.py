@@ -52,23 +52,35 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(f"{dest} exists; pass --force to replace it")
     if dest.resolve() == source.resolve():
         raise UsageError("DEST is the database itself")
+    if not dest.parent.is_dir():
+        raise UsageError(f"cannot write {dest}: no directory {dest.parent}")
     try:
         queues, messages = backup(source, dest)
+    except Unwritable as exc:
+        return complain(f"cannot write {dest}: {exc.__cause__}", REFUSED)
     except sqlite3.Error as exc:
-        return complain(f"backup of {source} failed: {exc}", REFUSED)
+        return complain(f"backup of {source} to {dest} failed: {exc}", REFUSED)
     size = dest.stat().st_size / 2**20
     print(f"backed up {source} to {args.dest}: {plural(queues, 'queue')},"
           f" {plural(messages, 'message')}, {size:.1f} MiB")
     return OK
 
 
+class Unwritable(Exception):
+    """DEST's directory refused the copy (its ``__cause__`` says why): not the database's fault."""
+
+
 def backup(source: Path, dest: Path) -> tuple[int, int]:
     """Copy ``source`` to ``dest`` through a temporary file; return its queue and message counts."""
     partial = dest.with_name(f".{dest.name}.partial")
-    partial.unlink(missing_ok=True)
     try:
-        with contextlib.closing(sqlite3.connect(source, timeout=BUSY_TIMEOUT_MS / 1000)) as src, \
-                contextlib.closing(sqlite3.connect(partial)) as copy:
+        partial.unlink(missing_ok=True)
+        copy_file = sqlite3.connect(partial)
+    except (OSError, sqlite3.Error) as exc:
+        raise Unwritable from exc
+    try:
+        with contextlib.closing(copy_file) as copy, \
+                contextlib.closing(sqlite3.connect(source, timeout=BUSY_TIMEOUT_MS / 1000)) as src:
             src.backup(copy)  # pages=-1: all of it in one step, one snapshot
             copy.execute("PRAGMA journal_mode = DELETE")
             (check,) = copy.execute("PRAGMA integrity_check").fetchone()
@@ -76,7 +88,10 @@ def backup(source: Path, dest: Path) -> tuple[int, int]:
                 raise sqlite3.DatabaseError(f"the copy failed its integrity check: {check}")
             (queues,) = copy.execute("SELECT count(*) FROM queues").fetchone()
             (messages,) = copy.execute("SELECT count(*) FROM messages").fetchone()
-        os.replace(partial, dest)
+        try:
+            os.replace(partial, dest)
+        except OSError as exc:
+            raise Unwritable from exc
     finally:
         partial.unlink(missing_ok=True)
     return int(queues), int(messages)

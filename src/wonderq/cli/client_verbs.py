@@ -21,7 +21,8 @@ Exit status (also in ``--help``; the table is :data:`wonderq.cli.output.EXIT_COD
     1    the broker said no: stderr gets ``wonderq: <code>: <message>`` (from its
          error envelope; ``send`` adds how many messages had been sent)
     2    usage: a bad flag or argument (a ``--size`` out of range too), a bad
-         WONDERQ_* setting, a broker URL without http://, stdin not UTF-8
+         WONDERQ_* setting, a broker URL without http:// or one that cannot be
+         parsed, stdin not UTF-8
     3    the broker is unreachable (no answer at all)
     4    ``receive`` found no message within ``--wait`` (so a script can loop)
     130  interrupted by Ctrl-C; ``tail`` exits 0, since that is how it stops
@@ -100,7 +101,7 @@ def with_client(command: ClientRun) -> Run:
 
         try:
             client = Client(settings.url, api_key=settings.api_key or None, ca_file=settings.ca_file or None)
-        except ValueError as exc:  # a CA file that cannot be used
+        except ValueError as exc:  # a CA file that cannot be used, a URL httpx cannot parse
             return complain(exc, USAGE)
         try:
             with client:
@@ -141,7 +142,8 @@ def queue_verbs(verbs: Verbs) -> None:
 def message_verbs(verbs: Verbs) -> None:
     p = client_verb(verbs, "send", "send messages: each BODY, or each line of stdin", send)
     p.add_argument("queue", type=queue_ref, metavar="QUEUE")
-    p.add_argument("bodies", nargs="*", metavar="BODY", help="a message (none: read stdin, one per line)")
+    p.add_argument("bodies", nargs="*", default=[], metavar="BODY",  # a default: optional to argparse
+                   help="a message (none: read stdin, one per line)")
     p.add_argument("--progress", action="store_true", help="draw the progress bar even if stderr is no tty")
     p = client_verb(verbs, "receive", "receive messages and print them", receive)
     p.add_argument("queue", type=queue_ref, metavar="QUEUE")

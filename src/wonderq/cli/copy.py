@@ -29,6 +29,8 @@ from typing import Any
 from wonderq.backends import sqlite_path
 from wonderq.backends.sqlite.queries import MESSAGE_COLUMNS
 from wonderq.backends.sqlite.txn import QUEUE_COLUMNS
+from wonderq.cli.databases import failure_status, invalid_url
+from wonderq.cli.output import INTERRUPTED, OK, REFUSED, USAGE
 from wonderq.settings import database_url
 
 CHUNK = 5000  # rows per COPY
@@ -37,13 +39,18 @@ MESSAGE_FIELDS = [c.split(" AS ")[0].strip() for c in MESSAGE_COLUMNS.split(",")
 
 
 class MigrateError(Exception):
-    """A failure reported in one line; ``code`` is the exit status."""
+    """A failure reported in one line; ``code`` is the exit status (the CLI's table)."""
 
-    code = 1
+    code = REFUSED
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
 
 
 class UsageError(MigrateError):
-    code = 2
+    code = USAGE
 
 
 def run(source: str, target: str, force: bool = False) -> int:
@@ -57,10 +64,10 @@ def run(source: str, target: str, force: bool = False) -> int:
         return exc.code
     except KeyboardInterrupt:
         print("wonderq migrate: interrupted; nothing was migrated", file=sys.stderr)
-        return 1
+        return INTERRUPTED
     print(f"migrated {queues} queues and {messages} messages from {path}"
           f" in {time.monotonic() - started:.1f} s")
-    return 0
+    return OK
 
 
 def source_path(source: str, target: str) -> str:
@@ -83,7 +90,7 @@ def open_source(path: str) -> sqlite3.Connection:
     """Open the file read-only and start the read transaction (the snapshot)."""
     file = Path(path)
     if not file.is_file():
-        raise MigrateError(f"no SQLite database at {path}")
+        raise UsageError(f"no SQLite database at {path} (--from)")
     try:
         conn = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
         conn.execute("BEGIN")
@@ -131,9 +138,10 @@ async def connect(asyncpg: Any, target: str) -> Any:
     try:
         return await asyncpg.connect(target, timeout=10)
     except ValueError as exc:  # a malformed URL (port, options)
-        raise UsageError(f"invalid --to URL: {exc}") from exc
+        raise UsageError(invalid_url(exc, "--to")) from exc
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise MigrateError(f"cannot connect to PostgreSQL: {str(exc) or type(exc).__name__}") from exc
+        why = str(exc) or type(exc).__name__  # unreachable (3), no such database (2), or refused (1)
+        raise MigrateError(f"cannot connect to PostgreSQL: {why}", failure_status(exc, target)) from exc
 
 
 LOCK_TARGET = "LOCK TABLE wonderq.queues, wonderq.messages IN EXCLUSIVE MODE"

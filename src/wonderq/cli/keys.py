@@ -5,14 +5,14 @@ running, so the first key can be made before authentication is on. A running
 broker sees a new or revoked key within about a second (its key ring reloads).
 ``create`` prints the token alone on stdout (``export WONDERQ_API_KEY=$(wonderq
 keys create --scope admin)``) and, on stderr, that it will not be shown again:
-only its SHA-256 is stored.
+only its SHA-256 is stored. It also says there which database it wrote the key to, and that
+it made a new one if there was none (a key in the wrong directory protects nothing).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -23,8 +23,8 @@ from wonderq.backends import backend_for, sqlite_path
 from wonderq.backends.base import Backend
 from wonderq.broker import keys
 from wonderq.broker.access import SCOPES, queue_patterns
+from wonderq.cli.databases import DB_FLAG, database_errors, failure_status, invalid_url, redact, unsupported
 from wonderq.cli.output import OK, REFUSED, VERB_EPILOG, UsageError, complain, print_json, table
-from wonderq.cli.servers import redact
 from wonderq.errors import WonderQError
 from wonderq.models import ApiKey
 from wonderq.settings import Settings
@@ -62,39 +62,48 @@ def register(verbs: Verbs) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     action: Callable[[Backend], Awaitable[int]]
     if args.action == "create":
-        action = creator(args)
+        action = creator(args, where(settings))
     else:
         if settings.db.startswith("sqlite:") and not Path(sqlite_path(settings.db)).is_file():
-            raise UsageError(f"no database at {sqlite_path(settings.db)} (--db or WONDERQ_DB)")
+            raise UsageError(f"no database at {sqlite_path(settings.db)} ({DB_FLAG})")
         action = list_keys(args.json) if args.action == "list" else revoker(args.id)
     try:
-        return asyncio.run(on_database(settings, action))
+        db = backend_for(settings)
+    except ValueError as exc:  # a scheme no backend has
+        raise UsageError(unsupported(exc, settings.db)) from None
+    try:
+        return asyncio.run(on_database(db, action))
     except WonderQError as exc:
         return complain(exc.message, REFUSED)
     except database_errors() as exc:  # the database could not be opened or reached
-        return complain(f"cannot use the database {redact(settings.db)}: {exc}", REFUSED)
+        return complain(f"cannot use the database {redact(settings.db)}: {exc}", failure_status(exc, settings.db))
 
 
-def database_errors() -> tuple[type[Exception], ...]:
-    """What opening a database raises when it is missing, unreadable or unreachable."""
-    errors: tuple[type[Exception], ...] = (OSError, sqlite3.Error)
+def where(settings: Settings) -> str:
+    """Where ``create`` writes the key, to say so: a new SQLite database is made if none is there
+    (the first key may come before the broker ever starts), but not in a missing directory."""
+    if not settings.db.startswith("sqlite:"):
+        return f"the database {redact(settings.db)}"
+    path = Path(sqlite_path(settings.db))
+    if path.is_file():
+        return f"the database {path}"
+    if not path.parent.is_dir():
+        raise UsageError(f"no directory {path.parent} for the database {path} ({DB_FLAG})")
+    return f"a new database at {path}"
+
+
+async def on_database(db: Backend, action: Callable[[Backend], Awaitable[T]]) -> T:
     try:
-        import asyncpg
-    except ImportError:
-        return errors
-    return (*errors, asyncpg.PostgresError, asyncpg.InterfaceError)
-
-
-async def on_database(settings: Settings, action: Callable[[Backend], Awaitable[T]]) -> T:
-    db = backend_for(settings)
-    await db.open()
+        await db.open()
+    except ValueError as exc:  # a URL the backend cannot parse
+        raise UsageError(invalid_url(exc)) from exc
     try:
         return await action(db)
     finally:
         await db.close()
 
 
-def creator(args: argparse.Namespace) -> Callable[[Backend], Awaitable[int]]:
+def creator(args: argparse.Namespace, where: str) -> Callable[[Backend], Awaitable[int]]:
     try:
         queues = queue_patterns(args.queues)
     except ValueError as exc:
@@ -105,7 +114,7 @@ def creator(args: argparse.Namespace) -> Callable[[Backend], Awaitable[int]]:
     async def create(db: Backend) -> int:
         key, token = await keys.create(db, args.scope, queues, args.name)
         print(token, flush=True)
-        print(f"created key {key.id} ({describe(key)}); {keys.SHOWN_ONCE}", file=sys.stderr)
+        print(f"created key {key.id} ({describe(key)}) in {where}; {keys.SHOWN_ONCE}", file=sys.stderr)
         return OK
 
     return create

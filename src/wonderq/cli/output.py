@@ -6,12 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from wonderq.settings import Settings
+from wonderq.settings import Settings, variable
 
 Run = Callable[[argparse.Namespace, Settings], int]  # a verb: exit status
 
@@ -19,20 +20,29 @@ OK, REFUSED, USAGE, UNREACHABLE, EMPTY, CANNOT_START, INTERRUPTED = 0, 1, 2, 3, 
 FAILED = REFUSED  # a server's status when it failed while running
 EXIT_CODES = (  # one table for every verb
     (OK, "ok (a server: stopped by Ctrl-C or SIGTERM)"),
-    (REFUSED, "the broker said no (its error code and message on stderr); a server failed while running"),
-    (USAGE, "bad usage: a flag, an argument, a WONDERQ_* variable"),
-    (UNREACHABLE, "broker unreachable (client verbs)"),
+    (REFUSED, "the broker said no (its error code and message on stderr), or the database did"
+              " (keys, migrate, backup); a server failed while running"),
+    (USAGE, "bad usage: a flag, an argument, a WONDERQ_* variable, a malformed URL, a database"
+            " or directory named that does not exist"),
+    (UNREACHABLE, "broker unreachable (client verbs); PostgreSQL unreachable (keys, migrate)"),
     (EMPTY, "receive found no message"),
     (CANNOT_START, "a server could not start: its port is in use, its database cannot be opened"),
-    (INTERRUPTED, "interrupted by Ctrl-C (client verbs)"),
+    (INTERRUPTED, "interrupted by Ctrl-C (but tail, and a server, stop with 0)"),
 )
-EXIT_STATUS = "exit status:\n" + "\n".join(f"  {code:<4} {what}" for code, what in EXIT_CODES)
-ENVIRONMENT = (
-    "environment: every flag --some-flag can also be set as WONDERQ_SOME_FLAG (a flag wins),\n"
-    "  e.g. WONDERQ_URL (--broker-url), WONDERQ_DB, WONDERQ_PORT, WONDERQ_HOST, WONDERQ_LOG_LEVEL"
+WIDTH = 92  # of the epilogs' lines
+EXIT_STATUS = "exit status:\n" + "\n".join(
+    textwrap.fill(what, WIDTH, initial_indent=f"  {code:<4} ", subsequent_indent=" " * 7) for code, what in EXIT_CODES
 )
-VERB_EPILOG = f"{ENVIRONMENT}\n\n{EXIT_STATUS}"
-TOP_EPILOG = f"{VERB_EPILOG}\n\n`wonderq VERB --help` tells a verb's flags."
+VERB_EPILOG = EXIT_STATUS  # finish() puts the verb's variables before it
+TOP_EPILOG = (
+    "environment: a setting's flag can also be set by its WONDERQ_* variable (a flag wins);\n"
+    "  `wonderq VERB --help` tells a verb's flags and lists their variables.\n\n"
+    f"{EXIT_STATUS}"
+)
+TALKS_TO_THE_BROKER = (
+    "  and, with no flag, WONDERQ_API_KEY (the key sent to the broker) and WONDERQ_CA_FILE\n"
+    "  (the CA certificates trusted for an https:// broker)"
+)
 
 
 class Formatter(argparse.HelpFormatter):
@@ -54,6 +64,40 @@ class Parser(argparse.ArgumentParser):
 
 if TYPE_CHECKING:
     Verbs = argparse._SubParsersAction[Parser]
+
+
+def finish(parser: argparse.ArgumentParser) -> None:
+    """Once every flag is added, for ``parser`` and each verb under it: the flags that set a
+    setting, kept (``flag_names``) for :meth:`Settings.load` to name a bad value's flag, and
+    listed with their variables before the epilog (so the list is true by construction)."""
+    flags = setting_flags(parser)
+    parser.set_defaults(flag_names=flags)
+    if flags:
+        parser.epilog = f"{environment(flags)}\n\n{parser.epilog}" if parser.epilog else environment(flags)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for verb in action.choices.values():
+                finish(verb)
+
+
+def setting_flags(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Each setting a flag of ``parser`` sets, and that flag (``url``: ``--broker-url``)."""
+    names = {f.name for f in fields(Settings)}
+    return {a.dest: a.option_strings[0] for a in parser._actions if a.dest in names and a.option_strings}
+
+
+def environment(flags: dict[str, str]) -> str:
+    """The variable of each flag, in lines of at most :data:`WIDTH` characters."""
+    lines = ["environment: each of these flags can be set by its variable instead (a flag wins):"]
+    line = " "
+    for field, flag in flags.items():
+        pair = f" {flag} {variable(field)},"
+        if len(line) + len(pair) > WIDTH:
+            lines.append(line)
+            line = " "
+        line += pair
+    lines.append(line.rstrip(","))
+    return "\n".join([*lines, TALKS_TO_THE_BROKER] if "url" in flags else lines)
 
 
 def bounded(low: int, high: int) -> Callable[[str], int]:

@@ -11,7 +11,8 @@ is imported only when its verb runs.
 says otherwise, the dev tool and user app talk to the broker ``up`` started. It
 prints where each listens. Ctrl-C, SIGTERM or SIGHUP stops all three (SIGTERM to
 each, SIGKILL after 15 s) and ``up`` exits 0; if a child exits on its own, ``up``
-stops the others and exits 1 (5 if the child could not start). With
+stops the others and exits 1 (5 if the child could not start, 2 if it found a setting
+bad). Two services given one port are refused before any starts (2). With
 ``--tls-cert``/``--tls-key`` all three serve HTTPS (the pair is checked once, here),
 and the dev tool and user app reach the broker over https, trusting the
 certificate it serves (as ``WONDERQ_CA_FILE``, unless that is set). The children are
@@ -19,8 +20,11 @@ in their own process group, so a Ctrl-C reaches them once, through ``up``; an
 ``up`` killed with SIGKILL leaves them running.
 
 A server that cannot start (its port in use, its database not to be opened) says
-so in one line on stderr, naming the address or the database, with a hint, and
-exits 5 (:data:`~wonderq.cli.output.CANNOT_START`); a bad setting is usage (2).
+so in one line on stderr, naming the address or the database, with a hint naming the
+flag of the command that was run (``up`` starts each child with ``--under-up``, so a
+dev tool on a busy port names ``--dev-port``), and exits 5
+(:data:`~wonderq.cli.output.CANNOT_START`); a bad setting (a database URL the backend
+cannot parse, too) is usage (2).
 """
 
 from __future__ import annotations
@@ -35,11 +39,12 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import fields, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
-from wonderq.cli.output import CANNOT_START, FAILED, OK, USAGE, VERB_EPILOG, Run, complain
+from wonderq.cli.databases import DB_FLAG, invalid_url, redact, unsupported
+from wonderq.cli.output import CANNOT_START, FAILED, OK, USAGE, VERB_EPILOG, Run, UsageError, complain
 from wonderq.edge.app import App
-from wonderq.settings import BROKER_PORT, DEV_PORT, DURABILITY, LOG_LEVELS, USER_PORT, Settings
+from wonderq.settings import BROKER_PORT, DEV_PORT, DURABILITY, LOG_LEVELS, USER_PORT, Settings, variable
 
 if TYPE_CHECKING:
     from wonderq.edge.server import CannotStart
@@ -50,28 +55,50 @@ if TYPE_CHECKING:
 SERVER_STATUS = (
     f"{VERB_EPILOG}\n\nOn SIGTERM a server shuts down cleanly and then ends by that signal (up: exits 0)."
 )
-SERVICES = (  # verb, what it is, the module with its create_app(settings), the Settings field of its port
-    ("broker", "broker", "wonderq.broker.app", "port"),
-    ("dev", "dev tool", "wonderq.apps.devtool", "dev_port"),
-    ("user", "user app", "wonderq.apps.userapp", "user_port"),
+
+
+class Service(NamedTuple):
+    verb: str
+    doing: str  # what its verb does: run, serve
+    what: str  # what the messages call it
+    module: str  # the module with its create_app(settings)
+    port_field: str  # the Settings field of its port; `up`'s flag for it is named after it
+    default_port: int
+
+    def port_flag(self, under_up: bool) -> str:
+        """The flag that sets its port: ``--port`` on its own verb, ``--dev-port`` (…) under ``up``."""
+        return "--" + self.port_field.replace("_", "-") if under_up else "--port"
+
+    def port_setting(self, under_up: bool) -> str:
+        """Its port's flag and variable, for a hint."""
+        return f"{self.port_flag(under_up)} or {variable(self.port_field)}"
+
+
+SERVICES = (
+    Service("broker", "run", "broker", "wonderq.broker.app", "port", BROKER_PORT),
+    Service("dev", "serve", "dev tool", "wonderq.apps.devtool", "dev_port", DEV_PORT),
+    Service("user", "serve", "user app", "wonderq.apps.userapp", "user_port", USER_PORT),
 )
+UNDER_UP = "--under-up"  # how `up` starts each service: its messages name `up`'s flags
 STOP_TIMEOUT = 15.0  # seconds a child gets to stop before SIGKILL
 
 
 def register(verbs: Verbs) -> None:
-    p = server_verb(verbs, "broker", f"run the broker (port {BROKER_PORT})", app_command(*SERVICES[0][2:]))
-    p.add_argument("--port", type=int, help=f"port (WONDERQ_PORT, default {BROKER_PORT})")
+    for service in SERVICES:
+        p = server_verb(verbs, service.verb, f"{service.doing} the {service.what} (port {service.default_port})",
+                        app_command(service))
+        p.add_argument("--port", dest=service.port_field, type=int,
+                       help=f"port ({variable(service.port_field)}, default {service.default_port})")
+        p.add_argument(UNDER_UP, action="store_true", help=argparse.SUPPRESS)
+    p = verbs.choices["broker"]
     database_flags(p)
     auth_flags(p)
     p.add_argument("--max-queues", type=int, metavar="N", help="queues in the database (WONDERQ_MAX_QUEUES, 10000)")
     p.add_argument("--max-in-flight", type=int, metavar="N", help="per queue (WONDERQ_MAX_IN_FLIGHT, 120000)")
-    for (verb, what, module, field), default in zip(SERVICES[1:], (DEV_PORT, USER_PORT), strict=True):
-        p = server_verb(verbs, verb, f"serve the {what} (port {default})", app_command(module, field))
-        p.add_argument("--port", dest=field, type=int, help=f"WONDERQ_{field.upper()}, default {default}")
     p = server_verb(verbs, "up", "run the broker, the dev tool and the user app together", up)
-    p.add_argument("--port", type=int, help=f"the broker's port (WONDERQ_PORT, default {BROKER_PORT})")
-    p.add_argument("--dev-port", type=int, help=f"the dev tool's port (WONDERQ_DEV_PORT, default {DEV_PORT})")
-    p.add_argument("--user-port", type=int, help=f"the user app's port (WONDERQ_USER_PORT, default {USER_PORT})")
+    for service in SERVICES:
+        p.add_argument(service.port_flag(under_up=True), dest=service.port_field, type=int, help=f"the"
+                       f" {service.what}'s port ({variable(service.port_field)}, default {service.default_port})")
     database_flags(p)
     auth_flags(p)
 
@@ -84,9 +111,9 @@ def auth_flags(p: argparse.ArgumentParser) -> None:
 
 def database_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", help="database path or URL (WONDERQ_DB, default ./wonderq.db)")
-    p.add_argument("--cluster", type=int, nargs="?", const=os.cpu_count() or 1,
-                   help="run the broker as N worker processes on the port"
-                   " (WONDERQ_CLUSTER; N defaults to the CPU count)")
+    p.add_argument("--cluster", type=int, nargs="?", const=os.cpu_count() or 1, metavar="N",
+                   help="run the broker as N worker processes on the port (WONDERQ_CLUSTER; N defaults to"
+                   " the CPU count; 0, as without the flag: the broker in this one process)")
     p.add_argument("--durability", choices=DURABILITY,
                    help="full (fsync each commit; default) or normal (WONDERQ_DURABILITY)")
     p.add_argument("--pool-size", type=int,
@@ -126,32 +153,45 @@ def server_verb(verbs: Verbs, name: str, help: str, command: Run) -> argparse.Ar
     return p
 
 
-def app_command(module: str, port_field: str) -> Run:
-    """The verb serving ``module.create_app(settings)`` on the port in ``port_field``."""
+def app_command(service: Service) -> Run:
+    """The verb serving ``service``'s ``create_app(settings)`` on its port."""
 
     def serve_app(args: argparse.Namespace, settings: Settings) -> int:
-        create_app: Callable[[Settings], App] = importlib.import_module(module).create_app
+        create_app: Callable[[Settings], App] = importlib.import_module(service.module).create_app
         from wonderq.edge.logs import configure_logging
         from wonderq.edge.server import CannotStart, serve
 
         configure_logging(args.verb, settings.log_level)
-        if port_field != "port":  # only the broker runs as a cluster
+        if service.verb != "broker":  # only the broker runs as a cluster
             settings = replace(settings, cluster=0)
         try:
             with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C before the loop's handler is set
-                serve(lambda: create_app(settings), settings, getattr(settings, port_field))
+                serve(lambda: create_app(settings), settings, getattr(settings, service.port_field))
         except CannotStart as exc:
-            message, hint = why_not(exc, settings, args.verb, port_field)
+            if (bad := bad_setting(exc, service)) is not None:
+                return complain(bad, USAGE)
+            message, hint = why_not(exc, settings, service, args.under_up)
             exc.add_note(f"  hint: {hint}")
-            return complain(f"cannot start the {args.verb}: {message}", CANNOT_START, exc)
+            return complain(f"cannot start the {service.what}: {message}", CANNOT_START, exc)
         except ValueError as exc:  # a setting only the app could judge (a database URL's scheme)
-            return complain(exc, USAGE)
+            return complain(unsupported(exc, settings.db), USAGE)
         return OK
 
     return serve_app
 
 
-def why_not(exc: CannotStart, settings: Settings, verb: str, port_field: str) -> tuple[str, str]:
+def bad_setting(exc: CannotStart, service: Service) -> str | None:
+    """A startup that failed on a setting rather than on the world: the broker's database URL,
+    which the backend parses as it opens it (a port that is no number, say)."""
+    from wonderq.broker.sqs.signatures import CredentialsError
+
+    cause = exc.__cause__
+    if service.verb == "broker" and isinstance(cause, ValueError) and not isinstance(cause, CredentialsError):
+        return invalid_url(cause)
+    return None
+
+
+def why_not(exc: CannotStart, settings: Settings, service: Service, under_up: bool) -> tuple[str, str]:
     """What failed, naming the address or database, and what to check."""
     from wonderq.edge.server import BadTls, CannotListen
 
@@ -159,11 +199,11 @@ def why_not(exc: CannotStart, settings: Settings, verb: str, port_field: str) ->
         return str(exc), ("--tls-cert and --tls-key (WONDERQ_TLS_CERT, WONDERQ_TLS_KEY) name a PEM certificate"
                           " and its unencrypted private key, readable by this user")
     if isinstance(exc, CannotListen):
-        flag = f"--port or WONDERQ_{port_field.upper()}"
+        flag = service.port_setting(under_up)
         if exc.in_use:
             return str(exc), f"another process listens there (`wonderq up` already?); choose another port ({flag})"
         return str(exc), f"check the address (--host or WONDERQ_HOST) and the port ({flag})"
-    if verb != "broker":
+    if service.verb != "broker":
         return str(exc), "run it with --log-level debug for the whole story"
     from wonderq.broker.keys import Unprotected
     from wonderq.broker.sqs.signatures import CredentialsError
@@ -176,21 +216,10 @@ def why_not(exc: CannotStart, settings: Settings, verb: str, port_field: str) ->
                                     " [queues]")
     where = redact(settings.db)
     if settings.db.startswith("sqlite:"):
-        hint = "its directory must exist and be writable by this user; choose another with --db or WONDERQ_DB"
+        hint = f"its directory must exist and be writable by this user; choose another with {DB_FLAG}"
     else:
-        hint = ("PostgreSQL must run at that host and port and accept that user, password and database"
-                " (--db or WONDERQ_DB)")
+        hint = f"PostgreSQL must run at that host and port and accept that user, password and database ({DB_FLAG})"
     return f"cannot open the database {where}: {exc}", hint
-
-
-def redact(url: str) -> str:
-    """The URL without its password."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
-    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
 
 
 def local(host: str) -> str:
@@ -213,24 +242,37 @@ class Flag:
 def up(args: argparse.Namespace, settings: Settings) -> int:
     from wonderq.edge.server import CannotStart, check_tls
 
+    check_ports(settings)
     try:  # checked once here, not once by each child
         scheme = "https" if check_tls(settings) else "http"
     except CannotStart as exc:
-        exc.add_note(f"  hint: {why_not(exc, settings, 'up', 'port')[1]}")
+        exc.add_note(f"  hint: {why_not(exc, settings, SERVICES[0], under_up=True)[1]}")
         return complain(f"cannot start the servers: {exc}", CANNOT_START, exc)
     if args.url is None and "WONDERQ_URL" not in os.environ:
         settings = replace(settings, url=f"{scheme}://{local(settings.host)}:{settings.port}")
         if scheme == "https" and not settings.ca_file:  # the siblings trust the certificate it serves
             settings = replace(settings, ca_file=os.path.abspath(settings.tls_cert))
-    env = os.environ | {f"WONDERQ_{f.name.upper()}": str(getattr(settings, f.name)) for f in fields(settings)}
+    env = os.environ | {variable(f.name): str(getattr(settings, f.name)) for f in fields(settings)}
     stop = Flag()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, stop)
     children: dict[str, subprocess.Popen[bytes]] = {}
-    for verb, what, _, field in SERVICES:
-        children[what] = subprocess.Popen([sys.executable, "-m", "wonderq", verb], env=env, process_group=0)
-        print(f"{what:<8}  {scheme}://{local(settings.host)}:{getattr(settings, field)}", flush=True)
+    for service in SERVICES:
+        children[service.what] = subprocess.Popen([sys.executable, "-m", "wonderq", service.verb, UNDER_UP],
+                                                  env=env, process_group=0)
+        print(f"{service.what:<8}  {scheme}://{local(settings.host)}:{getattr(settings, service.port_field)}",
+              flush=True)
     return supervise(children, stop)
+
+
+def check_ports(settings: Settings) -> None:
+    """Two services on one port is usage, refused before any starts."""
+    taken: dict[int, Service] = {}
+    for service in SERVICES:
+        port = getattr(settings, service.port_field)
+        if (other := taken.setdefault(port, service)) is not service:
+            raise UsageError(f"the {other.what} and the {service.what} cannot both listen on port {port}: give"
+                             f" each its own ({other.port_setting(True)}; {service.port_setting(True)})")
 
 
 def supervise(children: dict[str, subprocess.Popen[bytes]], stop: Flag) -> int:
@@ -253,4 +295,4 @@ def supervise(children: dict[str, subprocess.Popen[bytes]], stop: Flag) -> int:
             child.wait()
     if status is None:
         return OK
-    return CANNOT_START if status == CANNOT_START else FAILED
+    return status if status in (CANNOT_START, USAGE) else FAILED
