@@ -136,6 +136,27 @@ def test_unknown_queues_and_bad_parameters(devtool: httpx.Client, wq: httpx.Clie
     assert error_code(devtool.post("/queues"), 405) == "method_not_allowed"
 
 
+def test_an_unknown_parameter_is_refused_as_the_broker_refuses_it(devtool: httpx.Client, wq: httpx.Client) -> None:
+    ok(wq.post("/queues", json={"name": "jobs"}))
+    r = devtool.get("/queues/jobs", params={"size": 1, "foo": 2})
+    assert error_code(r, 400) == "invalid_parameter"
+    assert "unknown parameter 'foo' for GET /queues/{queue}: it takes after, size" in r.json()["error"]["message"]
+    r = devtool.get("/queues/jobs", params={"sise": 1})
+    assert "'sise' (did you mean 'size'?)" in r.json()["error"]["message"]
+    for method, path, params in [
+        ("GET", "/queues", {"all": 1}), ("GET", "/api/overview", {"windw": 60}),
+        ("POST", "/api/queues", {"name": "x", "visiblity_timeout": 5}),
+        ("POST", "/api/queues/jobs/messages", {"body": "x", "delay": 5}),
+        ("POST", "/api/queues/jobs/purge", {"force": 1}), ("POST", "/api/queues/jobs/move", {"to": "x"}),
+        ("DELETE", "/api/queues/jobs", {"force": 1}), ("DELETE", "/api/messages/1", {"reservation_token": "t"}),
+    ]:
+        json = params if method == "POST" else None
+        r = devtool.request(method, path, json=json, params=None if json else params)
+        assert error_code(r, 400) == "invalid_parameter", (method, path)
+    assert ok(wq.get("/queues/find", params={"name": "jobs"}))["name"] == "jobs"  # nothing was done
+    assert [q["name"] for q in ok(wq.get("/queues"))] == ["jobs"]
+
+
 # -- the dashboard's API --
 
 

@@ -105,3 +105,82 @@ def test_every_documented_extra_passes(client: httpx.Client, queue: dict[str, An
     assert r.status_code == 200, r.text
     assert client.delete(f"/messages/{m['id']}", params=token).status_code == 200
     assert client.get(f"/queues/{queue['id']}/messages", params={"size": 5, "after": 0}).status_code == 200
+
+
+def test_a_body_and_a_batch_together_contradict(client: httpx.Client, queue: dict[str, Any]) -> None:
+    r = client.post("/messages", json={"queue_name": queue["name"], "messages": [{"body": "a"}], "body": "b"})
+    assert "body and messages are both given: give only one" in assert_error(r, 400, "invalid_parameter")
+    assert client.get(f"/queues/{queue['id']}/messages").json() == []  # neither was stored
+
+
+def test_a_parameter_in_the_query_string_and_the_body_must_agree(client: httpx.Client) -> None:
+    query, body = unique(), unique()
+    r = client.post("/queues", params={"name": query}, json={"name": body})
+    message = assert_error(r, 400, "invalid_parameter")
+    assert "name is given in both the query string and the body, with different values" in message
+    for name in (query, body):
+        assert client.get("/queues/find", params={"name": name}).status_code == 404  # neither was made
+    r = client.post("/queues", params={"name": query}, data={"name": body}, headers=FORM_AUTH)
+    assert "name is given in both" in assert_error(r, 400, "invalid_parameter")
+    # The same value twice says nothing new: taken (a JSON integer matches its digits too).
+    r = client.post("/queues", params={"name": query, "delay_seconds": "5"}, json={"name": query, "delay_seconds": 5})
+    assert (r.status_code, r.json()["delay_seconds"]) == (200, 5), r.text
+    r = client.post("/messages", params={"queue_name": query}, json={"queue_name": query, "body": "x"})
+    assert r.status_code == 200, r.text
+
+
+def test_a_repeated_query_parameter_is_refused(client: httpx.Client, queue: dict[str, Any]) -> None:
+    r = client.get("/messages/consume?" + f"queue_name={queue['name']}&wait_time=0&size=1&size=2")
+    message = assert_error(r, 400, "invalid_parameter")
+    assert "size is given more than once in the query string: give each once" in message, message
+    r = client.get(f"/queues/{queue['id']}/messages?size=1&after=0&size=1&after=0")
+    assert "after, size are given more than once" in assert_error(r, 400, "invalid_parameter")
+    form = {"content-type": "application/x-www-form-urlencoded", **FORM_AUTH}
+    r = client.post("/queues", content=b"name=a&name=b", headers=form)
+    assert "name is given more than once in the form body" in assert_error(r, 400, "invalid_parameter")
+
+
+def test_a_missing_name_is_said_to_be_required(client: httpx.Client) -> None:
+    for kwargs in ({}, {"json": {}}, {"json": {"name": None}}, {"json": {"name": ""}}, {"params": {"name": ""}}):
+        assert assert_error(client.post("/queues", **kwargs), 400, "invalid_parameter") == "name is required"
+    message = assert_error(client.post("/queues", json={"name": "no spaces"}), 400, "invalid_parameter")
+    assert message.startswith("name must be 1-80 characters")
+
+
+def test_an_empty_reservation_token_is_no_token(client: httpx.Client, queue: dict[str, Any]) -> None:
+    m = receive(client, queue)
+    r = client.delete(f"/messages/{m['id']}?reservation_token=")
+    assert "reservation_token is empty" in assert_error(r, 400, "invalid_parameter")
+    r = client.post("/messages/delete", json={"messages": [{"id": m["id"], "reservation_token": ""}]})
+    assert "reservation_token is empty" in assert_error(r, 400, "invalid_parameter")
+    r = client.post(f"/messages/{m['id']}/visibility", json={"reservation_token": "", "visibility_timeout": 0})
+    assert "reservation_token is empty" in assert_error(r, 400, "invalid_parameter")
+    peeked = client.get(f"/queues/{queue['id']}/messages").json()
+    assert [(p["id"], p["state"]) for p in peeked] == [(m["id"], "in_flight")]  # still there, still held
+    assert client.delete(f"/messages/{m['id']}").status_code == 200  # no token at all: unconditional
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999", "9223372036854775808", "-99999999999999999999",
+                                   "9" * 5000])
+def test_an_over_large_integer_is_said_to_be_out_of_range(client: httpx.Client, value: str) -> None:
+    r = client.get("/queues/find", params={"id": value})
+    message = assert_error(r, 400, "invalid_parameter")
+    assert message.startswith("id must be between 1 and 9223372036854775807, not "), message
+
+
+def test_an_over_large_json_integer_is_said_to_be_out_of_range(client: httpx.Client) -> None:
+    r = client.post("/queues", content=b'{"name":"big","delay_seconds":99999999999999999999}',
+                    headers={"content-type": "application/json"})
+    assert "delay_seconds must be between 0 and 900" in assert_error(r, 400, "invalid_parameter")
+
+
+def test_leading_zeros_are_still_an_integer(client: httpx.Client, queue: dict[str, Any]) -> None:
+    r = client.get("/queues/find", params={"id": "0" * 30 + str(queue["id"])})
+    assert r.status_code == 200 and r.json()["name"] == queue["name"], r.text
+
+
+def test_a_blank_query_parameter_is_still_a_parameter(client: httpx.Client, queue: dict[str, Any]) -> None:
+    r = client.get("/queues?sise=")
+    assert "unknown parameter 'sise'" in assert_error(r, 400, "invalid_parameter")
+    r = client.get(f"/queues/{queue['id']}/messages?size=&after=")  # blank: the defaults
+    assert r.status_code == 200, r.text

@@ -16,7 +16,10 @@ QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,75}\.fifo|[A-Za-z0-9_-]{1,80}")
 
 
 def queue_name(value: object, field_name: str = "name") -> str:
+    """A queue's name; missing (None or blank) is ``required``, as any missing parameter."""
     if not isinstance(value, str) or not QUEUE_NAME.fullmatch(value):
+        if value is None or value == "":
+            raise InvalidParameter(f"{field_name} is required")
         raise InvalidParameter(
             f"{field_name} must be 1-80 characters of letters, digits, '-' and '_'"
             " (a '.fifo' suffix allowed)"

@@ -9,7 +9,9 @@ checks the document with a validator and against ``RestApi.routes()``, and
 Every parameter may come in the query string, a JSON object body or a form
 body (a form only with an ``Authorization`` header); the document lists them
 where a client would usually put them: in the query string of a GET or DELETE,
-in the body (JSON or form) of a POST. Every operation but the health checks and
+in the body (JSON or form) of a POST. A parameter is given once: repeated in the
+query string or a form it is refused, and in both the query string and the body
+only with the same value. Every operation but the health checks and
 this document takes the ``bearer`` security scheme (an API key), needed once
 any key exists.
 """
@@ -155,7 +157,8 @@ def _schemas() -> dict[str, Schema]:
 BODY: Schema = {"type": "string", "minLength": 1, "description": "UTF-8, up to the queue's max_message_size bytes;"
                 " no NUL character"}
 DELAY = integer(0, MAX_DELAY, description="seconds before it can be received (default: the queue's)")
-TOKEN: Schema = {"type": "string", "description": "the reservation_token of the receive that holds the message"}
+TOKEN: Schema = {"type": "string", "minLength": 1,
+                 "description": "the reservation_token of the receive that holds the message"}
 QUEUE_REF = {
     "queue_id": QUEUE_ID | {"description": "the queue's id (or give queue_name)"},
     "queue_name": NAME | {"description": "the queue's name (or give queue_id)"},
@@ -187,8 +190,8 @@ def body(properties: dict[str, Schema], required: tuple[str, ...] = (), *, neede
             out["required"] = list(required)
         if any_of:
             out["anyOf"] = any_of
-        if json_only and names == list(properties):  # the JSON form: a body or a batch
-            out["allOf"] = [{"anyOf": [{"required": ["body"]}, {"required": list(json_only)}]}]
+        if json_only and names == list(properties):  # the JSON form: a body or a batch, not both
+            out["allOf"] = [{"oneOf": [{"required": ["body"]}, {"required": list(json_only)}]}]
         elif json_only:
             out["required"] = ["body"]
         return out
@@ -196,7 +199,7 @@ def body(properties: dict[str, Schema], required: tuple[str, ...] = (), *, neede
     return {
         "required": needed,
         "description": "JSON object or form fields (a form only with an Authorization header); the query"
-                       " string is read too, the body overlays it",
+                       " string is read too: a parameter in both must have the same value in both",
         "content": {JSON: {"schema": schema(list(properties))},
                     FORM: {"schema": schema([name for name in properties if name not in json_only])}},
     }
@@ -207,7 +210,7 @@ def _send_body() -> Schema:
     properties: dict[str, Schema] = {
         **QUEUE_REF, "body": BODY, "delay_seconds": DELAY,
         "messages": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH, "items": one,
-                     "description": "a batch, stored in one transaction (JSON only)"},
+                     "description": "a batch, stored in one transaction (JSON only; not with body)"},
     }
     refs: list[Schema] = [{"required": ["queue_id"]}, {"required": ["queue_name"]}]
     return body(properties, any_of=refs, json_only=("messages",))
@@ -217,7 +220,8 @@ def _send_body() -> Schema:
 
 ERRORS = {
     400: "bad request: malformed JSON or form, a missing parameter, one that is not an integer or"
-         " out of bounds, a bad queue name",
+         " out of bounds, a bad queue name, one the operation does not take, one given twice (repeated,"
+         " or with different values in the query string and the body), two that contradict each other",
     401: "authentication is on and the request has no API key, or an unknown or revoked one",
     403: "the key lacks the scope or does not reach the queue; refused by the door (a foreign Host,"
          " a state change from another origin, or a form or text/plain body without an Authorization header);"

@@ -256,6 +256,8 @@ class RestApi:
             await self.reach(grant, WRITE, ref)
         delay = optional_integer(p, "delay_seconds", 0, MAX_DELAY)
         if "messages" in p:
+            if "body" in p:  # with a batch too: which was meant?
+                one_of(p, "body", "messages")
             batch = p["messages"]
             if not isinstance(batch, list) or not 1 <= len(batch) <= MAX_BATCH:
                 raise InvalidParameter(f"messages must be a list of 1 to {MAX_BATCH} messages")
@@ -352,12 +354,18 @@ def new_message(item: object, delay: int | None) -> NewMessage:
 
 
 def reservation_token(params: Params, required: bool = True) -> str | None:
-    """A message's token as given (blank: none). The broker's own never hold NUL,
-    which PostgreSQL cannot even compare (it answered such a token with a 500)."""
+    """A message's token as given; None when left out (or null). An empty one is refused,
+    not taken for none: without a token a delete checks nothing. The broker's own never
+    hold NUL, which PostgreSQL cannot even compare (it answered such a token with a 500)."""
     value = string(params, wire.TOKEN, required)
-    if value and "\x00" in value:
+    if value is None:
+        return None
+    if not value:
+        leave_out = "" if required else ", or leave it out to delete the message whoever holds it"
+        raise InvalidParameter(f"{wire.TOKEN} is empty: give the one the consume returned{leave_out}")
+    if "\x00" in value:
         raise InvalidParameter(f"{wire.TOKEN} must not contain the NUL character")
-    return value or None
+    return value
 
 
 def delete_entry(item: object) -> tuple[int, str | None]:

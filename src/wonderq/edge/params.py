@@ -11,7 +11,9 @@ from collections.abc import Collection, Mapping
 
 from wonderq.errors import InvalidParameter
 
-INTEGER = re.compile(r"\s*-?[0-9]{1,19}\s*")
+INTEGER = re.compile(r"\s*-?[0-9]{1,19}\s*")  # every bound fits in 19 digits; more: long_integer
+DIGITS = re.compile(r"-?[0-9]+")
+BEYOND_INT64 = 2**63  # past it orjson gives a JSON integer as a float
 Params = Mapping[str, object]
 
 
@@ -31,14 +33,31 @@ def optional_integer(params: Params, name: str, low: int, high: int) -> int | No
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, int | str):
+        if isinstance(value, float) and value.is_integer() and abs(value) >= BEYOND_INT64:
+            raise outside(name, low, high, f"{value:g}")  # 99999999999999999999 in JSON: 1e+20
         raise InvalidParameter(f"{name} must be an integer")
     if isinstance(value, str):
-        if not INTEGER.fullmatch(value):
-            raise InvalidParameter(f"{name} must be an integer, not {value!r}")
-        value = int(value)
+        value = int(value) if INTEGER.fullmatch(value) else long_integer(value, name, low, high)
     if not low <= value <= high:
-        raise InvalidParameter(f"{name} must be between {low} and {high}, not {value}")
+        raise outside(name, low, high, str(value))
     return value
+
+
+def long_integer(value: str, name: str, low: int, high: int) -> int:
+    """An integer of more than 19 digits (leading zeros, or past every bound), else not one.
+    Past every bound it is refused unread: int() is slow on long text, and refuses 4,300 digits."""
+    text = value.strip()
+    if not DIGITS.fullmatch(text):
+        raise InvalidParameter(f"{name} must be an integer, not {value!r}")
+    sign = "-" if text.startswith("-") else ""
+    digits = text.lstrip("-").lstrip("0") or "0"
+    if len(digits) > 19:
+        raise outside(name, low, high, sign + digits)
+    return int(sign + digits)
+
+
+def outside(name: str, low: int, high: int, value: str) -> InvalidParameter:
+    return InvalidParameter(f"{name} must be between {low} and {high}, not {value}")
 
 
 def string(params: Params, name: str, required: bool = True) -> str | None:

@@ -3,6 +3,7 @@ the whole body, and parameters parsed on first use."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import TypedDict
@@ -10,7 +11,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from wonderq.errors import BadRequest, PayloadTooLarge, Unavailable
+from wonderq.errors import BadRequest, InvalidParameter, PayloadTooLarge, Unavailable
 from wonderq.settings import MAX_REQUEST_BYTES
 
 # The ASGI callables, typed as far as this edge relies on them.
@@ -52,17 +53,23 @@ class Request:
 
     @property
     def params(self) -> Params:
-        """Query string, overlaid by a JSON object or form body."""
+        """The query string's parameters and a JSON object or form body's, together.
+        A name repeated in either is refused (:func:`form`); one in both must have the
+        same value in both (a JSON number may match its digits): the same value twice
+        says nothing new, but different values contradict each other, and neither may
+        silently win. Only a request with both a query string and a body pays for that."""
         if self._params is None:
-            params: Params = form(self.query, "query string") if self.query else {}
-            if self.body:
-                params.update(self._parse_body())
-            self._params = params
+            if not self.body:
+                self._params = form(self.query, "query string") if self.query else {}
+            elif not self.query:
+                self._params = self._parse_body()
+            else:
+                self._params = merged(form(self.query, "query string"), self._parse_body())
         return self._params
 
     def _parse_body(self) -> Params:
         if self.body[:1] != b"{" and self.is_form():  # a JSON object needs no header lookup
-            return form(self.body, "form body")
+            return form(self.body, "form body", blanks=False)
         try:
             value = orjson.loads(self.body)
         except orjson.JSONDecodeError:
@@ -86,12 +93,37 @@ def first_values(headers: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
     return dict(reversed(headers))
 
 
-def form(data: bytes, where: str) -> Params:
-    """``a=1&b=2``, percent-decoded as UTF-8; invalid UTF-8 is refused, not replaced."""
+def form(data: bytes, where: str, blanks: bool = True) -> Params:
+    """``a=1&b=2``, percent-decoded as UTF-8; invalid UTF-8 is refused, not replaced,
+    and so is a name given more than once (``size=1&size=2``: which one was meant?).
+    A blank value (``a=``) is kept as ``""`` when ``blanks`` (a query string: the checks
+    say what blank means, mostly "not given", and a name nothing takes is refused even
+    blank); a form body drops it, as a form sends every field, filled in or not (and
+    SQS's Query protocol sends an empty list as ``Entries=``)."""
     try:
-        return dict(parse_qsl(data.decode("utf-8"), errors="strict"))
+        pairs = parse_qsl(data.decode("utf-8"), keep_blank_values=blanks, errors="strict")
     except UnicodeDecodeError:
         raise BadRequest(f"the {where} is not valid UTF-8") from None
+    params: Params = dict(pairs)
+    if len(params) != len(pairs):  # a repeat: rare, so found out only then
+        repeated = sorted(name for name, n in Counter(name for name, _ in pairs).items() if n > 1)
+        said = f"{repeated[0]} is" if len(repeated) == 1 else f"{', '.join(repeated)} are"
+        raise InvalidParameter(f"{said} given more than once in the {where}: give each once")
+    return params
+
+
+def merged(query: Params, body: Params) -> Params:
+    """The body's parameters and the query string's; a name in both must mean the same."""
+    for name in query.keys() & body.keys():
+        if not same(query[name], body[name]):
+            raise InvalidParameter(f"{name} is given in both the query string and the body, with different"
+                                   " values: give it once")
+    return query | body
+
+
+def same(text: object, value: object) -> bool:
+    """A query string's ``text`` says ``value``: equal, or the digits of a JSON integer."""
+    return text == value or (type(value) is int and text == str(value))
 
 
 class Budget:

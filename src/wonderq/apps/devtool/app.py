@@ -92,20 +92,22 @@ class DevTool:
         self._own: AsyncClient | None = None  # the sampler's, with the dev tool's key
         self._sampler: Sampler | None = None
         self._task: asyncio.Task[None] | None = None
+        # Each route names the parameters it takes, and any other is refused, as the broker
+        # does; the page and its files read none, and take what a link or browser adds.
         self.routes: list[Route] = [
-            Route("GET", "/queues", self.list_queues),
-            Route("GET", "/queues/{queue}", self.show_queue),
+            Route("GET", "/queues", self.list_queues, params=()),
+            Route("GET", "/queues/{queue}", self.show_queue, params=("size", "after")),
             Route("GET", "/", self.index),
             Route("GET", "/static/{file}", self.asset),
-            Route("GET", "/api/overview", self.overview),
+            Route("GET", "/api/overview", self.overview, params=("since", "queue", "window")),
             Route("POST", "/login", self.login, params=("key",)),
             Route("POST", "/logout", self.logout, params=()),
-            Route("POST", "/api/queues", self.create_queue),
-            Route("POST", "/api/queues/{queue}/messages", self.send),
-            Route("POST", "/api/queues/{queue}/purge", self.purge),
-            Route("POST", "/api/queues/{queue}/move", self.move),
-            Route("DELETE", "/api/queues/{queue}", self.delete_queue),
-            Route("DELETE", "/api/messages/{message}", self.delete_message),
+            Route("POST", "/api/queues", self.create_queue, params=("name", *ATTRIBUTES)),
+            Route("POST", "/api/queues/{queue}/messages", self.send, params=("body", "delay_seconds")),
+            Route("POST", "/api/queues/{queue}/purge", self.purge, params=()),
+            Route("POST", "/api/queues/{queue}/move", self.move, params=()),
+            Route("DELETE", "/api/queues/{queue}", self.delete_queue, params=()),
+            Route("DELETE", "/api/messages/{message}", self.delete_message, params=()),
         ]
 
     @contextlib.asynccontextmanager
