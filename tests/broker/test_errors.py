@@ -577,7 +577,8 @@ def test_head_on_the_health_checks(client: httpx.Client, url: str) -> None:
 def test_405_says_what_is_allowed(client: httpx.Client) -> None:
     r = client.post("/healthz")
     assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
-    assert client.put("/queues").headers["allow"] == "GET, POST"
+    assert client.put("/queues").headers["allow"] == "GET, HEAD, POST"
+    assert client.head("/queues").status_code == 200  # HEAD wherever a GET changes nothing
 
 
 @pytest.mark.parametrize("token", ["\x00", "a\x00b"])

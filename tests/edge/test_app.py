@@ -96,6 +96,17 @@ async def test_405_names_the_allowed_methods() -> None:
     app = make_app([])
     async with app.running(), client(app) as c:
         r = await c.delete("/hello")
+        assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
+
+
+async def test_head_takes_a_get_route_that_changes_nothing() -> None:
+    async def claim(req: Request) -> Response:
+        raise AssertionError("a HEAD must not run a route that changes state")
+
+    app = App([Api([Route("GET", "/hello/{name}", hello), Route("GET", "/claim", claim, changes_state=True)])])
+    async with app.running(), client(app) as c:
+        assert (await c.head("/hello/ann")).status_code == 200
+        r = await c.head("/claim")
         assert r.status_code == 405 and r.headers["allow"] == "GET"
 
 

@@ -58,6 +58,11 @@ def test_a_foreign_origin_cannot_change_state(broker: httpx.Client) -> None:
     assert broker.post("/queues/q/purge", headers={"Origin": "https://ops.example"}).status_code == 200
     # reads are not state changes (and a rebinding page is stopped by its Host)
     assert broker.get("/queues", headers={"Origin": EVIL}).status_code == 200
+    # but a consume is, though a GET: a page could claim messages (and dead-letter them) unseen
+    forbidden(broker.get("/messages/consume", params={"queue_name": "q"}, headers={"Origin": EVIL}))
+    forbidden(broker.get("/messages/consume", params={"queue_name": "q"}, headers={"Sec-Fetch-Site": "cross-site"}))
+    assert broker.head("/messages/consume", params={"queue_name": "q"}).status_code == 405  # no HEAD that claims
+    assert broker.get("/messages/consume", params={"queue_name": "q", "wait_time": 0}).status_code == 200
 
 
 def test_cross_site_fetch_metadata_without_origin_is_refused(broker: httpx.Client) -> None:
@@ -135,6 +140,9 @@ def test_json_bodies_pass_as_sent_and_page_types_do_not() -> None:
     for content_type in PAGE_TYPES:
         with pytest.raises(Unsigned):
             guard.check_change(request(**{"content-type": content_type}))
+    with pytest.raises(Unsigned, match=r"^a body of type multipart/form-data may change state") as refused:
+        guard.check_change(request(**{"content-type": "Multipart/Form-Data; boundary=----1eb767ff08eeb114"}))
+    assert "1eb767ff08eeb114" not in refused.value.message  # the media type, not its parameters
 
 
 PAGE_TYPES = ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/plain;charset=UTF-8"]

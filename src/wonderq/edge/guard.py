@@ -81,8 +81,9 @@ class BrowserGuard:
         content_type = request.header(b"content-type")
         if content_type is None or content_type in PREFLIGHTED or request.header(b"authorization") is not None:
             return
-        if content_type.split(b";", 1)[0].strip().lower() in SIMPLE_TYPES:
-            raise Unsigned(f"a {content_type.decode('latin-1')} body may change state here only with an"
+        media = content_type.split(b";", 1)[0].strip().lower()  # without its parameters (a boundary)
+        if media in SIMPLE_TYPES:
+            raise Unsigned(f"a body of type {media.decode('latin-1')} may change state here only with an"
                             " Authorization header (a web page can send one cross-site); send JSON"
                             " (Content-Type: application/json)")
 

@@ -93,14 +93,23 @@ class Api:
         object.__setattr__(self, "index", index)
 
     def find(self, request: Request, parts: list[str]) -> Route | None:
-        """The route for this request, its placeholders into ``request.args``."""
+        """The route for this request, its placeholders into ``request.args``. HEAD with no
+        route of its own takes GET's, if that changes nothing (the connection drops the body):
+        HTTP asks every server for HEAD wherever GET is, and ``curl -I`` should not be a 405."""
         for route in self.index.get((request.method, len(parts)), ()):
             if (args := route.match(parts)) is not None and (route.when is None or route.when(request)):
                 request.args = args
                 return route
+        if request.method == "HEAD":
+            for route in self.index.get(("GET", len(parts)), ()):
+                if not route.changes_state and route.when is None and (args := route.match(parts)) is not None:
+                    request.args = args
+                    return route
         return None
 
     def allowed(self, parts: list[str]) -> set[str]:
         """The methods some route takes on this path (for a 405's ``Allow``). A
         route with a condition does not count: it claims only what it is told by."""
-        return {route.method for route in self.routes if route.when is None and route.match(parts) is not None}
+        routes = [route for route in self.routes if route.when is None and route.match(parts) is not None]
+        heads = {"HEAD" for route in routes if route.method == "GET" and not route.changes_state}
+        return {route.method for route in routes} | heads
