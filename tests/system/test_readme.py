@@ -4,15 +4,20 @@ order against a fresh ``wonderq up`` and print what it says they print.
 What runs: every ``$ command`` line of the README's ``sh`` blocks (a trailing ``\\``
 continues it), and the plain ``curl`` lines of blocks without ``$`` (the first
 screen's; a streaming ``curl -sN`` is left running a moment, then hung up, as a
-reader would with Ctrl-C). The servers the README starts (``make run``, ``wonderq
-broker …`` without a ``$``) are this test's ``wonderq up``, on free ports: the
-README's ports are mapped onto them, and ``$ . .venv-run/bin/activate`` is this
-interpreter's ``bin`` first on ``PATH``.
+reader would with Ctrl-C), in one shell's environment: what a command exports
+(``export WONDERQ_API_KEY=…``) or unsets, the next ones see. After a command that
+makes or revokes an API key it waits as long as a broker takes to see that (about a
+second), as a reader typing the next command does. The servers the README starts
+(``make run``, ``wonderq broker …`` without a ``$``) are this test's ``wonderq up``,
+on free ports: the README's ports are mapped onto them, and
+``$ . .venv-run/bin/activate`` is this interpreter's ``bin`` first on ``PATH``. Once all
+have run, the broker must take a request without a key, as the examples the test
+cannot run (boto3's, the dashboard) expect.
 
 What is checked: the lines after a ``$ command`` (stdout and stderr, as a terminal
 shows them), compared without whitespace (tables, wrapped JSON). ``…`` stands for
-anything; times, ``message_id``s and tokens match any of their kind, and a token a
-later command quotes is replaced by the one this run received.
+anything; times, ``message_id``s, tokens and API key ids match any of their kind, and a
+token or key id a later command quotes is replaced by the one this run received.
 """
 
 from __future__ import annotations
@@ -31,11 +36,16 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
+from wonderq.broker.keys import RELOAD_SECONDS
 
 README = Path(__file__).parents[2] / "README.md"
 BLOCK = re.compile(r"^```sh\n(.*?)^```", re.MULTILINE | re.DOTALL)
 TOKEN = r"[0-9a-f]{16}-\d+"
-VARYING = re.compile(rf"(…)|({TOKEN})|([0-9a-f]{{8}}-[0-9a-f-]{{27}})|(\d{{4}}-\d\d-\d\dT[\d:.]+Z)")
+KEY_ID = r"(?<![0-9A-Za-z])[0-9a-f]{16}(?![0-9A-Za-z-])"  # wq_<id>_…, "key <id>", a table's column
+VARYING = re.compile(rf"(…)|({TOKEN}|{KEY_ID})|([0-9a-f]{{8}}-[0-9a-f-]{{27}})|(\d{{4}}-\d\d-\d\d[T ][\d:.]+Z)")
+KEYS_CHANGE = re.compile(r"\bwonderq keys (create|revoke)\b")
+KEYS_SEEN = RELOAD_SECONDS + 0.5  # a running broker sees a key change within this
+SHELLS_OWN = frozenset({"_", "SHLVL", "PWD", "OLDPWD"})  # what bash sets itself, not the README
 PORTS = {"3213": "broker", "3210": "dev", "3000": "user", "3313": "spare"}
 
 
@@ -62,22 +72,27 @@ def examples(text: str) -> list[Example]:
     return found
 
 
+def squeezed(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
 def pattern(expected: str) -> tuple[re.Pattern[str], dict[str, str]]:
-    """A regex for the expected output (whitespace removed), and {group: the README's token}."""
+    """A regex for the expected output (whitespace removed), and {group: the README's token
+    or key id}. The varying parts are found before whitespace is removed, where a key id
+    still stands apart from the words around it."""
     parts, tokens, at = [], {}, 0
-    squeezed = re.sub(r"\s+", "", expected)
-    for m in VARYING.finditer(squeezed):
-        parts.append(re.escape(squeezed[at:m.start()]))
+    for m in VARYING.finditer(expected):
+        parts.append(re.escape(squeezed(expected[at:m.start()])))
         if m.group(1):
             parts.append(".*?")
         elif m.group(2):
             name = f"t{len(tokens)}"
             tokens[name] = m.group(2)
-            parts.append(f"(?P<{name}>{TOKEN})")
+            parts.append(f"(?P<{name}>{TOKEN})" if "-" in m.group(2) else f"(?P<{name}>[0-9a-f]{{16}})")
         else:
             parts.append(r"[0-9A-Za-z:.\-]+")
         at = m.end()
-    parts.append(re.escape(squeezed[at:]))
+    parts.append(re.escape(squeezed(expected[at:])))
     return re.compile("".join(parts), re.DOTALL), tokens
 
 
@@ -126,14 +141,22 @@ def localize(command: str, env: dict[str, str], tokens: dict[str, str]) -> str:
 
 
 def run(command: str, env: dict[str, str], cwd: Path) -> str:
+    """What the command prints; ``env`` becomes the environment it leaves, as a shell's."""
     if command.startswith("curl -sN"):  # a stream: watch it a moment, then hang up
         proc = subprocess.Popen(["bash", "-c", command], stdout=subprocess.DEVNULL, env=env, cwd=cwd)
         time.sleep(2)
         proc.send_signal(signal.SIGINT)
         proc.wait(10)
         return ""
-    done = subprocess.run(["bash", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, env=env, cwd=cwd, timeout=60, check=False)
+    after = cwd / "readme.env"
+    done = subprocess.run(["bash", "-c", f"{command}\nenv -0 > {after}"], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd, timeout=60, check=False)
+    left = dict(item.split("=", 1) for item in after.read_text().split("\0") if "=" in item)
+    for name in env.keys() - left.keys() - SHELLS_OWN:
+        del env[name]  # unset
+    env |= {name: value for name, value in left.items() if name not in SHELLS_OWN}
+    if KEYS_CHANGE.search(command):
+        time.sleep(KEYS_SEEN)
     return done.stdout
 
 
@@ -148,9 +171,14 @@ def test_the_readme_examples_in_order(up: dict[str, str], tmp_path: Path) -> Non
         if example.output is None:
             continue
         regex, theirs = pattern(example.output)
-        match = regex.fullmatch(re.sub(r"\s+", "", got))
+        match = regex.fullmatch(squeezed(got))
         assert match, f"$ {example.command}\nprinted:\n{got}\nthe README says:\n{example.output}"
         tokens |= {readme: match.group(name) for name, readme in theirs.items()}
+    # What it does not run needs no key either (boto3 and the others, "any credentials"; the
+    # dashboard): the README leaves no key behind, in the shell or the database.
+    assert "WONDERQ_API_KEY" not in up
+    r = httpx.get(f"http://127.0.0.1:{up['port_3213']}/queues", timeout=10)
+    assert r.status_code == 200, r.text
 
 
 def test_the_readme_links_only_what_a_clone_has() -> None:
