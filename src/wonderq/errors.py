@@ -122,6 +122,7 @@ class QueueExists(Conflict):
 
 class StaleToken(Conflict):
     code = "stale_token"
+    elsewhere = False  # the message is in another queue than the one named (backends/rules.refusal)
 
 
 class PayloadTooLarge(WonderQError):

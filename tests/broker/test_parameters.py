@@ -147,9 +147,12 @@ def test_a_missing_name_is_said_to_be_required(client: httpx.Client) -> None:
     assert message.startswith("name must be 1-80 characters")
 
 
-def test_an_empty_reservation_token_is_no_token(client: httpx.Client, queue: dict[str, Any]) -> None:
+def test_an_empty_reservation_token_is_refused_not_taken_for_none(client: httpx.Client, queue: dict[str, Any]) -> None:
     m = receive(client, queue)
     r = client.delete(f"/messages/{m['id']}?reservation_token=")
+    assert "reservation_token is empty" in assert_error(r, 400, "invalid_parameter")
+    form = {"Content-Type": "application/x-www-form-urlencoded", "Authorization": "Bearer x"}  # a form needs one
+    r = client.request("DELETE", f"/messages/{m['id']}", content=b"reservation_token=", headers=form)
     assert "reservation_token is empty" in assert_error(r, 400, "invalid_parameter")
     r = client.post("/messages/delete", json={"messages": [{"id": m["id"], "reservation_token": ""}]})
     assert "reservation_token is empty" in assert_error(r, 400, "invalid_parameter")

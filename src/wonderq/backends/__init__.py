@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from wonderq.settings import Settings
 
 
+class BadDatabaseUrl(ValueError):
+    """A database URL no backend can use: an unknown scheme, or one its driver cannot parse."""
+
+
 def backend_for(settings: Settings, clock: Clock | None = None) -> Backend:
     """The backend for ``settings.db`` (not opened yet); import only the one chosen."""
     url, clock = settings.db, clock or Clock()
@@ -29,7 +33,7 @@ def backend_for(settings: Settings, clock: Clock | None = None) -> Backend:
         from wonderq.backends.postgres import PostgresBackend
 
         return PostgresBackend(url, settings, clock)
-    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path or postgresql://…")
+    raise BadDatabaseUrl(f"unsupported database URL {url!r}: use sqlite:///path or postgresql://…")
 
 
 def sqlite_path(url: str) -> str:

@@ -120,9 +120,9 @@ def refusal(message_id: int, found_in: int | None, queue_id: int | None = None) 
     message of another queue (its token holds nothing in this one), or a stale token."""
     if found_in is None:
         return MessageNotFound(f"message {message_id} does not exist")
-    if queue_id is not None and found_in != queue_id:
-        return StaleToken(f"message {message_id} is not in queue {queue_id}")
-    return StaleToken(f"the token is not message {message_id}'s current receipt token")
+    stale = StaleToken(f"the token is not message {message_id}'s current receipt token")
+    stale.elsewhere = queue_id is not None and found_in != queue_id  # said alike: where it is is not told
+    return stale
 
 
 def too_many_queues(name: str, count: int, cap: int, taken: bool) -> WonderQError:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from wonderq.backends import backend_for, sqlite_path
+from wonderq.backends import BadDatabaseUrl, backend_for, sqlite_path
 from wonderq.backends.base import Backend
 from wonderq.broker import keys
 from wonderq.broker.access import SCOPES, queue_patterns
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         action = list_keys(args.json) if args.action == "list" else revoker(args.id)
     try:
         db = backend_for(settings)
-    except ValueError as exc:  # a scheme no backend has
+    except BadDatabaseUrl as exc:  # a scheme no backend has
         raise UsageError(unsupported(exc, settings.db)) from None
     try:
         return asyncio.run(on_database(db, action))
@@ -95,7 +95,7 @@ def where(settings: Settings) -> str:
 async def on_database(db: Backend, action: Callable[[Backend], Awaitable[T]]) -> T:
     try:
         await db.open()
-    except ValueError as exc:  # a URL the backend cannot parse
+    except BadDatabaseUrl as exc:  # a URL the backend cannot parse
         raise UsageError(invalid_url(exc)) from exc
     try:
         return await action(db)

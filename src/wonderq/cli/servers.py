@@ -183,12 +183,10 @@ def app_command(service: Service) -> Run:
 def bad_setting(exc: CannotStart, service: Service) -> str | None:
     """A startup that failed on a setting rather than on the world: the broker's database URL,
     which the backend parses as it opens it (a port that is no number, say)."""
-    from wonderq.broker.sqs.signatures import CredentialsError
+    from wonderq.backends import BadDatabaseUrl
 
     cause = exc.__cause__
-    if service.verb == "broker" and isinstance(cause, ValueError) and not isinstance(cause, CredentialsError):
-        return invalid_url(cause)
-    return None
+    return invalid_url(cause) if isinstance(cause, BadDatabaseUrl) else None
 
 
 def why_not(exc: CannotStart, settings: Settings, service: Service, under_up: bool) -> tuple[str, str]:

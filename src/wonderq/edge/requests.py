@@ -69,7 +69,7 @@ class Request:
 
     def _parse_body(self) -> Params:
         if self.body[:1] != b"{" and self.is_form():  # a JSON object needs no header lookup
-            return form(self.body, "form body", blanks=False)
+            return form(self.body, "form body")
         try:
             value = orjson.loads(self.body)
         except orjson.JSONDecodeError:
@@ -93,15 +93,15 @@ def first_values(headers: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
     return dict(reversed(headers))
 
 
-def form(data: bytes, where: str, blanks: bool = True) -> Params:
+def form(data: bytes, where: str) -> Params:
     """``a=1&b=2``, percent-decoded as UTF-8; invalid UTF-8 is refused, not replaced,
     and so is a name given more than once (``size=1&size=2``: which one was meant?).
-    A blank value (``a=``) is kept as ``""`` when ``blanks`` (a query string: the checks
-    say what blank means, mostly "not given", and a name nothing takes is refused even
-    blank); a form body drops it, as a form sends every field, filled in or not (and
-    SQS's Query protocol sends an empty list as ``Entries=``)."""
+    A blank value (``a=``) is kept as ``""``: each check says what blank means (mostly
+    "not given"; an empty ``reservation_token`` is refused), and a name nothing takes is
+    refused even blank. (SQS's Query protocol sends an empty list as ``Entries=``: its
+    module drops blank values itself.)"""
     try:
-        pairs = parse_qsl(data.decode("utf-8"), keep_blank_values=blanks, errors="strict")
+        pairs = parse_qsl(data.decode("utf-8"), keep_blank_values=True, errors="strict")
     except UnicodeDecodeError:
         raise BadRequest(f"the {where} is not valid UTF-8") from None
     params: Params = dict(pairs)

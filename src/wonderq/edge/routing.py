@@ -39,6 +39,11 @@ class Route:
         if self.params is not None:
             object.__setattr__(self, "params", frozenset(self.params))
 
+    @property
+    def serves_head(self) -> bool:
+        """A HEAD with no route of its own may take this one: a GET that changes nothing."""
+        return self.method == "GET" and not self.changes_state and self.when is None
+
     def match(self, parts: list[str]) -> dict[str, str] | None:
         """The placeholders' values if the path matches, else None."""
         if self.literal is not None:
@@ -71,7 +76,10 @@ def form_field(name: str) -> Condition:
     def has_field(request: Request) -> bool:
         if not (request.query or request.is_form()):
             return False
-        return name in request.params
+        try:
+            return name in request.params
+        except WonderQError:  # a field repeated, say: the route's API says so, in its own format
+            return name.encode() in request.query or name.encode() in request.body
 
     return has_field
 
@@ -102,7 +110,7 @@ class Api:
                 return route
         if request.method == "HEAD":
             for route in self.index.get(("GET", len(parts)), ()):
-                if not route.changes_state and route.when is None and (args := route.match(parts)) is not None:
+                if route.serves_head and (args := route.match(parts)) is not None:
                     request.args = args
                     return route
         return None
@@ -111,5 +119,5 @@ class Api:
         """The methods some route takes on this path (for a 405's ``Allow``). A
         route with a condition does not count: it claims only what it is told by."""
         routes = [route for route in self.routes if route.when is None and route.match(parts) is not None]
-        heads = {"HEAD" for route in routes if route.method == "GET" and not route.changes_state}
+        heads = {"HEAD" for route in routes if route.serves_head}
         return {route.method for route in routes} | heads

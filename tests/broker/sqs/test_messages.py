@@ -52,7 +52,6 @@ def test_receipt_handles_are_new_on_every_receive_and_stale_ones_fail(sqs: Any, 
     sqs.delete_message(QueueUrl=url, ReceiptHandle=second)
 
 
-
 def test_a_handle_is_valid_only_on_its_own_queue(sqs: Any, url: str) -> None:
     """As on SQS: the QueueUrl must be the message's queue (it also keeps a key limited to
     some queues from deleting elsewhere with a handle it came by)."""
@@ -84,6 +83,7 @@ def test_a_handle_past_the_largest_id_is_invalid_not_an_internal_error(sqs: Any,
     changed = sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
         {"Id": "a", "ReceiptHandle": handle, "VisibilityTimeout": 0}])
     assert changed["Failed"][0]["Code"] == "ReceiptHandleIsInvalid" and changed["Failed"][0]["SenderFault"]
+
 
 def test_message_attributes_and_their_digests(sqs: Any, url: str) -> None:
     attributes = {

@@ -155,7 +155,6 @@ def test_tags(sqs: Any) -> None:
     assert "Tags" not in sqs.list_queue_tags(QueueUrl=url)
 
 
-
 @pytest.mark.parametrize("tags", [{"": "x"}, {f"k{i}": "v" for i in range(51)}, {"team": "v" * 257}])
 def test_a_create_with_bad_tags_makes_no_queue(sqs: Any, tags: dict[str, str]) -> None:
     name = unique("q")
@@ -166,6 +165,7 @@ def test_a_create_with_bad_tags_makes_no_queue(sqs: Any, tags: dict[str, str]) -
         sqs.get_queue_url(QueueName=name)
     url = sqs.create_queue(QueueName=name, tags={"team": "core"})["QueueUrl"]  # the retry gets its tags
     assert sqs.list_queue_tags(QueueUrl=url)["Tags"] == {"team": "core"}
+
 
 def test_permissions_are_kept_as_the_policy(sqs: Any) -> None:
     name = unique("q")

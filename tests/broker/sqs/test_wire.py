@@ -54,6 +54,18 @@ def test_query_success_and_error_shapes(client: httpx.Client) -> None:
     assert error.findtext("sqs:Type", namespaces=NS) == "Sender"
 
 
+def test_a_repeated_query_field_is_an_sqs_error_and_a_blank_one_none(client: httpx.Client) -> None:
+    """Refused in the Query protocol's own XML (routing reads the form to find the API);
+    a blank field is as if left out, as SQS's clients send an empty list (``Entries=``)."""
+    for r in (client.post("/", content=b"Action=ListQueues&Action=ListQueues", headers={**SIGNED, "Content-Type":
+                                                                                     "application/x-www-form-urlencoded"}),
+              client.get("/", params=[("Action", "ListQueues"), ("QueueNamePrefix", "a"), ("QueueNamePrefix", "b")])):
+        assert r.status_code == 400 and r.headers["content-type"].startswith("text/xml"), r.text
+        assert "more than once" in r.text
+    r = form(client, Action="ListQueues", QueueNamePrefix="")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/xml"), r.text
+
+
 def test_query_on_the_queue_path_and_by_get(client: httpx.Client) -> None:
     """curl users post to the queue URL, or put everything in a GET's query string."""
     name = unique("q")

@@ -24,7 +24,7 @@ from typing import TypeVar
 
 import asyncpg
 
-from wonderq.backends import rules
+from wonderq.backends import BadDatabaseUrl, rules
 from wonderq.backends.base import Backend
 from wonderq.backends.batching import AsyncOp, AsyncWrite, GroupCommit, deal, groups, joinable
 from wonderq.backends.postgres import keys, queries, queues, schema
@@ -71,10 +71,13 @@ class PostgresBackend(Backend):
     # -- life cycle ---------------------------------------------------------
 
     async def open(self) -> None:
-        self._pool = await asyncpg.create_pool(
-            self.url, min_size=1, max_size=self.settings.pool_size, timeout=5, command_timeout=60,
-            server_settings={"application_name": f"wonderq-{self.instance}"}, reset=keep_session,
-        )
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.url, min_size=1, max_size=self.settings.pool_size, timeout=5, command_timeout=60,
+                server_settings={"application_name": f"wonderq-{self.instance}"}, reset=keep_session,
+            )
+        except ValueError as exc:  # what asyncpg raises for a URL it cannot parse (a port that is no number)
+            raise BadDatabaseUrl(str(exc)) from exc
         async with self._pool.acquire() as conn:
             await schema.upgrade(conn)
         await self._listen()
@@ -113,7 +116,7 @@ class PostgresBackend(Backend):
                             await conn.execute("VACUUM wonderq.messages")
                             log.info("vacuumed %d dead message rows", dead)
                         finally:
-                            await conn.fetchval("SELECT pg_advisory_unlock($1)", VACUUM_LOCK)
+                            await unlock(conn, VACUUM_LOCK)
             except CONNECTION_ERRORS:
                 pass  # the database is away; requests report it
             except asyncpg.PostgresError:
@@ -171,8 +174,8 @@ class PostgresBackend(Backend):
     async def change_visibility(
         self, message_id: int, token: str, visibility_timeout: int, queue: QueueRef | None = None,
     ) -> Message:
-        timeout = visibility_timeout
-        return await self._write(lambda txn: queries.change_visibility(txn, message_id, token, timeout, queue))
+        return await self._write(
+            lambda txn: queries.change_visibility(txn, message_id, token, visibility_timeout, queue))
 
     async def peek(self, ref: QueueRef, size: int, after_id: int = 0) -> list[Message]:
         return await self._read(lambda conn: queries.peek(conn, ref, size, after_id))
@@ -296,6 +299,16 @@ class PostgresBackend(Backend):
                 return await fn(conn)
         except CONNECTION_ERRORS as exc:
             raise Unavailable(f"database unavailable: {exc}") from exc
+
+
+async def unlock(conn: asyncpg.Connection, key: int) -> None:
+    """Release a session's advisory lock; if that fails, end the session, which releases it
+    (a pooled connection is not reset: :func:`keep_session`)."""
+    try:
+        await conn.fetchval("SELECT pg_advisory_unlock($1)", key)
+    except BaseException:
+        conn.terminate()
+        raise
 
 
 async def keep_session(conn: asyncpg.Connection) -> None:

@@ -27,7 +27,7 @@ from wonderq.backends.postgres.queues import (
     resolve,
 )
 from wonderq.backends.rules import Deleted, Redrive, check_sizes, delays, missing, uuid4s
-from wonderq.errors import PayloadTooLarge, Unavailable
+from wonderq.errors import PayloadTooLarge, StaleToken, Unavailable
 from wonderq.models import Claim, Message, NewMessage, QueueRef, QueueStats
 
 if TYPE_CHECKING:
@@ -265,8 +265,18 @@ async def delete(txn: Txn, message_id: int, token: str | None) -> None:
 async def delete_batch(txn: Txn, entries: Sequence[tuple[int, str | None]], ref: QueueRef | None = None) -> Deleted:
     """One statement deletes the batch (a round trip for each had been most of a consume's
     cost); a second, only if some were not deleted, tells a stale token from a message gone.
-    Outcomes are as if the entries were deleted in order, one at a time."""
-    queue_id = None if ref is None else (await txn.queues.get(txn.conn, ref)).queue.id
+    Outcomes are as if the entries were deleted in order, one at a time. With ``ref``, only
+    that queue's messages, its id from the queue cache (checked by :func:`moved`)."""
+    if ref is None:
+        return await _delete_batch(txn, entries, None)
+    cached = await txn.queues.get(txn.conn, ref)
+    outcomes = await _delete_batch(txn, entries, cached.queue.id)
+    if await moved(txn, ref, cached, outcomes):
+        outcomes = await _delete_batch(txn, entries, (await txn.queues.get(txn.conn, ref)).queue.id)
+    return outcomes
+
+
+async def _delete_batch(txn: Txn, entries: Sequence[tuple[int, str | None]], queue_id: int | None) -> Deleted:
     rows = await txn.conn.fetch(DELETE_BATCH, [i for i, _ in entries], [t for _, t in entries], queue_id)
     gone = {row["id"]: (row["token"], row["queue_id"]) for row in rows}
     for row in rows:
@@ -294,13 +304,33 @@ RETURNING {MESSAGE_COLUMNS}
 async def change_visibility(
     txn: Txn, message_id: int, token: str, visibility_timeout: int, ref: QueueRef | None = None,
 ) -> Message:
-    queue_id = None if ref is None else (await txn.queues.get(txn.conn, ref)).queue.id
-    row = await txn.conn.fetchrow(CHANGE_VISIBILITY, message_id, token, visibility_timeout, queue_id)
-    if row is None:
-        missing(message_id, await txn.conn.fetchval(QUEUE_OF, message_id), queue_id)
-    message = Message.from_row(row)
+    cached = None if ref is None else await txn.queues.get(txn.conn, ref)
+    try:
+        named = None if cached is None else cached.queue.id
+        message = await _change_visibility(txn, message_id, token, visibility_timeout, named)
+    except StaleToken as exc:
+        if ref is None or cached is None or not await moved(txn, ref, cached, [exc]):
+            raise
+        fresh = (await txn.queues.get(txn.conn, ref)).queue.id
+        message = await _change_visibility(txn, message_id, token, visibility_timeout, fresh)
     txn.changes.woken.append((message.queue_id, 1))
     return message
+
+
+async def _change_visibility(txn: Txn, message_id: int, token: str, seconds: int, queue_id: int | None) -> Message:
+    row = await txn.conn.fetchrow(CHANGE_VISIBILITY, message_id, token, seconds, queue_id)
+    if row is None:
+        missing(message_id, await txn.conn.fetchval(QUEUE_OF, message_id), queue_id)
+    return Message.from_row(row)
+
+
+async def moved(txn: Txn, ref: QueueRef, cached: Cached, outcomes: Sequence[object]) -> bool:
+    """Whether a refusal for another queue came from a stale cache: another broker deleted
+    the queue ``ref`` names and made it again, under a new id (then the statement changed
+    nothing: no message is left in a deleted queue). Looked up afresh only then."""
+    if not any(isinstance(o, StaleToken) and o.elsewhere for o in outcomes):
+        return False
+    return (await txn.queues.refresh(txn.conn, ref, cached.queue)).queue.id != cached.queue.id
 
 
 PEEK = f"SELECT {MESSAGE_COLUMNS} FROM wonderq.messages WHERE queue_id = $1 AND id > $2 ORDER BY id LIMIT $3"

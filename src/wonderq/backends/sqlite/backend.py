@@ -161,8 +161,8 @@ class SqliteBackend(Backend):
     async def change_visibility(
         self, message_id: int, token: str, visibility_timeout: int, queue: QueueRef | None = None,
     ) -> Message:
-        timeout = visibility_timeout
-        return await self._write(lambda txn: queries.change_visibility(txn, message_id, token, timeout, queue))
+        return await self._write(
+            lambda txn: queries.change_visibility(txn, message_id, token, visibility_timeout, queue))
 
     async def peek(self, ref: QueueRef, size: int, after_id: int = 0) -> list[Message]:
         return await self._read(lambda conn: queries.peek(conn, ref, size, after_id))

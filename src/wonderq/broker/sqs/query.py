@@ -45,8 +45,9 @@ ENTITIES = {"\r": "&#xD;"}  # else an XML parser reads a carriage return as a ne
 
 
 async def handle(request: Request, actions: Actions, context: Context) -> Response:
-    # a presigned request's X-Amz-* parameters are the signature's (signatures.py), not the action's
-    params = {k: v for k, v in request.params.items() if isinstance(v, str) and not k.startswith("X-Amz-")}
+    # a presigned request's X-Amz-* parameters are the signature's (signatures.py), not the action's;
+    # a blank value is as good as none (an empty list is sent as ``Entries=``)
+    params = {k: v for k, v in request.params.items() if isinstance(v, str) and v and not k.startswith("X-Amz-")}
     name = params.pop("Action", "")
     if name not in actions:
         raise SqsError(INVALID_ACTION, f"The action {name} is not valid for this endpoint.")
