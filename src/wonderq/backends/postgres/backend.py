@@ -39,7 +39,10 @@ log = logging.getLogger("wonderq.postgres")
 T = TypeVar("T")
 
 CHANNEL = "wonderq"
-PARALLEL_BATCHES = 4
+PARALLEL_BATCHES = 2  # transactions in flight: one gathers while one commits. Four (the first
+# guess) made smaller batches, so more statements and commits for the same messages: with the
+# database on the broker's core, 2 sent 20-29 % more single sends, 16 % more batches and 5-12 %
+# more consumed than 4 (bench/README, "Fifth run")
 VACUUM_CHECK = 5.0  # seconds between looks at the dead row count
 VACUUM_AFTER = 50_000  # dead message rows that make a vacuum worth it
 VACUUM_LOCK = schema.SCHEMA_LOCK + 1
