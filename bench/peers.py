@@ -15,7 +15,10 @@ take up to 10 messages at a time. Measured, in messages per second:
 - pgmq on PostgreSQL 15 (its SQL install, no compiled extension) through its asyncpg
   client, the database on CPU 0;
 - WonderQ as a user starts it (``wonderq broker --db …``, defaults), over REST, on
-  SQLite and on PostgreSQL (the database on CPU 0 beside the broker, as pgmq's).
+  SQLite and on PostgreSQL (the database on CPU 0 beside the broker, as pgmq's);
+- WonderQ's storage alone (bench/storage.py): its SQLite backend driven in one
+  process on CPU 0, no HTTP. Beside the trivial handler it bounds what any edge could
+  reach with this storage on one core: storage / (handler + storage).
 
 Every peer is started and stopped here; one that cannot be started is skipped with
 one line. The table gives each system's rates and WonderQ's ratio to each, then the
@@ -325,6 +328,24 @@ def measure_sqlite(plan: Plan) -> System:
             own = round(result["cpu_seconds_total"] * os.sysconf("SC_CLK_TCK"))
             system.add(key, result | {"sut_cpu_pct": result["cpu_pct"], "others_cpu_pct": others_share(cpu0, own)})
     system.notes.append("one process on CPU 0, no load generator; send = 1 row a transaction, batch = 100 rows")
+    return system
+
+
+def measure_storage(plan: Plan) -> System:
+    system = System("WonderQ's storage alone, SQLite")
+    with workdir("storage") as tmp:
+        for key in ("send", "batch", "consume"):
+            cmd = ["taskset", "-c", str(SUT_CPU), sys.executable, str(HERE / "storage.py"), key,
+                   str(tmp / f"{key}.db"), "--duration", str(plan.duration), "--warmup", str(plan.warmup),
+                   "--prefill", str(2 * plan.prefill)]  # no HTTP: it drains twice as fast
+            cpu0 = cpu_times(SUT_CPU)
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            if done.returncode != 0:
+                raise RuntimeError(f"storage.py failed:\n{done.stderr[-2000:]}")
+            result = json.loads(done.stdout)
+            own = round(result["cpu_seconds_total"] * os.sysconf("SC_CLK_TCK"))
+            system.add(key, result | {"sut_cpu_pct": result["cpu_pct"], "others_cpu_pct": others_share(cpu0, own)})
+    system.notes.append("the SQLite backend's verbs called in one process on CPU 0 (bench/storage.py): no HTTP")
     return system
 
 
@@ -738,6 +759,7 @@ def targets(systems: dict[str, System]) -> list[list[str]]:
         checks.append(("consume 10 + batch delete vs the same (report)", wq.consume, edge.consume, None))
     if wq and raw:
         checks.append(("batch send >= 0.60 x raw SQLite, 100 rows a transaction", wq.batch, raw.batch, 0.60))
+    checks += bounds(systems)
     for key in ("redis-always", "rabbitmq"):
         if wq and key in systems:
             peer = systems[key]
@@ -755,6 +777,28 @@ def targets(systems: dict[str, System]) -> list[list[str]]:
     return rows
 
 
+def bounds(systems: dict[str, System]) -> list[tuple[str, float | None, float | None, float | None]]:
+    """The best each SQLite target could reach with WonderQ's storage as it is: on one core a
+    request costs at least the trivial handler's time plus the storage's, so the rate is at
+    most 1 / (1/handler + 1/storage), whatever the edge and the REST API cost."""
+    store, trivial, raw = systems.get("storage"), systems.get("trivial"), systems.get("sqlite")
+    if not (store and trivial):
+        return []
+
+    def bound(key: str) -> float | None:
+        mine, http = getattr(store, key), getattr(trivial, key)
+        return 1 / (1 / mine + 1 / http) if mine and http else None
+
+    rows = [("storage alone (no HTTP): send vs the trivial handler (report)", store.send, trivial.send, None),
+            ("storage alone: consume + batch delete vs the trivial handler (report)", store.consume,
+             trivial.consume, None),
+            ("bound: send, storage + the trivial handler's HTTP (report)", bound("send"), trivial.send, None),
+            ("bound: consume + batch delete, the same (report)", bound("consume"), trivial.consume, None)]
+    if raw:
+        rows.append(("bound: batch send vs raw SQLite, the same (report)", bound("batch"), raw.batch, None))
+    return rows
+
+
 MEASURES: dict[str, Callable[[Plan], System]] = {
     "trivial": measure_trivial,
     "trivial-edge": measure_trivial_edge,
@@ -765,6 +809,7 @@ MEASURES: dict[str, Callable[[Plan], System]] = {
     "pgmq": measure_pgmq,
     "wonderq": measure_wonderq,
     "wonderq-pg": measure_wonderq_pg,
+    "storage": measure_storage,
 }
 
 
