@@ -28,6 +28,18 @@ def bodies(sqs: Any, url: str, n: int = 10) -> list[str]:
     return [m["Body"] for m in found]
 
 
+def test_the_suffix_needs_fifo(sqs: Any) -> None:
+    """As SQS: a name ending in .fifo without FifoQueue=true is a bad standard queue name."""
+    name = unique("f") + ".fifo"
+    for attributes in ({}, {"FifoQueue": "false"}):
+        with pytest.raises(ClientError) as e:
+            sqs.create_queue(QueueName=name, Attributes=attributes)
+        assert code(e) == "InvalidParameterValue"
+        assert "alphanumeric characters, hyphens, or underscores" in str(e.value)
+    assert sqs.list_queues(QueueNamePrefix=name).get("QueueUrls") is None  # nothing was made
+    assert sqs.create_queue(QueueName=name, Attributes={"FifoQueue": "True"})["QueueUrl"].endswith(name)
+
+
 def test_fifo_needs_the_suffix(sqs: Any) -> None:
     with pytest.raises(ClientError) as e:
         sqs.create_queue(QueueName=unique("plain"), Attributes={"FifoQueue": "true"})
