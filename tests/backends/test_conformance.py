@@ -315,6 +315,21 @@ async def test_delete_batch_answers_each_entry_in_order(db: Backend) -> None:
     assert [s.messages for s in await db.stats()] == [0]
 
 
+async def test_queues_of_names_each_message_s_queue_now(db: Backend) -> None:
+    await db.create_queue("a", QueueAttributes())
+    await db.create_queue("dlq", QueueAttributes())
+    await db.create_queue("b", QueueAttributes(redrive_target="dlq", max_receive_count=1))
+    x, y = await db.send_batch("a", [NewMessage("x"), NewMessage("y")])
+    z = await db.send("b", NewMessage("z"))
+    assert await db.queues_of([x.id, z.id, x.id, z.id + 100]) == {x.id: "a", z.id: "b"}  # a missing one left out
+    assert await db.queues_of([]) == {}
+    await db.claim("b", 1, 0)
+    await db.claim("b", 1, 30)  # received twice: dead-lettered
+    assert await db.queues_of([z.id, y.id]) == {z.id: "dlq", y.id: "a"}
+    await db.delete(y.id)
+    assert await db.queues_of([y.id]) == {}
+
+
 async def test_a_queue_named_keeps_deletes_and_visibility_changes_to_its_own_messages(db: Backend) -> None:
     """With ``queue`` a message of another queue is refused as a stale token is, and kept;
     a queue that does not exist fails the whole call."""

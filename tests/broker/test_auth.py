@@ -119,6 +119,33 @@ def test_a_queue_limited_key_reaches_only_its_queues(broker: Broker) -> None:
     assert 'queue="audit"' in metrics and "payroll" not in metrics
 
 
+def test_a_queue_limited_key_cannot_use_a_token_from_another_queue(broker: Broker) -> None:
+    """REST names a message by id: its queue is looked up, so a token that reached a limited
+    key some other way (leaked, shared) acts only within the key's queues."""
+    admin, orders = broker.key("admin"), broker.key("write", ("orders",))
+    c = broker.client
+    for name in ("orders", "payroll"):
+        c.post("/queues", json={"name": name}, headers=admin)
+        c.post("/messages", json={"queue_name": name, "messages": [{"body": "1"}, {"body": "2"}]}, headers=admin)
+    mine = c.get("/messages/consume?queue_name=orders&wait_time=0&size=2", headers=orders).json()
+    theirs = c.get("/messages/consume?queue_name=payroll&wait_time=0&size=2", headers=admin).json()
+    t = theirs[0]
+    token = {"reservation_token": t["reservation_token"]}
+    said = assert_error(c.request("DELETE", f"/messages/{t['id']}", params=token, headers=orders), 403, "forbidden")
+    assert "payroll" not in said  # which queue it is in is not told either
+    assert_error(c.post(f"/messages/{t['id']}/visibility", json={**token, "visibility_timeout": 0},
+                        headers=orders), 403, "forbidden")
+    entries = [{"id": m["id"], "reservation_token": m["reservation_token"]} for m in (mine[0], t, mine[1])]
+    r = c.post("/messages/delete", json={"messages": entries}, headers=orders)
+    assert r.status_code == 200 and r.json()["deleted"] == 2
+    assert [a["deleted"] for a in r.json()["messages"]] == [True, False, True]
+    assert r.json()["messages"][1]["error"]["code"] == "forbidden"
+    peeked = c.get("/queues/find?name=payroll", headers=admin).json()
+    assert c.get(f"/queues/{peeked['id']}/messages", headers=admin).json()[0]["id"] == t["id"]  # still there
+    r = c.request("DELETE", f"/messages/{t['id']}", params=token, headers=admin)  # an unlimited key may
+    assert r.status_code == 200
+
+
 def test_a_queue_limited_admin_creates_and_moves_only_within_reach(broker: Broker) -> None:
     orders = broker.key("admin", ("orders-*",))
     c = broker.client

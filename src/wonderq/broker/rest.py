@@ -48,6 +48,7 @@ QUEUE_ATTRIBUTES = (*(name for name, _, _ in QUEUE_BOUNDS), "redrive_target")
 JsonObject = dict[str, object]
 Authed = Callable[[Request, Grant], Awaitable[Response]]  # a handler, told the caller's grant
 NEEDS_TOKEN = f"this key is limited to some queues: give the message's {wire.TOKEN}"
+OUT_OF_REACH = "this key does not reach the message's queue"
 
 
 def iso(ms: int | None) -> str | None:
@@ -160,6 +161,14 @@ class RestApi:
         """Forbidden unless a queue-limited grant reaches the queue (by id: looked up)."""
         name = ref if isinstance(ref, str) else (await self.db.get_queue(ref)).name
         grant.check(scope, name)
+
+    async def out_of_reach(self, grant: Grant, message_ids: list[int]) -> dict[int, Forbidden]:
+        """For a queue-limited grant, the messages in a queue it does not reach: REST names
+        a message by id alone, so its queue is looked up (a missing one is left to the write)."""
+        if not grant.queues:
+            return {}
+        found = await self.db.queues_of(message_ids)
+        return {m: Forbidden(OUT_OF_REACH) for m, name in found.items() if not grant.covers(name)}
 
     # -- queues --
 
@@ -290,6 +299,8 @@ class RestApi:
         token = reservation_token(req.params, required=False)
         if token is None and grant.queues:
             raise Forbidden(NEEDS_TOKEN)
+        if refused := await self.out_of_reach(grant, [message_id]):
+            raise refused[message_id]
         await self.db.delete(message_id, token)
         self.metrics.deleted += 1
         return json({"success": True})
@@ -297,16 +308,20 @@ class RestApi:
     async def delete_messages(self, req: Request, grant: Grant) -> Response:
         """Delete up to MAX_BATCH messages, each by id with its token (or none), in one
         write, and answer each in order: deleted, or the error that kept it (not found,
-        stale token) without failing the others."""
+        stale token, or forbidden: a queue-limited key's message elsewhere) without failing
+        the others."""
         entries = req.params.get("messages")
         if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_BATCH:
             raise InvalidParameter(f"messages must be a list of 1 to {MAX_BATCH} messages")
         refs = [delete_entry(entry) for entry in entries]
         if grant.queues and any(token is None for _, token in refs):
             raise Forbidden(NEEDS_TOKEN)
-        outcomes = await self.db.delete_batch(refs)  # the database gone away fails the request as a whole
+        refused = await self.out_of_reach(grant, [message_id for message_id, _ in refs])
+        kept = [entry for entry in refs if entry[0] not in refused]
+        outcomes = iter(await self.db.delete_batch(kept) if kept else [])  # a database gone away fails them all
         answers: list[JsonObject] = []
-        for (message_id, _), outcome in zip(refs, outcomes, strict=True):
+        for message_id, _ in refs:
+            outcome = refused[message_id] if message_id in refused else next(outcomes)
             if outcome is None:
                 answers.append({"id": message_id, "deleted": True})
             else:
@@ -320,6 +335,8 @@ class RestApi:
         message_id = path_id(req.args["message"], "message")
         token = reservation_token(req.params) or ""
         visibility = integer(req.params, "visibility_timeout", None, 0, MAX_VISIBILITY)
+        if refused := await self.out_of_reach(grant, [message_id]):
+            raise refused[message_id]
         message = await self.db.change_visibility(message_id, token, visibility)
         return json(message_json(message))
 

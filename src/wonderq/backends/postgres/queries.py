@@ -333,6 +333,14 @@ async def moved(txn: Txn, ref: QueueRef, cached: Cached, outcomes: Sequence[obje
     return (await txn.queues.refresh(txn.conn, ref, cached.queue)).queue.id != cached.queue.id
 
 
+QUEUES_OF = """
+SELECT m.id, q.name FROM wonderq.messages m JOIN wonderq.queues q ON q.id = m.queue_id WHERE m.id = ANY($1::bigint[])"""
+
+
+async def queues_of(conn: asyncpg.Connection, message_ids: Sequence[int]) -> dict[int, str]:
+    return {row["id"]: row["name"] for row in await conn.fetch(QUEUES_OF, list(set(message_ids)))}
+
+
 PEEK = f"SELECT {MESSAGE_COLUMNS} FROM wonderq.messages WHERE queue_id = $1 AND id > $2 ORDER BY id LIMIT $3"
 
 

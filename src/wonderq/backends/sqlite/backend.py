@@ -164,6 +164,9 @@ class SqliteBackend(Backend):
         return await self._write(
             lambda txn: queries.change_visibility(txn, message_id, token, visibility_timeout, queue))
 
+    async def queues_of(self, message_ids: Sequence[int]) -> dict[int, str]:
+        return await self._read(lambda conn: queries.queues_of(conn, message_ids))
+
     async def peek(self, ref: QueueRef, size: int, after_id: int = 0) -> list[Message]:
         return await self._read(lambda conn: queries.peek(conn, ref, size, after_id))
 

@@ -314,6 +314,14 @@ def change_visibility(
     return message
 
 
+QUEUES_OF = "SELECT m.id, q.name FROM messages m JOIN queues q ON q.id = m.queue_id WHERE m.id IN ({})"
+
+
+def queues_of(conn: sqlite3.Connection, message_ids: Sequence[int]) -> dict[int, str]:
+    ids = list(set(message_ids))
+    return {row[0]: row[1] for row in conn.execute(QUEUES_OF.format(", ".join("?" * len(ids))), ids)}
+
+
 PEEK = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE queue_id = ? AND id > ? ORDER BY id LIMIT ?"
 
 
