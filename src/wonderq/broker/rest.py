@@ -316,8 +316,8 @@ class RestApi:
         refs = [delete_entry(entry) for entry in entries]
         if grant.queues and any(token is None for _, token in refs):
             raise Forbidden(NEEDS_TOKEN)
-        refused = await self.out_of_reach(grant, [message_id for message_id, _ in refs])
-        kept = [entry for entry in refs if entry[0] not in refused]
+        refused = await self.out_of_reach(grant, [message_id for message_id, _ in refs]) if grant.queues else {}
+        kept = [entry for entry in refs if entry[0] not in refused] if refused else refs
         outcomes = iter(await self.db.delete_batch(kept) if kept else [])  # a database gone away fails them all
         answers: list[JsonObject] = []
         for message_id, _ in refs:
