@@ -47,7 +47,7 @@ class QueueActions:
         if str(given.get("FifoQueue", "false")).lower() == "true" and not fifo:
             raise invalid("The name of a FIFO queue can only include alphanumeric characters, hyphens, or"
                           " underscores, must end with .fifo suffix and be 1 to 80 in length.")
-        if fifo and str(given.get("FifoQueue", "false")).lower() != "true":  # as SQS: only a FIFO queue's
+        if fifo and str(given.get("FifoQueue", "false")).lower() != "true":  # as SQS: .fifo names only FIFO
             raise invalid("Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length")
         wanted = attributes.apply(QueueAttributes(), given, fifo, creating=True)
         tags = tags_of(call.mapping("tags") or call.mapping("Tags"))  # checked before anything is made
