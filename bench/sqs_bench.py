@@ -26,7 +26,8 @@ The speed of this kind of machine drifts by a tenth or more from one window to t
 as the gaps measured. So the send rows run REST and SQS on one broker, in --runs alternating
 windows each (REST, SQS, SQS, REST, ...; default 6), and their ratio is the median over the
 adjacent pairs of windows; the rates shown are the means, and the notes list every window. The
-consume rows each get a broker of their own (the queue is filled to DEPTH first).
+consume rows alternate the same way (--consume-runs, default 3 each), each window on a broker of
+its own (the queue is filled to DEPTH first).
 """
 
 from __future__ import annotations
@@ -437,6 +438,17 @@ def measure_side_by_side(operation: str, plan: Plan, runs: int) -> tuple[dict[st
     return mean_of(windows["rest"]), mean_of(windows["sqs"])
 
 
+def measure_alternating(operation: str, plan: Plan, runs: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The consume rows: each window a broker of its own (its queue filled to DEPTH first), in
+    measure_side_by_side's order, so that adjacent windows see the machine at the same speed
+    (one window each swung the ratio between 1.3 and 2.2)."""
+    windows: dict[str, list[dict[str, Any]]] = {"rest": [], "sqs": []}
+    for n in range(runs * 2):
+        api = ("rest", "sqs", "sqs", "rest")[n % 4]
+        windows[api].append(measure_wonderq(api, operation, plan))
+    return mean_of(windows["rest"]), mean_of(windows["sqs"])
+
+
 def measure_moto(operation: str, plan: Plan) -> dict[str, Any]:
     """Every operation at ``depth`` deep: moto's cost per message grows with it."""
     with workdir() as folder:
@@ -570,6 +582,8 @@ def main() -> int:
     p.add_argument("--durability", default="full", choices=["full", "normal"])
     p.add_argument("--backend", default="sqlite", choices=["sqlite", "postgresql"])
     p.add_argument("--runs", type=int, default=6, help="send rows: windows of each API, alternated on one broker")
+    p.add_argument("--consume-runs", type=int, default=3,
+                   help="consume rows: windows of each API, alternated, each on a broker of its own")
     p.add_argument("--json", type=Path, help="write every result here")
     args = p.parse_args()
     pg = BenchPostgres(LOADGEN_CPU).start() if args.backend == "postgresql" else None
@@ -584,8 +598,10 @@ def main() -> int:
     try:
         for op in operations:
             t0 = time.perf_counter()
-            if op != "consume" and {"rest", "sqs"} <= set(targets):
-                results[("rest", op)], results[("sqs", op)] = measure_side_by_side(op, plan, args.runs)
+            if {"rest", "sqs"} <= set(targets):
+                both = measure_alternating(op, plan, args.consume_runs) if op == "consume" else \
+                    measure_side_by_side(op, plan, args.runs)
+                results[("rest", op)], results[("sqs", op)] = both
             for target in (t for t in targets if (t, op) not in results):
                 alone = measure_moto(op, plan) if target == "moto" else measure_wonderq(target, op, plan)
                 results[(target, op)] = alone
