@@ -182,10 +182,11 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def queues_of(self, message_ids: Sequence[int]) -> dict[int, str]:
-        """The name of the queue each of these messages is in, read now; a message that
-        does not exist is left out. It may have moved by the time the answer is used, but
-        a message changes queue only with its token cleared (a redrive, a move), so a token
-        checked against the queue found here acts on it nowhere else."""
+        """The name of the queue each of these messages is in (a batch's ids, not
+        thousands), read now; a message that does not exist is left out. It may have
+        moved by the time the answer is used, but a message changes queue only with its
+        token cleared (a redrive, a move), so a token checked against the queue found
+        here acts on it nowhere else."""
 
     @abc.abstractmethod
     async def peek(self, ref: QueueRef, size: int, after_id: int = 0) -> list[Message]:

@@ -120,9 +120,15 @@ def refusal(message_id: int, found_in: int | None, queue_id: int | None = None) 
     message of another queue (its token holds nothing in this one), or a stale token."""
     if found_in is None:
         return MessageNotFound(f"message {message_id} does not exist")
-    stale = StaleToken(f"the token is not message {message_id}'s current receipt token")
-    stale.elsewhere = queue_id is not None and found_in != queue_id  # said alike: where it is is not told
-    return stale
+    return stale(message_id, elsewhere=queue_id is not None and found_in != queue_id)
+
+
+def stale(message_id: int, elsewhere: bool = False) -> StaleToken:
+    """A token that holds nothing here: not the message's current one, or (``elsewhere``)
+    one for a message in a queue the caller may not touch, said alike: where it is is not told."""
+    error = StaleToken(f"the token is not message {message_id}'s current receipt token")
+    error.elsewhere = elsewhere
+    return error
 
 
 def too_many_queues(name: str, count: int, cap: int, taken: bool) -> WonderQError:

@@ -14,8 +14,9 @@ key is 401 and one whose key lacks the scope is 403; a queue-limited key is
 checked where the handler resolves its queue. Deleting a message or changing
 its visibility names no queue: it needs ``write`` and the message's
 reservation token, which only a receive from a queue the key reaches hands
-out (so a queue-limited key must give the token). Health checks and the
-OpenAPI document need no key.
+out (so a queue-limited key must give the token, and the message's queue is
+looked up: one it does not reach answers as a stale token would). Health
+checks and the OpenAPI document need no key.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from wonderq.backends.base import Backend
+from wonderq.backends.rules import stale
 from wonderq.broker import wire
 from wonderq.broker.access import ADMIN, OPEN, READ, WRITE, Grant
 from wonderq.broker.caps import InFlightCap
@@ -39,7 +41,7 @@ from wonderq.edge.params import Params, integer, known, one_of, optional_integer
 from wonderq.edge.requests import Request
 from wonderq.edge.responses import Response, json, raw
 from wonderq.edge.routing import Handler, Route
-from wonderq.errors import Forbidden, InvalidParameter, Unavailable
+from wonderq.errors import Forbidden, InvalidParameter, StaleToken, Unavailable
 from wonderq.models import Message, NewMessage, Queue, QueueAttributes, QueueRef, QueueStats
 from wonderq.settings import MAX_BATCH, MAX_DELAY, MAX_ID, MAX_PEEK, MAX_VISIBILITY, MAX_WAIT, QUEUE_BOUNDS
 
@@ -48,7 +50,6 @@ QUEUE_ATTRIBUTES = (*(name for name, _, _ in QUEUE_BOUNDS), "redrive_target")
 JsonObject = dict[str, object]
 Authed = Callable[[Request, Grant], Awaitable[Response]]  # a handler, told the caller's grant
 NEEDS_TOKEN = f"this key is limited to some queues: give the message's {wire.TOKEN}"
-OUT_OF_REACH = "this key does not reach the message's queue"
 
 
 def iso(ms: int | None) -> str | None:
@@ -162,13 +163,13 @@ class RestApi:
         name = ref if isinstance(ref, str) else (await self.db.get_queue(ref)).name
         grant.check(scope, name)
 
-    async def out_of_reach(self, grant: Grant, message_ids: list[int]) -> dict[int, Forbidden]:
-        """For a queue-limited grant, the messages in a queue it does not reach: REST names
-        a message by id alone, so its queue is looked up (a missing one is left to the write)."""
-        if not grant.queues:
-            return {}
+    async def out_of_reach(self, grant: Grant, message_ids: list[int]) -> dict[int, StaleToken]:
+        """For a queue-limited grant, the messages in a queue it does not reach: REST names a
+        message by id alone, so its queue is looked up (a missing one is left to the write).
+        Each is refused as a stale token is, as SQS refuses a handle used on another queue:
+        where the message is is not told, and a consumer takes it for a message it lost."""
         found = await self.db.queues_of(message_ids)
-        return {m: Forbidden(OUT_OF_REACH) for m, name in found.items() if not grant.covers(name)}
+        return {m: stale(m, elsewhere=True) for m, name in found.items() if not grant.covers(name)}
 
     # -- queues --
 
@@ -299,7 +300,7 @@ class RestApi:
         token = reservation_token(req.params, required=False)
         if token is None and grant.queues:
             raise Forbidden(NEEDS_TOKEN)
-        if refused := await self.out_of_reach(grant, [message_id]):
+        if grant.queues and (refused := await self.out_of_reach(grant, [message_id])):
             raise refused[message_id]
         await self.db.delete(message_id, token)
         self.metrics.deleted += 1
@@ -308,8 +309,8 @@ class RestApi:
     async def delete_messages(self, req: Request, grant: Grant) -> Response:
         """Delete up to MAX_BATCH messages, each by id with its token (or none), in one
         write, and answer each in order: deleted, or the error that kept it (not found,
-        stale token, or forbidden: a queue-limited key's message elsewhere) without failing
-        the others."""
+        stale token, as is a queue-limited key's message elsewhere) without failing the
+        others."""
         entries = req.params.get("messages")
         if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_BATCH:
             raise InvalidParameter(f"messages must be a list of 1 to {MAX_BATCH} messages")
@@ -335,7 +336,7 @@ class RestApi:
         message_id = path_id(req.args["message"], "message")
         token = reservation_token(req.params) or ""
         visibility = integer(req.params, "visibility_timeout", None, 0, MAX_VISIBILITY)
-        if refused := await self.out_of_reach(grant, [message_id]):
+        if grant.queues and (refused := await self.out_of_reach(grant, [message_id])):
             raise refused[message_id]
         message = await self.db.change_visibility(message_id, token, visibility)
         return json(message_json(message))

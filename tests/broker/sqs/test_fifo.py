@@ -37,7 +37,7 @@ def test_the_suffix_needs_fifo(sqs: Any) -> None:
         assert code(e) == "InvalidParameterValue"
         assert "alphanumeric characters, hyphens, or underscores" in str(e.value)
     assert sqs.list_queues(QueueNamePrefix=name).get("QueueUrls") is None  # nothing was made
-    assert sqs.create_queue(QueueName=name, Attributes={"FifoQueue": "True"})["QueueUrl"].endswith(name)
+    assert sqs.create_queue(QueueName=name, Attributes={"FifoQueue": "true"})["QueueUrl"].endswith(name)
 
 
 def test_fifo_needs_the_suffix(sqs: Any) -> None:
