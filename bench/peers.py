@@ -17,8 +17,8 @@ take up to 10 messages at a time. Measured, in messages per second:
 - WonderQ as a user starts it (``wonderq broker --db …``, defaults), over REST, on
   SQLite and on PostgreSQL (the database on CPU 0 beside the broker, as pgmq's);
 - WonderQ's storage alone (bench/storage.py): its SQLite backend driven in one
-  process on CPU 0, no HTTP. Beside the trivial handler it bounds what any edge could
-  reach with this storage on one core: storage / (handler + storage).
+  process on CPU 0, no HTTP. Beside the trivial handler it estimates the best any edge
+  could reach with this storage on one core: storage / (handler + storage).
 
 Every peer is started and stopped here; one that cannot be started is skipped with
 one line. The table gives each system's rates and WonderQ's ratio to each, then the
@@ -778,9 +778,10 @@ def targets(systems: dict[str, System]) -> list[list[str]]:
 
 
 def bounds(systems: dict[str, System]) -> list[tuple[str, float | None, float | None, float | None]]:
-    """The best each SQLite target could reach with WonderQ's storage as it is: on one core a
-    request costs at least the trivial handler's time plus the storage's, so the rate is at
-    most 1 / (1/handler + 1/storage), whatever the edge and the REST API cost."""
+    """About the best each SQLite target could reach with WonderQ's storage as it is: on one
+    core a request costs the trivial handler's CPU plus the storage's, and both run 95-99 %
+    busy, so the rate is about 1 / (1/handler + 1/storage) at most, whatever the edge and the
+    REST API cost. (An fsync's idle wait could overlap HTTP work: an estimate, not a proof.)"""
     store, trivial, raw = systems.get("storage"), systems.get("trivial"), systems.get("sqlite")
     if not (store and trivial):
         return []
@@ -789,11 +790,12 @@ def bounds(systems: dict[str, System]) -> list[tuple[str, float | None, float | 
         mine, http = getattr(store, key), getattr(trivial, key)
         return 1 / (1 / mine + 1 / http) if mine and http else None
 
-    rows = [("storage alone (no HTTP): send vs the trivial handler (report)", store.send, trivial.send, None),
-            ("storage alone: consume + batch delete vs the trivial handler (report)", store.consume,
-             trivial.consume, None),
-            ("bound: send, storage + the trivial handler's HTTP (report)", bound("send"), trivial.send, None),
-            ("bound: consume + batch delete, the same (report)", bound("consume"), trivial.consume, None)]
+    rows: list[tuple[str, float | None, float | None, float | None]] = [
+        ("storage alone (no HTTP): send vs the trivial handler (report)", store.send, trivial.send, None),
+        ("storage alone: consume + batch delete vs the trivial handler (report)", store.consume,
+         trivial.consume, None),
+        ("bound: send, storage + the trivial handler's HTTP (report)", bound("send"), trivial.send, None),
+        ("bound: consume + batch delete, the same (report)", bound("consume"), trivial.consume, None)]
     if raw:
         rows.append(("bound: batch send vs raw SQLite, the same (report)", bound("batch"), raw.batch, None))
     return rows
