@@ -395,6 +395,33 @@ async def test_concurrent_sends_each_get_their_own_messages(db: Backend) -> None
     assert [s.messages for s in await db.stats()] == [len(stored)]
 
 
+async def test_concurrent_sends_to_many_queues_each_land_in_their_own(db: Backend) -> None:
+    """Sends to several queues sharing a batch (SQLite joins every standard queue's into one
+    INSERT) each land in their own queue, with their own counters and delays; a FIFO
+    queue's sends beside them still deduplicate."""
+    names = [f"q{i}" for i in range(5)]
+    for name in names:
+        await db.create_queue(name, QueueAttributes(delay_seconds=60 if name == "q4" else 0))
+    await db.create_queue("f.fifo", QueueAttributes())
+    sends = [db.send_batch(names[i % 5], [NewMessage(f"{i}-{j}") for j in range(i % 3 + 1)]) for i in range(30)]
+    fifo = [db.send("f.fifo", NewMessage("same", group_id="g", dedup_id="d")) for _ in range(3)]
+    results = await asyncio.gather(*sends, *fifo)
+    for i, sent in enumerate(results[:30]):
+        assert isinstance(sent, list) and [m.body for m in sent] == [f"{i}-{j}" for j in range(i % 3 + 1)]
+        queue = await db.get_queue(names[i % 5])
+        assert {m.queue_id for m in sent} == {queue.id}
+    assert len({m.id for r in results[:30] for m in r} | set()) == sum(i % 3 + 1 for i in range(30))
+    assert len({m.message_id for m in results[30:]}) == 1  # the FIFO duplicates answered with the first
+    by_name = {s.queue.name: s for s in await db.stats()}
+    for k, name in enumerate(names):
+        expected = sum(i % 3 + 1 for i in range(30) if i % 5 == k)
+        assert by_name[name].messages == expected
+        assert [m.body for m in await db.peek(name, 100)] == [
+            f"{i}-{j}" for i in range(30) if i % 5 == k for j in range(i % 3 + 1)]
+    assert by_name["q4"].delayed == by_name["q4"].messages and by_name["q0"].visible == by_name["q0"].messages
+    assert by_name["f.fifo"].messages == 1
+
+
 async def test_concurrent_deletes_each_get_their_own_outcomes(db: Backend) -> None:
     """Deletes that share a batch (PostgreSQL joins them into one statement) each get the
     outcomes of their own entries; a single delete still raises its own refusal."""

@@ -136,11 +136,17 @@ class Sending(Protocol):
 S = TypeVar("S", bound=Sending)
 
 
+def may_join(queue: Queue, send: Sending) -> bool:
+    """Whether a send to ``queue`` may share an INSERT with others: not to a FIFO queue (its
+    deduplication goes send by send), nor with a body over the limit (that one runs alone
+    to say so)."""
+    return not queue.fifo and rules.fit(queue, send.messages)
+
+
 def joinable(queue: Queue, sends: list[S]) -> list[S]:
-    """The sends to ``queue`` that may share one INSERT: none to a FIFO queue (its
-    deduplication goes send by send), none with a body over the limit (that one runs alone
-    to say so), and none at all unless two are left."""
-    fit = [] if queue.fifo else [op for op in sends if rules.fit(queue, op.messages)]
+    """The sends to ``queue`` that may share one INSERT (:func:`may_join`), none at all
+    unless two are left."""
+    fit = [op for op in sends if may_join(queue, op)]
     return fit if len(fit) > 1 else []
 
 

@@ -125,12 +125,8 @@ INSERT_PLAIN = "INSERT INTO messages (id, uuid, queue_id, body, created_at, visi
 def send_batch(txn: Txn, ref: QueueRef, messages: Sequence[NewMessage]) -> list[Message]:
     queue = txn.queue(ref)
     check_sizes(queue, messages)
-    now, n = txn.now, len(messages)
-    sent = [  # by position, in the order of Message.FIELDS: by keyword cost twice as much (0.7 µs)
-        Message(id, uuid, queue.id, m.body, now, now + 1000 * delay, 0, None, None, m.attributes, m.group_id,
-                m.dedup_id, m.system_attributes)
-        for id, uuid, m, delay in zip(txn.take_ids(n), uuid4s(n), messages, delays(queue, messages), strict=True)
-    ]
+    now = txn.now
+    sent = staged(txn, queue, messages)
     keys = [rules.dedup_key(queue, m) for m in messages] if queue.fifo else []
     if not any(keys):
         _insert(txn, sent)
@@ -142,24 +138,45 @@ def send_batch(txn: Txn, ref: QueueRef, messages: Sequence[NewMessage]) -> list[
     return rules.in_place(dict(enumerate(sent)), keys, known)
 
 
+def staged(txn: Txn, queue: Queue, messages: Sequence[NewMessage]) -> list[Message]:
+    """The messages a send to ``queue`` will store, with their ids, not written yet."""
+    now, n = txn.now, len(messages)
+    return [  # by position, in the order of Message.FIELDS: by keyword cost twice as much (0.7 µs)
+        Message(id, uuid, queue.id, m.body, now, now + 1000 * delay, 0, None, None, m.attributes, m.group_id,
+                m.dedup_id, m.system_attributes)
+        for id, uuid, m, delay in zip(txn.take_ids(n), uuid4s(n), messages, delays(queue, messages), strict=True)
+    ]
+
+
 def _insert(txn: Txn, messages: list[Message]) -> None:
-    """Messages with nothing but a body (the common case) go through INSERT_PLAIN, which
-    binds no None: the sqlite3 module binds each None only after two failed attribute
-    lookups (its adapter protocol), each raising an AttributeError, some 20 times the cost
-    of binding an int."""
+    """Write staged messages, of any queues. Those with nothing but a body (the common case)
+    go through INSERT_PLAIN, which binds no None: the sqlite3 module binds each None only
+    after two failed attribute lookups (its adapter protocol), each raising an
+    AttributeError, some 20 times the cost of binding an int."""
     plain, rich = [], []
+    counts: dict[int, list[int]] = {}  # queue id: [messages, visible now]
+    now = txn.now
     for m in messages:
         row = (m.id, m.message_id, m.queue_id, m.body, m.created_at, m.visible_at)
         if m.attributes is None and m.group_id is None and m.dedup_id is None and m.system_attributes is None:
             plain.append(row)
         else:
             rich.append((*row, m.attributes, m.group_id, m.dedup_id, m.system_attributes))
+        if (count := counts.get(m.queue_id)) is None:
+            count = counts[m.queue_id] = [0, 0]
+        count[0] += 1
+        count[1] += m.visible_at == now
     if plain:
         txn.conn.executemany(INSERT_PLAIN, plain)
     if rich:
         txn.conn.executemany(INSERT_MESSAGE, rich)
-    if messages:
-        txn.changes.sent(messages[0].queue_id, len(messages), sum(m.visible_at == txn.now for m in messages))
+    for queue_id, (n, visible_now) in counts.items():
+        txn.changes.sent(queue_id, n, visible_now)
+
+
+def insert(txn: Txn, messages: list[Message]) -> None:
+    """Staged messages (:func:`staged`) of any standard queues, in one executemany."""
+    _insert(txn, messages)
 
 
 # A claim selects its messages, then takes them (take()): one UPDATE by id each. An
