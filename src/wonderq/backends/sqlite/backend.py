@@ -27,7 +27,7 @@ from typing import TypeVar
 
 from wonderq.backends import rules
 from wonderq.backends.base import Backend
-from wonderq.backends.batching import GroupCommit, Op, Write, may_join
+from wonderq.backends.batching import GroupCommit, Op, Write, deal, may_join
 from wonderq.backends.rules import Deleted
 from wonderq.backends.sqlite import keys, queries, schema
 from wonderq.backends.sqlite.txn import QueueCache, Txn, resolve
@@ -318,11 +318,15 @@ def send_joined(txn: Txn, sends: list[Send]) -> set[int]:
     its size limit), to whichever queues, as one executemany: each send's own call had been
     half a single send's writer time, and joining only sends to one queue left a load spread
     over 10,000 queues out. The ids of the ops settled so; the rest run alone."""
-    fit = [(op, queue) for op in sends if (queue := txn.find(op.ref)) is not None and may_join(queue, op)]
-    if len(fit) < 2:
+    by_queue: dict[QueueRef, list[Send]] = {}
+    for op in sends:
+        by_queue.setdefault(op.ref, []).append(op)
+    fit: list[tuple[Queue, list[Send]]] = []
+    for ref, group in by_queue.items():
+        if (queue := txn.find(ref)) is not None and (ops := [op for op in group if may_join(queue, op)]):
+            fit.append((queue, ops))
+    if sum(len(ops) for _, ops in fit) < 2:
         return set()
-    staged = [(op, queries.staged(txn, queue, op.messages)) for op, queue in fit]
-    queries.insert(txn, [m for _, messages in staged for m in messages])
-    for op, messages in staged:
-        op.succeed(messages)
-    return {id(op) for op, _ in staged}
+    staged = [(ops, queries.staged(txn, queue, [m for op in ops for m in op.messages])) for queue, ops in fit]
+    queries.insert(txn, [m for _, messages in staged for m in messages])  # one uuid4s and ids a queue
+    return set().union(*(deal(ops, messages) for ops, messages in staged))
