@@ -313,20 +313,25 @@ def measure_wonderq_pg(plan: Plan) -> System:
     return system
 
 
+def on_cpu0(system: System, key: str, command: list[str], timeout: float) -> None:
+    """A measurement that is a process of its own on CPU 0 (its load inside it), printing JSON
+    with its rate, ``cpu_pct`` and ``cpu_seconds_total``: added to ``system`` under ``key``."""
+    cpu0 = cpu_times(SUT_CPU)
+    done = subprocess.run(["taskset", "-c", str(SUT_CPU), sys.executable, *command],
+                          capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"{Path(command[0]).name} {command[1]} failed:\n{done.stderr[-2000:]}")
+    result = json.loads(done.stdout)
+    own = round(result["cpu_seconds_total"] * os.sysconf("SC_CLK_TCK"))
+    system.add(key, result | {"sut_cpu_pct": result["cpu_pct"], "others_cpu_pct": others_share(cpu0, own)})
+
+
 def measure_sqlite(plan: Plan) -> System:
     system = System("ceiling: raw SQLite inserts")
     with workdir("sqlite") as tmp:
         for key, rows in (("send", 1), ("batch", 100)):
-            db = tmp / f"raw{rows}.db"
-            cmd = ["taskset", "-c", str(SUT_CPU), sys.executable, __file__, "sqlite", str(db), "--rows", str(rows),
-                   "--duration", str(plan.duration), "--warmup", str(plan.warmup)]
-            cpu0 = cpu_times(SUT_CPU)
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-            if done.returncode != 0:
-                raise RuntimeError(f"raw sqlite failed:\n{done.stderr[-2000:]}")
-            result = json.loads(done.stdout)
-            own = round(result["cpu_seconds_total"] * os.sysconf("SC_CLK_TCK"))
-            system.add(key, result | {"sut_cpu_pct": result["cpu_pct"], "others_cpu_pct": others_share(cpu0, own)})
+            on_cpu0(system, key, [__file__, "sqlite", str(tmp / f"raw{rows}.db"), "--rows", str(rows),
+                                  "--duration", str(plan.duration), "--warmup", str(plan.warmup)], timeout=300)
     system.notes.append("one process on CPU 0, no load generator; send = 1 row a transaction, batch = 100 rows")
     return system
 
@@ -335,16 +340,9 @@ def measure_storage(plan: Plan) -> System:
     system = System("WonderQ's storage alone, SQLite")
     with workdir("storage") as tmp:
         for key in ("send", "batch", "consume"):
-            cmd = ["taskset", "-c", str(SUT_CPU), sys.executable, str(HERE / "storage.py"), key,
-                   str(tmp / f"{key}.db"), "--duration", str(plan.duration), "--warmup", str(plan.warmup),
-                   "--prefill", str(2 * plan.prefill)]  # no HTTP: it drains twice as fast
-            cpu0 = cpu_times(SUT_CPU)
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-            if done.returncode != 0:
-                raise RuntimeError(f"storage.py failed:\n{done.stderr[-2000:]}")
-            result = json.loads(done.stdout)
-            own = round(result["cpu_seconds_total"] * os.sysconf("SC_CLK_TCK"))
-            system.add(key, result | {"sut_cpu_pct": result["cpu_pct"], "others_cpu_pct": others_share(cpu0, own)})
+            on_cpu0(system, key, [str(HERE / "storage.py"), key, str(tmp / f"{key}.db"), "--duration",
+                                  str(plan.duration), "--warmup", str(plan.warmup),
+                                  "--prefill", str(2 * plan.prefill)], timeout=600)  # no HTTP: drains twice as fast
     system.notes.append("the SQLite backend's verbs called in one process on CPU 0 (bench/storage.py): no HTTP")
     return system
 

@@ -129,11 +129,11 @@ def send_batch(txn: Txn, ref: QueueRef, messages: Sequence[NewMessage]) -> list[
     sent = staged(txn, queue, messages)
     keys = [rules.dedup_key(queue, m) for m in messages] if queue.fifo else []
     if not any(keys):
-        _insert(txn, sent)
+        insert(txn, sent)
         return sent
     known = fifo.originals(txn.conn, queue.id, keys, now)
     store = [i for i in rules.firsts(keys) if keys[i] not in known]
-    _insert(txn, [sent[i] for i in store])
+    insert(txn, [sent[i] for i in store])
     fifo.remember(txn.conn, [(keys[i], sent[i]) for i in store], now)
     return rules.in_place(dict(enumerate(sent)), keys, known)
 
@@ -148,11 +148,11 @@ def staged(txn: Txn, queue: Queue, messages: Sequence[NewMessage]) -> list[Messa
     ]
 
 
-def _insert(txn: Txn, messages: list[Message]) -> None:
-    """Write staged messages, of any queues. Those with nothing but a body (the common case)
-    go through INSERT_PLAIN, which binds no None: the sqlite3 module binds each None only
-    after two failed attribute lookups (its adapter protocol), each raising an
-    AttributeError, some 20 times the cost of binding an int."""
+def insert(txn: Txn, messages: list[Message]) -> None:
+    """Write staged messages (:func:`staged`), of any queues, in one executemany. Those with
+    nothing but a body (the common case) go through INSERT_PLAIN, which binds no None: the
+    sqlite3 module binds each None only after two failed attribute lookups (its adapter
+    protocol), each raising an AttributeError, some 20 times the cost of binding an int."""
     plain, rich = [], []
     counts: dict[int, list[int]] = {}  # queue id: [messages, visible now]
     now = txn.now
@@ -173,10 +173,6 @@ def _insert(txn: Txn, messages: list[Message]) -> None:
     for queue_id, (n, visible_now) in counts.items():
         txn.changes.sent(queue_id, n, visible_now)
 
-
-def insert(txn: Txn, messages: list[Message]) -> None:
-    """Staged messages (:func:`staged`) of any standard queues, in one executemany."""
-    _insert(txn, messages)
 
 
 # A claim selects its messages, then takes them (take()): one UPDATE by id each. An
