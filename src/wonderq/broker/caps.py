@@ -2,17 +2,18 @@
 messages may be received and not yet deleted before receives stop handing out more.
 
 Approximate, as AWS's is. Each broker process keeps every queue's count as
-:meth:`Backend.queue_stats` last gave it, plus the messages it has handed out since
-(:meth:`InFlightCap.took`): an upper bound of its own share, as deletes only lower
-it. It reads the count again, at most once a second per queue (by the injected
-clock), only once that estimate is past an eighth of the cap: so a queue far from
-the cap is read once per process, however busy (10,000 queues read once a second
-each would keep SQLite's reader busy: 0.2 ms a read), and the receives in between
-pay a dict look-up (0.4 µs, against 160 µs for a receive on SQLite; bench/README.md
-has the quick loop's figures). A queue can thus go past the cap by what other brokers
-claim between readings (an eighth of the cap each, at most, before they read again),
-and a receive may be refused up to a second after deletes brought the count back
-under it. The reading itself runs on the reader (SQLite) or the pool (PostgreSQL),
+:meth:`Backend.queue_stats` last gave it (none before the first reading), plus the
+messages it has handed out since (:meth:`InFlightCap.took`): an upper bound of its
+own share, as deletes only lower it. It reads the count only once that estimate is
+past an eighth of the cap, and again at most once a second per queue (by the injected
+clock): so a queue far from the cap is never read, however busy, and its receives pay
+a dict look-up (0.4 µs, against 160 µs for a receive on SQLite; bench/README.md has
+the quick loop's figures). Even one reading per queue was too many: a load spread over
+10,000 queues paid SQLite's reader 0.2 ms for each queue's first receive, a fifth of
+the consume's rate. A queue can thus go past the cap by what other brokers (or this
+one, before its first reading) claim between readings (an eighth of the cap each, at
+most, before they read), and a receive may be refused up to a second after deletes
+brought the count back under it. The reading itself runs on the reader (SQLite) or the pool (PostgreSQL),
 never the writer: 0.2 ms with nothing in flight, 3 ms with 10,000, 39 ms with
 120,000 (SQLite).
 Counting in the claim's own transaction would be exact, but would cost every claim
@@ -42,12 +43,16 @@ PRUNE_AT = 4096  # readings kept before the stale ones are dropped (the bound th
 @dataclass(slots=True)
 class Reading:
     at: int  # clock ms
-    stats: QueueStats
+    stats: QueueStats | None  # None: not read yet
     taken: int = 0  # messages this process has handed out since
 
     @property
     def estimate(self) -> int:
-        return self.stats.in_flight + self.taken
+        return (self.stats.in_flight if self.stats else 0) + self.taken
+
+    def stale(self, cap: int, now: int) -> bool:
+        """Past an eighth of the cap, and never read or read a second ago or more."""
+        return self.estimate * WATCH >= cap and (self.stats is None or now - self.at >= REFRESH_MS)
 
 
 class InFlightCap:
@@ -63,15 +68,22 @@ class InFlightCap:
         """The queue's stats as last read, with its in-flight estimate, if that has
         reached the cap, else None. Raise QueueNotFound (when read) for no such queue."""
         reading = self._readings.get(ref)
-        if reading is None or (reading.estimate * WATCH >= self.cap and self.clock.now_ms() - reading.at >= REFRESH_MS):
+        if reading is None:
+            return None
+        if reading.stale(self.cap, self.clock.now_ms()):
             reading = await self._read(ref)
-        return replace(reading.stats, in_flight=reading.estimate) if reading.estimate >= self.cap else None
+        if reading.estimate < self.cap or reading.stats is None:  # at the cap, it has been read
+            return None
+        return replace(reading.stats, in_flight=reading.estimate)
 
     def took(self, ref: QueueRef, n: int) -> None:
         """A receive of the queue handed out ``n`` messages."""
+        if not n:
+            return
         reading = self._readings.get(ref)
-        if reading is not None and n:
-            reading.taken += n
+        if reading is None:
+            self._readings[ref] = reading = Reading(self.clock.now_ms(), None)
+        reading.taken += n
 
     def refused(self, stats: QueueStats) -> OverLimit:
         return OverLimit(
