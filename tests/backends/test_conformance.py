@@ -422,6 +422,17 @@ async def test_concurrent_sends_to_many_queues_each_land_in_their_own(db: Backen
     assert by_name["f.fifo"].messages == 1
 
 
+async def test_concurrent_sends_keep_their_own_delays(db: Backend) -> None:
+    """In a joined batch each message's delay is its own, else its queue's."""
+    await db.create_queue("slow", QueueAttributes(delay_seconds=60))
+    await db.create_queue("quick", QueueAttributes())
+    own = [NewMessage("a", delay_seconds=5), NewMessage("b")]
+    sent = await asyncio.gather(*(db.send_batch(name, own) for name in ("slow", "quick", "slow", "quick")))
+    for name, batch in zip(("slow", "quick", "slow", "quick"), sent, strict=True):
+        queue_delay = 60 if name == "slow" else 0
+        assert [m.visible_at - m.created_at for m in batch] == [5000, queue_delay * 1000]
+
+
 async def test_concurrent_deletes_each_get_their_own_outcomes(db: Backend) -> None:
     """Deletes that share a batch (PostgreSQL joins them into one statement) each get the
     outcomes of their own entries; a single delete still raises its own refusal."""

@@ -96,9 +96,12 @@ def fit(queue: Queue, messages: Sequence[NewMessage]) -> bool:
 
 
 def delays(queue: Queue, messages: Sequence[NewMessage]) -> list[int]:
-    """Each message's delay in seconds: its own, else the queue's."""
-    default = queue.attributes.delay_seconds
-    return [default if m.delay_seconds is None else m.delay_seconds for m in messages]
+    return [delay(queue, m) for m in messages]
+
+
+def delay(queue: Queue, message: NewMessage) -> int:
+    """A message's delay in seconds: its own, else its queue's."""
+    return queue.attributes.delay_seconds if message.delay_seconds is None else message.delay_seconds
 
 
 Deleted = list[MessageNotFound | StaleToken | None]  # a batch delete's outcome per entry: None, deleted

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 
 from wonderq.backends import rules
-from wonderq.backends.rules import SETTINGS, Deleted, Redrive, check_sizes, delays, missing, settings, tags_json, uuid4s
+from wonderq.backends.rules import SETTINGS, Deleted, Redrive, check_sizes, delay, missing, settings, tags_json, uuid4s
 from wonderq.backends.sqlite import fifo
 from wonderq.backends.sqlite.txn import QUEUE_COLUMNS, Txn, find_queue, resolve
 from wonderq.errors import InvalidParameter, QueueExists
@@ -126,7 +126,7 @@ def send_batch(txn: Txn, ref: QueueRef, messages: Sequence[NewMessage]) -> list[
     queue = txn.queue(ref)
     check_sizes(queue, messages)
     now = txn.now
-    sent = staged(txn, queue, messages)
+    sent = staged(txn, [(queue, m) for m in messages])
     keys = [rules.dedup_key(queue, m) for m in messages] if queue.fifo else []
     if not any(keys):
         insert(txn, sent)
@@ -138,13 +138,15 @@ def send_batch(txn: Txn, ref: QueueRef, messages: Sequence[NewMessage]) -> list[
     return rules.in_place(dict(enumerate(sent)), keys, known)
 
 
-def staged(txn: Txn, queue: Queue, messages: Sequence[NewMessage]) -> list[Message]:
-    """The messages a send to ``queue`` will store, with their ids, not written yet."""
+def staged(txn: Txn, messages: Sequence[tuple[Queue, NewMessage]]) -> list[Message]:
+    """The messages sends will store, each to its queue, with their ids, not written yet.
+    One call for a whole batch of sends, whatever their queues: ids and UUIDs drawn once
+    (a draw a queue had cost a send spread over 10,000 queues a third of its writer time)."""
     now, n = txn.now, len(messages)
     return [  # by position, in the order of Message.FIELDS: by keyword cost twice as much (0.7 µs)
-        Message(id, uuid, queue.id, m.body, now, now + 1000 * delay, 0, None, None, m.attributes, m.group_id,
-                m.dedup_id, m.system_attributes)
-        for id, uuid, m, delay in zip(txn.take_ids(n), uuid4s(n), messages, delays(queue, messages), strict=True)
+        Message(id, uuid, queue.id, m.body, now, now + 1000 * delay(queue, m), 0, None, None, m.attributes,
+                m.group_id, m.dedup_id, m.system_attributes)
+        for id, uuid, (queue, m) in zip(txn.take_ids(n), uuid4s(n), messages, strict=True)
     ]
 
 
