@@ -13,9 +13,9 @@ the quick loop's figures). Even one reading per queue was too many: a load sprea
 the consume's rate. A queue can thus go past the cap by what other brokers (or this
 one, before its first reading) claim between readings (an eighth of the cap each, at
 most, before they read), and a receive may be refused up to a second after deletes
-brought the count back under it. The reading itself runs on the reader (SQLite) or the pool (PostgreSQL),
-never the writer: 0.2 ms with nothing in flight, 3 ms with 10,000, 39 ms with
-120,000 (SQLite).
+brought the count back under it. The reading itself runs on the reader (SQLite) or
+the pool (PostgreSQL), never the writer: 0.2 ms with nothing in flight, 3 ms with
+10,000, 39 ms with 120,000 (SQLite).
 Counting in the claim's own transaction would be exact, but would cost every claim
 that walk over the index entries of the messages in flight, on the single writer.
 
@@ -48,7 +48,7 @@ class Reading:
 
     @property
     def estimate(self) -> int:
-        return (self.stats.in_flight if self.stats else 0) + self.taken
+        return (0 if self.stats is None else self.stats.in_flight) + self.taken
 
     def stale(self, cap: int, now: int) -> bool:
         """Past an eighth of the cap, and never read or read a second ago or more."""
