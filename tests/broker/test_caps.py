@@ -233,6 +233,9 @@ async def test_a_queue_far_from_the_cap_is_never_read(tmp_path: Path, monkeypatc
         cap.took("q", 1)  # 100: watched now, so read (it never was)
         assert await cap.full("q") is None and await cap.full("q") is None
         assert reads == ["q"]  # and then at most once a second
+        cap.took("q", 800)  # the reading's 0 and this broker's 800 since: at the cap, with no new read
+        full = await cap.full("q")
+        assert full is not None and full.in_flight == 800 and reads == ["q"]
         await db.send_batch("q", [NewMessage("m") for _ in range(10)])
         await db.claim("q", 10, None)  # by another broker: 10 in flight, none counted here
         fresh = InFlightCap(db, 10, clock)
@@ -240,5 +243,63 @@ async def test_a_queue_far_from_the_cap_is_never_read(tmp_path: Path, monkeypatc
         fresh.took("q", 2)  # then past an eighth of 10: read, 10 in flight
         full = await fresh.full("q")
         assert full is not None and full.in_flight == 10
+    finally:
+        await db.close()
+
+
+async def test_forgetting_keeps_the_queues_near_the_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past its bound on readings the cap forgets the queues far from it (deleted ones
+    among them), never one at the cap: that one would be let through, counted afresh."""
+    from wonderq.backends import backend_for
+    from wonderq.broker import caps
+    from wonderq.models import QueueAttributes
+
+    monkeypatch.setattr(caps, "PRUNE_AT", 4)
+    clock = ManualClock()
+    db = backend_for(Settings(db=str(tmp_path / "w.db")), clock)
+    await db.open()
+    cap = caps.InFlightCap(db, 80, clock)
+    try:
+        await db.create_queue("hot", QueueAttributes())
+        cap.took("hot", 10)
+        assert await cap.full("hot") is None  # read: none in flight in the database, 0 since
+        cap.took("hot", 80)
+        for i in range(20):  # many far from the cap, several times over the bound
+            cap.took(f"cold{i}", 1)
+        full = await cap.full("hot")
+        assert full is not None and full.in_flight == 80
+        assert len(cap._readings) < 20  # the cold ones went
+    finally:
+        await db.close()
+
+
+async def test_a_failed_reading_forgets_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read that fails (the database away) keeps what the broker counted: the next
+    receive reads again, and finds the queue at the cap."""
+    from wonderq.backends import backend_for
+    from wonderq.broker.caps import InFlightCap
+    from wonderq.errors import Unavailable
+    from wonderq.models import NewMessage, QueueAttributes
+
+    clock = ManualClock()
+    db = backend_for(Settings(db=str(tmp_path / "w.db")), clock)
+    await db.open()
+    cap = InFlightCap(db, 80, clock)
+    real = db.queue_stats
+
+    async def away(ref: Any) -> Any:
+        raise Unavailable("database unavailable")
+
+    try:
+        await db.create_queue("q", QueueAttributes())
+        for _ in range(8):
+            await db.send_batch("q", [NewMessage(f"m{i}") for i in range(10)])
+            cap.took("q", len((await db.claim("q", 10, None)).messages))
+        monkeypatch.setattr(db, "queue_stats", away)
+        with pytest.raises(Unavailable):
+            await cap.full("q")
+        monkeypatch.setattr(db, "queue_stats", real)
+        full = await cap.full("q")
+        assert full is not None and full.in_flight == 80
     finally:
         await db.close()

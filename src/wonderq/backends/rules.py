@@ -96,6 +96,7 @@ def fit(queue: Queue, messages: Sequence[NewMessage]) -> bool:
 
 
 def delays(queue: Queue, messages: Sequence[NewMessage]) -> list[int]:
+    """Each message's delay in seconds (:func:`delay`)."""
     return [delay(queue, m) for m in messages]
 
 

@@ -11,9 +11,11 @@ a dict look-up (0.4 µs, against 160 µs for a receive on SQLite; bench/README.m
 the quick loop's figures). Even one reading per queue was too many: a load spread over
 10,000 queues paid SQLite's reader 0.2 ms for each queue's first receive, a fifth of
 the consume's rate. A queue can thus go past the cap by what other brokers (or this
-one, before its first reading) claim between readings (an eighth of the cap each, at
-most, before they read), and a receive may be refused up to a second after deletes
-brought the count back under it. The reading itself runs on the reader (SQLite) or
+one, before its first reading or after forgetting a queue far from the cap) claim
+between readings: an eighth of the cap each, at most, plus the receive that crossed it,
+and counted apart for a queue named both by name and by id (readings are kept by the
+ref a receive gives). A receive may be refused up to a second after deletes brought the
+count back under it. The reading itself runs on the reader (SQLite) or
 the pool (PostgreSQL), never the writer: 0.2 ms with nothing in flight, 3 ms with
 10,000, 39 ms with 120,000 (SQLite).
 Counting in the claim's own transaction would be exact, but would cost every claim
@@ -32,12 +34,12 @@ from functools import partial
 
 from wonderq.backends.base import Backend
 from wonderq.clock import Clock
-from wonderq.errors import OverLimit
+from wonderq.errors import OverLimit, QueueNotFound
 from wonderq.models import QueueRef, QueueStats
 
 REFRESH_MS = 1000  # a queue's count is read at most this often, per process
 WATCH = 8  # ... and only once its estimate is past cap / WATCH
-PRUNE_AT = 4096  # readings kept before the stale ones are dropped (the bound then doubles)
+PRUNE_AT = 4096  # readings kept before those far from the cap are dropped (the bound then doubles)
 
 
 @dataclass(slots=True)
@@ -82,8 +84,17 @@ class InFlightCap:
             return
         reading = self._readings.get(ref)
         if reading is None:
+            if len(self._readings) >= self._prune_at:
+                self._prune()
             self._readings[ref] = reading = Reading(self.clock.now_ms(), None)
         reading.taken += n
+
+    def _prune(self) -> None:
+        """Forget the queues far from the cap (deleted ones among them): each forgot less
+        than an eighth of the cap, and counts from nothing again. Those past an eighth stay,
+        so a queue at the cap is never let through for having been forgotten."""
+        self._readings = {r: k for r, k in self._readings.items() if k.estimate * WATCH >= self.cap}
+        self._prune_at = max(PRUNE_AT, 2 * len(self._readings))
 
     def refused(self, stats: QueueStats) -> OverLimit:
         return OverLimit(
@@ -102,16 +113,10 @@ class InFlightCap:
         return await asyncio.shield(pending)  # a receive cancelled (its client gone) leaves it to the others
 
     async def _fetch(self, ref: QueueRef) -> Reading:
-        reading = Reading(self.clock.now_ms(), await self.db.queue_stats(ref))
-        if len(self._readings) >= self._prune_at:
-            now = self.clock.now_ms()
-            self._readings = {r: k for r, k in self._readings.items()
-                              if now - k.at < REFRESH_MS or k.estimate * WATCH < self.cap}
-            self._prune_at = max(PRUNE_AT, 2 * len(self._readings))
-        self._readings[ref] = reading
+        reading = self._readings[ref] = Reading(self.clock.now_ms(), await self.db.queue_stats(ref))
         return reading
 
     def _settled(self, ref: QueueRef, future: asyncio.Future[Reading]) -> None:
         self._pending.pop(ref, None)
-        if not future.cancelled() and future.exception() is not None:  # retrieved, so never logged as lost
-            self._readings.pop(ref, None)  # deleted, say: forget it
+        if not future.cancelled() and isinstance(future.exception(), QueueNotFound):  # retrieved: never logged
+            self._readings.pop(ref, None)  # deleted: forget it (a failed read keeps it, to be read again)
