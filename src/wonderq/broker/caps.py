@@ -15,9 +15,9 @@ one, before its first reading or after forgetting a queue far from the cap) clai
 between readings: an eighth of the cap each, at most, plus the receive that crossed it,
 and counted apart for a queue named both by name and by id (readings are kept by the
 ref a receive gives). A receive may be refused up to a second after deletes brought the
-count back under it. The reading itself runs on the reader (SQLite) or
-the pool (PostgreSQL), never the writer: 0.2 ms with nothing in flight, 3 ms with
-10,000, 39 ms with 120,000 (SQLite).
+count back under it. The reading itself runs on the reader (SQLite) or the pool
+(PostgreSQL), never the writer: 0.2 ms with nothing in flight, 3 ms with 10,000, 39 ms
+with 120,000 (SQLite).
 Counting in the claim's own transaction would be exact, but would cost every claim
 that walk over the index entries of the messages in flight, on the single writer.
 

@@ -176,7 +176,6 @@ def insert(txn: Txn, messages: list[Message]) -> None:
         txn.changes.sent(queue_id, n, visible_now)
 
 
-
 # A claim selects its messages, then takes them (take()): one UPDATE by id each. An
 # UPDATE ... WHERE id IN (SELECT ...) RETURNING built two temporary tables a claim, whose
 # pages SQLite zeroes (callgrind: 124k instructions more a claim of 10).
