@@ -62,7 +62,7 @@ class Settings:
     allowed_hosts: str = ""  # comma-separated Host names besides loopback and the bound address; * any
     allowed_origins: str = ""  # comma-separated origins that may change state (e.g. https://app.example)
     header_timeout: float = 10.0  # seconds for a request's line and headers to arrive
-    body_timeout: float = 30.0  # seconds for its body, after the headers
+    body_timeout: float = 30.0  # seconds for its body, after the headers; and to take any of an answer
     keep_alive_timeout: int = 75  # seconds an idle kept-alive connection stays open
     max_header_bytes: int = 64 * 1024  # request line and headers together
     max_connections: int = 10_000  # open at once per process, kept below the descriptor limit
@@ -148,7 +148,7 @@ def problems(s: Settings) -> Iterator[tuple[str, str]]:
     for name in POSITIVE:
         if not getattr(s, name) > 0:
             yield name, f"must be a positive number of seconds, not {getattr(s, name)}"
-    if not (len(s.account_id) == 12 and s.account_id.isdigit()):
+    if not (len(s.account_id) == 12 and s.account_id.isascii() and s.account_id.isdigit()):
         yield "account_id", f"must be 12 digits, not {s.account_id!r}"
     for name, problem in (("url", broker_url_problem(s.url)), ("db", database_url_problem(s.db))):
         if problem is not None:

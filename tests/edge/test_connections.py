@@ -37,6 +37,12 @@ class Transport:
 
     def write_eof(self) -> None: ...
 
+    def abort(self) -> None:
+        self.close()
+
+    def get_write_buffer_size(self) -> int:
+        return len(self.out)
+
     def pause_reading(self) -> None: ...
 
     def resume_reading(self) -> None: ...
@@ -62,8 +68,8 @@ async def streams(req: Request) -> Stream:
 APP = App([Api([Route("POST", "/echo", echo), Route("GET", "/q/{name}", echo), Route("GET", "/stream", streams)])])
 
 
-def connect() -> tuple[Connection, Transport]:
-    conn = Connections(APP, Limits())()
+def connect(limits: Limits = Limits()) -> tuple[Connection, Transport]:  # noqa: B008 (frozen)
+    conn = Connections(APP, limits)()
     transport = Transport()
     transport.protocol = conn
     conn.connection_made(transport)  # type: ignore[arg-type]
@@ -122,4 +128,43 @@ async def test_headers_of_a_pipelined_request_count_against_the_limit() -> None:
     conn.data_received(b"GET /q/a HTTP/1.1\r\nHost: localhost\r\n\r\nGET /q/b HTTP/1.1\r\nHost: localhost\r\n" + big
                        + b"\r\n")
     await asyncio.sleep(0.1)
-    assert transport.closing and transport.out.count(b"HTTP/1.1 200") == 0  # refused while /q/a was in hand
+    answers = transport.out.split(b"HTTP/1.1 ")[1:]  # /q/a's, then the refusal
+    assert [a[:3] for a in answers] == [b"200", b"431"] and b"connection: close" in answers[1]
+    assert b'"path":"/q/a"' in answers[0] and conn.refused
+
+
+async def test_a_bad_request_behind_good_ones_is_refused_after_they_are_answered() -> None:
+    conn, transport = connect()  # a lost acknowledgement would make the client send again
+    conn.data_received(post(b"one") + post(b"two"))
+    conn.data_received(b"BAD\r\n\r\n")
+    await asyncio.sleep(0.1)
+    answers = transport.out.split(b"HTTP/1.1 ")[1:]
+    assert [a[:3] for a in answers] == [b"200", b"200", b"400"], transport.out
+    assert b"connection: close" not in answers[1] and b"connection: close" in answers[2]
+    assert APP.budget.held == 0
+
+
+async def test_an_upgrade_is_ignored_and_the_next_request_still_read() -> None:
+    conn, transport = connect()
+    upgrade = b"Connection: Upgrade\r\nUpgrade: h2c\r\n"
+    conn.data_received(b"GET /q/a HTTP/1.1\r\nHost: localhost\r\n%s\r\n" % upgrade + post(b"after"))
+    await asyncio.sleep(0.1)
+    assert transport.out.count(b"HTTP/1.1 200") == 2 and transport.out.endswith(b'"body":"after"}')
+    transport.close()
+
+
+async def test_an_upgrade_with_a_body_is_refused_so_the_body_is_never_a_request() -> None:
+    conn, transport = connect()
+    smuggled = post(b"smuggled")
+    conn.data_received(post(smuggled, b"Connection: Upgrade\r\nUpgrade: websocket\r\n"))
+    await asyncio.sleep(0.1)
+    assert transport.out.startswith(b"HTTP/1.1 400") and b"upgrade" in transport.out
+    assert b"smuggled" not in transport.out and transport.out.count(b"HTTP/1.1 ") == 1
+
+
+async def test_a_client_that_reads_nothing_is_cut_off_after_the_body_timeout() -> None:
+    conn, transport = connect(Limits(body_timeout=0.05))
+    conn.pause_writing()  # the transport's buffer is full, and stays so
+    conn.data_received(post(b"one"))
+    await asyncio.sleep(0.3)
+    assert transport.closing and not conn.busy

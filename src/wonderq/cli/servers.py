@@ -142,7 +142,8 @@ def server_verb(verbs: Verbs, name: str, help: str, command: Run) -> argparse.Ar
     door.add_argument("--allowed-origins", metavar="O,O", help="web origins that may change state,"
                       " e.g. https://app.example (WONDERQ_ALLOWED_ORIGINS; default: none)")
     for flag, what in (("--header-timeout", "seconds for a request's headers to arrive (10)"),
-                       ("--body-timeout", "seconds for its body, after the headers (30)")):
+                       ("--body-timeout", "seconds for its body, after the headers; and for a client"
+                                          " to take any of an answer (30)")):
         door.add_argument(flag, type=float, metavar="S", help=f"{what}; WONDERQ_{flag[2:].upper().replace('-', '_')}")
     for flag, what in (("--keep-alive-timeout", "seconds an idle connection stays open (75)"),
                        ("--max-header-bytes", "request line and headers, in bytes (65536)"),

@@ -16,7 +16,8 @@ The limits:
   connection opening (or of the first byte of the next request on a kept-alive
   one), and its body within ``body_timeout`` of the headers; otherwise the
   connection is closed with a 408. An idle kept-alive connection is closed after
-  ``keep_alive_timeout``.
+  ``keep_alive_timeout``. A client that takes none of an answer the server could
+  not write at once for ``body_timeout`` is cut off.
 - Request line and headers together may be at most ``max_header_bytes`` (431).
 - A body over the largest request is refused (413) before it is read, and every
   body byte counts against the app's :class:`~wonderq.edge.requests.Budget` (503).
@@ -24,7 +25,10 @@ The limits:
   closed at once, so descriptors never run out (the limit is set below the
   process's descriptor limit, which :func:`wonderq.edge.server.raise_file_limit`
   raises to the hard limit).
-- Malformed HTTP gets the JSON error envelope, like every other error.
+- Malformed HTTP gets the JSON error envelope, like every other error, after the
+  answers to the requests before it on the connection.
+- There are no protocol upgrades: ``Upgrade`` is ignored, and a request that asks
+  for one and has a body is refused (llhttp would read the body as a request).
 
 Each refusal is counted, and a summary is logged at most once a minute.
 """
@@ -141,6 +145,7 @@ class Connection(asyncio.Protocol):
         self.busy = self.closing = self.refused = self.paused = False
         self.last = False  # the request answered last closes the connection: read nothing more
         self.exact = False  # this read ended a request: one whose headers end in it too is counted exactly
+        self.error: WonderQError | None = None  # the refusal sent after the requests before it are answered
         self.gone: asyncio.Future[None] | None = None  # made when a handler waits for a hang-up
         self.writable: asyncio.Future[None] | None = None  # made while the transport's buffer is full
 
@@ -174,9 +179,7 @@ class Connection(asyncio.Protocol):
         if self.phase != BODY:  # headers of this request, or the start of the next one
             self.header_bytes += len(data)
         try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            pass  # no upgrades here: the request is answered as plain HTTP
+            self.feed(data)
         except httptools.HttpParserError as exc:
             if not self.refused and not self.last:
                 self.refuse(BadRequest(f"malformed HTTP request: {exc}"))
@@ -189,6 +192,20 @@ class Connection(asyncio.Protocol):
             self.refuse(HeaderTooLarge(f"request line and headers are over {limit} bytes"))
         elif self.phase == HEADERS or self.phase == BODY:  # a request still arriving
             self.shared.deadlines.arm(self, self.due)
+
+    def feed(self, data: bytes) -> None:
+        """Parse ``data``. llhttp ends a request that asks to upgrade the protocol at its
+        headers and reads nothing after it (one with a body is refused: on_headers_complete).
+        There are no upgrades here, so a fresh parser goes on with the rest as HTTP/1.1."""
+        while True:
+            try:
+                self.parser.feed_data(data)
+                return
+            except httptools.HttpParserUpgrade as exc:
+                self.parser = httptools.HttpRequestParser(self)
+                data = data[exc.args[0]:]
+                if not data or self.refused or self.last:
+                    return
 
     def eof_received(self) -> bool:
         """The client sends no more: answer the requests it completed (a send it made
@@ -240,6 +257,11 @@ class Connection(asyncio.Protocol):
         if length is not None and length.isdigit() and int(length) > MAX_REQUEST_BYTES:
             self.refuse(PayloadTooLarge(f"request body is over {MAX_REQUEST_BYTES} bytes"))
             raise PayloadTooLarge("body too large")
+        if self.parser.should_upgrade() and (b"transfer-encoding" in first or length not in (None, b"0")):
+            # its body would be read as the next request: smuggled past whatever checked this one
+            self.refuse(BadRequest("a request asking to upgrade the protocol cannot carry a body here:"
+                                   " this server speaks only HTTP/1.1; send it without Upgrade"))
+            raise BadRequest("upgrade with a body")
         expect = first.get(b"expect")
         if expect is not None and expect.lower() == b"100-continue" and not self.busy:
             self.transport.write(CONTINUE)  # behind another request the client's own wait sends the body
@@ -299,6 +321,9 @@ class Connection(asyncio.Protocol):
             self.transport.close()
         finally:
             self.busy = False
+        if self.error is not None and not self.transport.is_closing():
+            self.close_with(self.error)
+            return
         if self.last and not self.transport.is_closing():  # the EOF came as the last answer went out
             self.transport.close()
         if not self.transport.is_closing():
@@ -316,7 +341,8 @@ class Connection(asyncio.Protocol):
             response, endpoint, changes = await self.app.respond(request, raw_path)
         finally:
             self.app.budget.held -= held
-        keep_alive = keep_alive and not self.closing and not (self.last and not self.waiting)  # after an EOF
+        # after an EOF the last answer closes; after a refusal, the refusal does
+        keep_alive = keep_alive and not self.closing and not (self.last and not self.waiting and not self.error)
         if self.transport.is_closing():
             return False
         if isinstance(response, Stream):
@@ -327,7 +353,7 @@ class Connection(asyncio.Protocol):
         if self.shared.access_log:
             self.log(request, response.status)
         if self.writable is not None:  # a client that does not read: nothing more until it does
-            await self.writable
+            await self.drained()
         return keep_alive
 
     def write(self, response: Response, head_only: bool, keep_alive: bool) -> None:
@@ -351,9 +377,23 @@ class Connection(asyncio.Protocol):
             if chunk:
                 self.transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
             if self.writable is not None:
-                await self.writable
+                await self.drained()
         if not self.transport.is_closing():
             self.transport.write(b"0\r\n\r\n")
+
+    async def drained(self) -> None:
+        """Wait while the transport's buffer is full. A client that takes none of it for
+        ``body_timeout`` seconds is cut off: each answer it never reads would stay in memory."""
+        size = self.transport.get_write_buffer_size()
+        while self.writable is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self.writable), self.shared.limits.body_timeout)
+            except TimeoutError:
+                if self.transport.get_write_buffer_size() >= size:
+                    self.shared.refusal(RequestTimeout("the client took none of an answer within body_timeout"))
+                    self.transport.abort()
+                    return
+                size = self.transport.get_write_buffer_size()
 
     async def receive(self) -> Message:
         """ASGI's ``receive`` as far as a handler needs it: once the client has hung up."""
@@ -396,13 +436,17 @@ class Connection(asyncio.Protocol):
             self.transport.close()
 
     def refuse(self, error: WonderQError) -> None:
-        """Answer with the error envelope and close the connection."""
+        """Answer with the error envelope and close the connection; the requests before
+        it first (a lost acknowledgement makes a client retry, and duplicate a send)."""
         self.shared.deadlines.discard(self)
         self.phase, self.refused = IDLE, True
         self.shared.refusal(error)
-        if self.busy:  # a request in progress: its handler sees a disconnect
-            self.transport.close()
-            return
+        if self.busy:
+            self.error, self.last = error, True  # answer() sends it after them
+        else:
+            self.close_with(error)
+
+    def close_with(self, error: WonderQError) -> None:
         self.write(error_envelope(error), False, False)
         # Half-close now, close a moment later: closing with the client's request still
         # unread would reset the connection before the client reads why.

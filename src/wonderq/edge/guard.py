@@ -21,7 +21,9 @@ Each check runs on every request, so the common answers are quick: a ``Host`` va
 passed once is remembered (a connection sends the same one every time), and the JSON types
 that need a preflight pass as sent.
 
-All answer 403 ``forbidden`` in the mounted API's own error format.
+All answer 403 ``forbidden``: the origin and content-type checks in the routed API's own
+error format; the Host check, which runs before anything is routed (so a rebinding page
+cannot make the server read a body), in the first mounted API's (the broker's: REST JSON).
 """
 
 from __future__ import annotations
