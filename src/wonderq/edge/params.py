@@ -13,6 +13,7 @@ from wonderq.errors import InvalidParameter
 
 INTEGER = re.compile(r"\s*-?[0-9]{1,19}\s*")  # every bound fits in 19 digits; more: long_integer
 DIGITS = re.compile(r"-?[0-9]+")
+NATURAL = re.compile(r"[0-9]{1,18}")
 BEYOND_INT64 = 2**63  # past it orjson gives a JSON integer as a float
 Params = Mapping[str, object]
 
@@ -41,6 +42,12 @@ def optional_integer(params: Params, name: str, low: int, high: int) -> int | No
     if not low <= value <= high:
         raise outside(name, low, high, str(value))
     return value
+
+
+def natural(text: str) -> int | None:
+    """``text`` as a whole number if it is 1-18 ASCII digits, else None. (``str.isdigit``
+    also takes "²", which ``int`` refuses, and ``int`` refuses 4,300 digits.)"""
+    return int(text) if NATURAL.fullmatch(text) else None
 
 
 def long_integer(value: str, name: str, low: int, high: int) -> int:

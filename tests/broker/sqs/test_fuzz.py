@@ -6,9 +6,10 @@ Inputs follow each action's input shape (structures, lists, maps, strings, integ
 booleans, blobs). Some are plausible throughout (real queue URLs, attribute names, data
 types), so they reach the deeper checks and succeed now and then; in the rest any value
 may be of the wrong type, empty, huge, or odd text (NUL, a lone surrogate, 70,000
-characters), and some whole inputs are not even objects. The same inputs go over the Query protocol, flattened as botocore 1.34's model
-(``model/``) would, plus stray suffixes. Hypothesis is derandomized: the same examples every
-run, so CI is deterministic; raise ``WONDERQ_FUZZ_EXAMPLES`` to look further locally.
+characters), and some whole inputs are not even objects. The same inputs go over the
+Query protocol, flattened as botocore 1.34's model (``model/``) would, plus stray
+suffixes. Hypothesis is derandomized: the same examples every run, so CI is
+deterministic; raise ``WONDERQ_FUZZ_EXAMPLES`` to look further locally.
 """
 
 from __future__ import annotations
@@ -39,9 +40,10 @@ ATTRIBUTE_NAMES = ["All", "VisibilityTimeout", "DelaySeconds", "ReceiveMessageWa
                    "MessageRetentionPeriod", "Policy", "DeduplicationScope", "FifoThroughputLimit",
                    "SqsManagedSseEnabled", "ApproximateReceiveCount", "SentTimestamp", "AWSTraceHeader",
                    "MessageGroupId", "QueueArn"]
-ODD_TEXT = st.sampled_from(["", " ", "0", "-1", "1e400", "20", "21", "NaN", "true", "null", "{}", "[]", "{\"a\":",
-                            "\x00", "\ud800", "é" * 300, "x" * 70_000, ".*", "a.*", "String.x", "Binary", "Number",
-                            "arn:aws:sqs:us-east-1:000000000000:nope", "http://localhost/000000000000/"])
+ODD_TEXT = st.sampled_from([
+    "", " ", "0", "-1", "1e400", "20", "21", "NaN", "true", "null", "{}", "[]", "{\"a\":", "\x00", "\ud800",
+    "é" * 300, "x" * 70_000, "\u00b2", "\u0661\u0660", "9" * 5000, ".*", "a.*", "String.x", "Binary", "Number",
+    "arn:aws:sqs:us-east-1:000000000000:nope", "http://localhost/000000000000/"])
 WRONG = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False),
                   st.text(max_size=20), st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5),
                                                                                             st.integers(), max_size=3))
@@ -220,10 +222,11 @@ def flatten(prefix: str, shape: Shape | None, v: Any, out: dict[str, str]) -> No
         out[prefix] = str(v).lower() if isinstance(v, bool) else str(v)
 
 
-STRAY = st.dictionaries(st.sampled_from(["Attribute.1.Name", "Attribute.x", "MessageAttribute.1.Value.DataType",
-                                         "Entries.1.Id", "SendMessageBatchRequestEntry.0.Id", "Tag.1.Key",
-                                         "AttributeName.3", "QueueUrl", "Action", "Version"]),
-                        st.one_of(ODD_TEXT, st.text(max_size=10)), max_size=3)
+STRAY = st.dictionaries(
+    st.sampled_from(["Attribute.1.Name", "Attribute.x", "Attribute.\u00b2.Name", "a." * 500 + "b",
+                     "MessageAttribute.1.Value.DataType", "Entries.1.Id", "SendMessageBatchRequestEntry.0.Id",
+                     "Tag.1.Key", "AttributeName.3", "QueueUrl", "Action", "Version"]),
+    st.one_of(ODD_TEXT, st.text(max_size=10)), max_size=3)
 
 
 def test_query_inputs_from_the_model_get_sqs_answers(client: httpx.Client, urls: list[str]) -> None:

@@ -6,9 +6,12 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from tests.conftest import unique
+from wonderq.broker.sqs.faults import SqsError
+from wonderq.broker.sqs.query import reshape
 
 NS = {"sqs": "http://queue.amazonaws.com/doc/2012-11-05/"}
 JSON = "application/x-amz-json-1.0"
@@ -137,3 +140,34 @@ def test_json_escapes_of_refused_characters_are_caught(client: httpx.Client) -> 
         assert client.post("/", content=raw, headers=head).status_code == 200, fine
     raw = b'{"QueueUrl": "' + url.encode() + b'", "MessageBody": "\xed\xa0\x80"}'  # a surrogate
     assert client.post("/", content=raw, headers=head).status_code == 400
+
+
+ARABIC_TEN = "\u0661\u0660"
+
+
+def test_numbers_are_ascii_digits_of_a_sane_length(client: httpx.Client) -> None:
+    """``str.isdigit`` takes a superscript two and Arabic-Indic digits, and ``int`` refuses the
+    first and 4,300 digits: each was a 500, or for the Arabic-Indic ten, read as 10."""
+    url = target(client, "CreateQueue", {"QueueName": unique("q")}).json()["QueueUrl"]
+    for odd in ("²", ARABIC_TEN, "9" * 5000):
+        r = target(client, "SetQueueAttributes", {"QueueUrl": url, "Attributes": {"DelaySeconds": odd}})
+        assert r.status_code == 400 and r.json()["__type"].endswith("#InvalidAttributeValue"), odd
+        policy = orjson.dumps({"deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:x",
+                               "maxReceiveCount": odd}).decode()
+        r = target(client, "SetQueueAttributes", {"QueueUrl": url, "Attributes": {"RedrivePolicy": policy}})
+        assert r.status_code == 400 and r.json()["__type"].endswith("#InvalidAttributeValue"), odd
+        r = target(client, "CreateQueue", {"QueueName": unique("q"), "Attributes": {"VisibilityTimeout": odd}})
+        assert r.status_code == 400, odd
+    r = form(client, Action="CreateQueue", QueueName=unique("q"),
+             **{"Attribute.².Name": "DelaySeconds", "Attribute.².Value": "1"})
+    assert r.status_code == 400 and "numbered" in r.text
+    for number, ok in ((ARABIC_TEN, False), ("1" * 38, True), ("1" * 39, False), ("1e126", True), ("1e127", False)):
+        r = target(client, "SendMessage", {"QueueUrl": url, "MessageBody": "x", "MessageAttributes": {
+            "n": {"DataType": "Number", "StringValue": number}}})
+        assert r.status_code == (200 if ok else 400), (number, r.text)
+
+
+def test_a_query_field_name_of_too_many_parts_is_refused() -> None:
+    with pytest.raises(SqsError, match="parts"):
+        reshape({"Action": "ListQueues", "a." * 500 + "b": "1"})  # recursion, before: a 500
+    assert reshape({"Attribute.1.Name": "DelaySeconds", "Attribute.1.Value": "1"})

@@ -16,6 +16,7 @@ import orjson
 
 from wonderq.broker.sqs.addresses import name_of_arn
 from wonderq.broker.sqs.faults import INVALID_ATTRIBUTE_NAME, INVALID_ATTRIBUTE_VALUE, SqsError
+from wonderq.edge.params import natural
 from wonderq.models import QueueAttributes, QueueStats
 
 # SQS name -> (field, low, high), for the attributes that are integers
@@ -73,9 +74,10 @@ def apply(current: QueueAttributes, given: Mapping[str, object], fifo: bool, cre
 
 
 def number(name: str, value: str, low: int, high: int) -> int:
-    if not value.strip().isdigit() or not low <= int(value) <= high:
+    n = natural(value.strip())
+    if n is None or not low <= n <= high:
         raise bad_value(name, f"must be an integer from {low} to {high}.")
-    return int(value)
+    return n
 
 
 def boolean(name: str, value: str) -> bool:
@@ -113,10 +115,11 @@ def redrive(value: str) -> dict[str, object]:
         return {"redrive_target": None, "max_receive_count": 0}
     policy = document("RedrivePolicy", value)
     count = policy.get("maxReceiveCount")
-    if not isinstance(count, int | str) or not str(count).isdigit() or not 1 <= int(count) <= 1000:
+    n = natural(str(count)) if isinstance(count, int | str) else None
+    if n is None or not 1 <= n <= 1000:
         raise bad_value("RedrivePolicy", "maxReceiveCount must be an integer from 1 to 1000.")
     target = name_of_arn(policy.get("deadLetterTargetArn"), "deadLetterTargetArn")
-    return {"redrive_target": target, "max_receive_count": int(count)}
+    return {"redrive_target": target, "max_receive_count": n}
 
 
 def extras(attributes: QueueAttributes) -> dict[str, str]:

@@ -21,6 +21,7 @@ import re
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from wonderq.broker.sqs.faults import INVALID_PARAMETER_VALUE, SqsError, invalid
 
@@ -28,7 +29,7 @@ Attributes = dict[str, dict[str, str]]
 MAX_ATTRIBUTES = 10
 NAME = re.compile(r"[A-Za-z0-9_\-.]{1,256}")
 RESERVED = ("aws.", "amazon.")
-NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")  # ASCII: \d takes "٣" too
 # XML 1.0 characters, which is what SQS allows in bodies and string values
 XML_INVALID = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 SYSTEM_ATTRIBUTES = ("AWSTraceHeader",)
@@ -99,11 +100,20 @@ def check_value(name: str, value: object) -> dict[str, str]:
     text = value.get("StringValue")
     if not isinstance(text, str) or text == "":
         raise invalid(f"The message attribute '{name}' with type '{base}' must use field 'String'.")
-    if base == "Number" and not NUMBER.fullmatch(text):
+    if base == "Number" and not is_number(text):
         raise invalid(f"Can't cast the value of message (user) attribute '{name}' to a number.")
     if not valid_text(text):
         raise SqsError(INVALID_PARAMETER_VALUE, f"Message attribute '{name}' contains invalid characters.")
     return {"DataType": data_type, "StringValue": text}
+
+
+def is_number(text: str) -> bool:
+    """What SQS takes as a Number: up to 38 significant digits, from 10^-128 to 10^126."""
+    if not NUMBER.fullmatch(text):
+        return False
+    n = Decimal(text)
+    digits = "".join(map(str, n.as_tuple().digits)).strip("0")  # not normalize(): it rounds to 28
+    return n.is_zero() or (len(digits) <= 38 and -128 <= n.adjusted() <= 126)
 
 
 def binary(name: str, value: object) -> str:

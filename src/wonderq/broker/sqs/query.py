@@ -15,6 +15,7 @@ from xml.sax.saxutils import escape
 from wonderq.broker.sqs.awsjson import Actions, Context, request_id
 from wonderq.broker.sqs.calls import Shape
 from wonderq.broker.sqs.faults import INVALID_ACTION, SqsError, fault_of, invalid
+from wonderq.edge.params import natural
 from wonderq.edge.requests import Request
 from wonderq.edge.responses import Response
 from wonderq.errors import WonderQError
@@ -41,6 +42,7 @@ ITEMS = {  # output lists: JSON member -> XML element of each item
 PAIRS = {"Attributes": ("Attribute", "Name", "Value"), "MessageAttributes": ("MessageAttribute", "Name", "Value"),
          "Tags": ("Tag", "Key", "Value")}
 Tree = dict[str, "Tree | str"]
+MAX_DEPTH = 8  # a field name's parts before its last (SQS's deepest name has 7 parts in all)
 ENTITIES = {"\r": "&#xD;"}  # else an XML parser reads a carriage return as a newline
 
 
@@ -66,6 +68,8 @@ def reshape(params: Mapping[str, str]) -> Shape:
     for key, value in params.items():
         node = tree
         *path, last = key.split(".")
+        if len(path) >= MAX_DEPTH:
+            raise invalid(f"The parameter {key[:100]}… has more than {MAX_DEPTH} parts.")
         for part in path:
             child = node.setdefault(part, {})
             if isinstance(child, str):
@@ -95,7 +99,7 @@ def value_of(node: Tree | str) -> object:
 
 
 def numbered(key: str, node: Tree) -> list[Tree | str]:
-    if not all(k.isdigit() for k in node):
+    if not all(natural(k) is not None for k in node):
         raise invalid(f"The parameter {key} must be numbered: {key}.1, {key}.2, …")
     return [node[k] for k in sorted(node, key=int)]
 
