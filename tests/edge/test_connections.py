@@ -162,6 +162,16 @@ async def test_an_upgrade_with_a_body_is_refused_so_the_body_is_never_a_request(
     assert b"smuggled" not in transport.out and transport.out.count(b"HTTP/1.1 ") == 1
 
 
+async def test_a_client_that_hangs_up_while_the_answer_waits_ends_the_wait() -> None:
+    conn, transport = connect()
+    conn.pause_writing()
+    conn.data_received(post(b"one"))
+    await asyncio.sleep(0.05)
+    transport.close()
+    await asyncio.wait_for(asyncio.sleep(0.1), 1)  # the loop is not stuck spinning on the wait
+    assert not conn.busy
+
+
 async def test_a_client_that_reads_nothing_is_cut_off_after_the_body_timeout() -> None:
     conn, transport = connect(Limits(body_timeout=0.05))
     conn.pause_writing()  # the transport's buffer is full, and stays so

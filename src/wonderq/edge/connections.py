@@ -385,7 +385,7 @@ class Connection(asyncio.Protocol):
         """Wait while the transport's buffer is full. A client that takes none of it for
         ``body_timeout`` seconds is cut off: each answer it never reads would stay in memory."""
         size = self.transport.get_write_buffer_size()
-        while self.writable is not None:
+        while self.writable is not None and not self.writable.done():  # done: the connection is lost
             try:
                 await asyncio.wait_for(asyncio.shield(self.writable), self.shared.limits.body_timeout)
             except TimeoutError:
