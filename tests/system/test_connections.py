@@ -148,3 +148,25 @@ def test_idle_sockets_cannot_lock_clients_out(broker: BrokerProcess, tmp_path: P
     finally:
         for s in hogs:
             s.close()
+
+
+def test_a_client_that_reads_nothing_is_cut_off(broker: BrokerProcess) -> None:
+    """Its unsent answers would stay in the broker's memory for as long as it stayed."""
+    name = f"big-{time.monotonic_ns()}"
+    with httpx.Client(base_url=broker.url) as c:
+        assert c.post("/queues", json={"name": name}).status_code == 200
+        for _ in range(8):  # an answer of 7.2 MB: more than the kernel's socket buffers hold
+            assert c.post("/messages", json={"queue_name": name, "body": "x" * 900_000}).status_code == 200
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    with s:
+        s.connect(("127.0.0.1", broker.port))
+        s.sendall(f"GET /queues/{name}/messages?size=10 HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+        time.sleep(3)  # --body-timeout 1 with nothing taken
+        s.settimeout(5)
+        got = 0
+        with pytest.raises(ConnectionResetError):
+            while chunk := s.recv(65536):
+                got += len(chunk)
+            raise ConnectionResetError("closed")  # an orderly close would do as well
+        assert got < 7_000_000  # cut off, not the whole answer
