@@ -151,6 +151,18 @@ async def test_concurrent_claims_never_share_a_message(db: Backend) -> None:
     assert len(ids) == 500 and len(set(ids)) == 500
 
 
+async def test_no_claim_can_make_another_claims_tokens(db: Backend) -> None:
+    """A token is the message's id and random bits; claims served together (PostgreSQL joins
+    a batch's claims on a queue into one statement) must not share those bits, or a consumer
+    holding one message could make the token of a message another consumer holds."""
+    await db.create_queue("q", QueueAttributes())
+    await db.send_batch("q", [NewMessage("x")] * 50)
+    claims = await asyncio.gather(*(db.claim("q", 1, 30) for _ in range(50)))
+    tokens = {m.id: m.token or "" for c in claims for m in c.messages}
+    assert len(tokens) == 50 and all(t.endswith(f"-{i}") for i, t in tokens.items())
+    assert len({t.rsplit("-", 1)[0] for t in tokens.values()}) == 50
+
+
 async def test_receive_waits_for_a_send(db: Backend) -> None:
     await db.create_queue("q", QueueAttributes())
     waiting = asyncio.create_task(db.receive("q", 1, 30, 5))

@@ -18,8 +18,8 @@ from tests.conftest import fresh_database
 from wonderq.backends.postgres import queries, schema
 
 STATEMENTS = {  # each with parameters of the right types
-    "CLAIM": (1, 1, 30, "p-", 0),
-    "FIFO_CLAIM": (1, 1, 30, "p-", 0),
+    "CLAIM": (1, 1, 30, 0),
+    "FIFO_CLAIM": (1, 1, 30, 0),
     "MOVE_TO": (1, 1, 2),
     "MOVE_BACK": (1, 1),
 }

@@ -9,7 +9,6 @@ transaction are in :mod:`.queues`.
 
 from __future__ import annotations
 
-import secrets
 from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -115,6 +114,10 @@ async def _send_fifo(
     return rules.in_place({i: m for i, (m, _) in zip(store, stored, strict=True)}, keys, known)
 
 
+# A receipt's token: 64 random bits of its own and the message's id. Not one random prefix a
+# claim: the claims a batch joins (backend.claims_joined) are one statement, and a consumer
+# given one message's token could have made those of the others' messages from it.
+TOKEN = "left(md5(gen_random_uuid()::text), 16) || '-' || m.id"
 # Each statement that takes rows picks them in a MATERIALIZED CTE, which runs once. As a
 # subquery in FROM it could be the inner side of a nested loop, run again for every outer
 # row: SKIP LOCKED then skips the rows this statement has just updated, and returns the
@@ -123,12 +126,12 @@ CLAIM = f"""
 WITH picked AS MATERIALIZED (
     SELECT id FROM wonderq.messages
     WHERE queue_id = $1 AND visible_at <= {NOW}
-      AND EXISTS (SELECT 1 FROM wonderq.queues WHERE id = $1 AND version = $5)
+      AND EXISTS (SELECT 1 FROM wonderq.queues WHERE id = $1 AND version = $4)
     ORDER BY visible_at, id LIMIT $2
     FOR UPDATE SKIP LOCKED
 )
 UPDATE wonderq.messages m
-SET visible_at = {NOW} + $3 * 1000, token = $4 || m.id, receive_count = m.receive_count + 1,
+SET visible_at = {NOW} + $3 * 1000, token = {TOKEN}, receive_count = m.receive_count + 1,
     first_received_at = coalesce(m.first_received_at, {NOW})
 FROM picked
 WHERE m.id = picked.id
@@ -140,7 +143,7 @@ FIFO_CLAIM = f"""
 WITH picked AS MATERIALIZED (
     SELECT id FROM wonderq.messages c
     WHERE queue_id = $1 AND visible_at <= {NOW}
-      AND EXISTS (SELECT 1 FROM wonderq.queues WHERE id = $1 AND version = $5)
+      AND EXISTS (SELECT 1 FROM wonderq.queues WHERE id = $1 AND version = $4)
       AND NOT EXISTS (
           SELECT 1 FROM wonderq.messages o
           WHERE o.queue_id = $1 AND o.group_id = c.group_id AND o.visible_at > {NOW}
@@ -153,7 +156,7 @@ WITH picked AS MATERIALIZED (
     FOR UPDATE SKIP LOCKED
 )
 UPDATE wonderq.messages m
-SET visible_at = {NOW} + $3 * 1000, token = $4 || m.id, receive_count = m.receive_count + 1,
+SET visible_at = {NOW} + $3 * 1000, token = {TOKEN}, receive_count = m.receive_count + 1,
     first_received_at = coalesce(m.first_received_at, {NOW})
 FROM picked
 WHERE m.id = picked.id
@@ -183,14 +186,13 @@ async def _claim(txn: Txn, cached: Cached, size: int, visibility_timeout: int | 
     """The claim, or None if ``cached`` is no longer the queue's state."""
     queue, version = cached.queue, cached.version
     timeout = queue.attributes.visibility_timeout if visibility_timeout is None else visibility_timeout
-    prefix = secrets.token_hex(8) + "-"
     if queue.fifo:
         await fifo.lock(txn.conn, queue.id)
     statement = FIFO_CLAIM if queue.fifo else CLAIM
-    rows = await txn.conn.fetch(statement, queue.id, size, timeout, prefix, version)
+    rows = await txn.conn.fetch(statement, queue.id, size, timeout, version)
     claimed = [Message.from_row(row) for row in rows]
     if claimed and queue.attributes.max_receive_count:
-        claimed = await _redrive(txn, cached, claimed, timeout, prefix, statement)
+        claimed = await _redrive(txn, cached, claimed, timeout, statement)
     if not claimed:
         row = await txn.conn.fetchrow(NEXT_VISIBLE, queue.id)
         return None if row["version"] != version else Claim([], queue.id, row["next_visible_at"])
@@ -199,7 +201,7 @@ async def _claim(txn: Txn, cached: Cached, size: int, visibility_timeout: int | 
 
 
 async def _redrive(
-    txn: Txn, cached: Cached, claimed: list[Message], timeout: int, prefix: str, statement: str
+    txn: Txn, cached: Cached, claimed: list[Message], timeout: int, statement: str
 ) -> list[Message]:
     queue = cached.queue
     dlq = queue.attributes.redrive_target and await find_queue(txn.conn, queue.attributes.redrive_target)
@@ -209,7 +211,7 @@ async def _redrive(
     while over := redrive.over(claimed):
         await txn.conn.execute(REDRIVE, dlq.id, [m.id for m in over], queue.name)
         again = redrive.again(over)
-        rows = await txn.conn.fetch(statement, queue.id, again, timeout, prefix, cached.version) if again else []
+        rows = await txn.conn.fetch(statement, queue.id, again, timeout, cached.version) if again else []
         claimed = [Message.from_row(row) for row in rows]
     return redrive.kept
 
