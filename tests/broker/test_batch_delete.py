@@ -98,3 +98,12 @@ def test_the_metric_counts_only_what_was_deleted(client: httpx.Client, queue: di
     before = deleted_total()
     delete_batch(client, [entry(got), {"id": got["id"] + 1_000_000}])
     assert deleted_total() == before + 1
+
+
+def test_a_misspelt_token_is_refused_not_taken_for_none(client: httpx.Client, queue: dict[str, Any]) -> None:
+    """Without a token a delete checks nothing: a misspelt one must not pass for none."""
+    send(client, queue)
+    (held,) = consume(client, queue, size=1)
+    r = delete_batch(client, [{"id": held["id"], "reservation_tokn": "0000000000000000-1"}])
+    assert r.status_code == 400 and "did you mean" in r.json()["error"]["message"], r.text
+    assert stats(client, queue)["in_flight_size"] == 1

@@ -389,6 +389,7 @@ def reservation_token(params: Params, required: bool = True) -> str | None:
 def delete_entry(item: object) -> tuple[int, str | None]:
     if not isinstance(item, dict):
         raise InvalidParameter(f"each of messages must be an object with an id and a {wire.TOKEN}")
+    known(item, ("id", wire.TOKEN), "each of messages")  # a misspelt token would delete whoever holds it
     return integer(item, "id", None, 1, MAX_ID), reservation_token(item, required=False)
 
 
