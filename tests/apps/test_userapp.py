@@ -301,6 +301,17 @@ def test_listeners_are_capped_and_never_starve_dispatch(app: httpx.Client, wq: C
     assert count(wq, other) == 25
 
 
+def test_listeners_that_ended_do_not_count_against_the_cap(app: httpx.Client, wq: Client) -> None:
+    queue = unique()
+    wq.create_queue(queue)
+    ids = [start_listener(app, queue_name=queue, wait_time=20) for _ in range(MAX_LISTENERS)]
+    wq.delete_queue(queue)  # each fails
+    until(lambda: all(entry["state"] == "failed" for entry in app.get("/listeners").json()), timeout=30)
+    other = unique()
+    wq.create_queue(other)
+    assert start_listener(app, queue_name=other) > max(ids)
+
+
 def test_listen_errors(app: httpx.Client, wq: Client) -> None:
     queue = unique()
     wq.create_queue(queue)

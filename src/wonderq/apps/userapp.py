@@ -64,6 +64,7 @@ log = logging.getLogger("wonderq.userapp")
 
 MAX_STUB = 1_000_000  # messages per dispatch
 MAX_LISTENERS = 64  # running at once; each holds one connection of the listeners' own pool
+ENDED = ("stopped", "failed")  # states of listeners that run no more: listed, not counted
 BATCH = MAX_BATCH  # messages per POST /messages
 # Batch requests in flight per dispatch. The app's CPU (httpx) is the limit, and httpcore's
 # pool costs more per request the more connections it juggles: sending 100,000 stubs took
@@ -336,9 +337,12 @@ class UserApp:
             wait_time=integer(p, "wait_time", MAX_WAIT, 0, MAX_WAIT),
             visibility_timeout=optional_integer(p, "visibility_timeout", 0, MAX_VISIBILITY),
         )
-        if len(self.listeners) >= MAX_LISTENERS:
+        ended = [i for i, one in self.listeners.items() if one.state in ENDED]
+        if len(self.listeners) - len(ended) >= MAX_LISTENERS:
             raise TooManyRequests(f"{MAX_LISTENERS} listeners are running, the most this app runs at once;"
                                   " stop one with DELETE /listeners/<id>")
+        for i in ended[:max(0, len(ended) - MAX_LISTENERS)]:  # the newest ended ones stay listed, not all
+            del self.listeners[i]
         queue = await self.client.get_queue(ref)  # an unknown queue is a 404 now, not a dead listener
         assert self._listen_client is not None
         listener = Listener(next(self._ids), self._listen_client, queue, ref, params)
