@@ -150,6 +150,8 @@ def problems(s: Settings) -> Iterator[tuple[str, str]]:
             yield name, f"must be a positive number of seconds, not {getattr(s, name)}"
     if not (len(s.account_id) == 12 and s.account_id.isascii() and s.account_id.isdigit()):
         yield "account_id", f"must be 12 digits, not {s.account_id!r}"
+    if not (s.api_key.isascii() and s.api_key.isprintable() and " " not in s.api_key):  # a header's value
+        yield "api_key", "must be printable ASCII with no spaces, as `wonderq keys create` prints it"  # not echoed
     for name, problem in (("url", broker_url_problem(s.url)), ("db", database_url_problem(s.db))):
         if problem is not None:
             yield name, problem
