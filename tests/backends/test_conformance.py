@@ -9,7 +9,7 @@ import pytest
 from wonderq.backends import backend_for
 from wonderq.backends.base import Backend
 from wonderq.clock import ManualClock
-from wonderq.errors import MessageNotFound, PayloadTooLarge, QueueExists, QueueNotFound, StaleToken
+from wonderq.errors import InvalidParameter, MessageNotFound, PayloadTooLarge, QueueExists, QueueNotFound, StaleToken
 from wonderq.models import NewMessage, QueueAttributes
 from wonderq.settings import Settings
 
@@ -472,3 +472,18 @@ async def test_concurrent_claims_share_the_messages_without_overlap(db: Backend)
     assert all(len(c.messages) <= 2 for c in claims) and len(taken) == len(set(taken)) == 5
     assert all(c.queue_id == queue.id for c in claims) and any(not c.messages for c in claims)
     assert all(m.token and m.receive_count == 1 for c in claims for m in c.messages)
+
+
+async def test_a_dead_letter_queue_is_of_its_sources_kind(db: Backend) -> None:
+    await db.create_queue("std", QueueAttributes())
+    await db.create_queue("dlq.fifo", QueueAttributes())
+    to_fifo, to_std = QueueAttributes(redrive_target="dlq.fifo", max_receive_count=3), \
+        QueueAttributes(redrive_target="std", max_receive_count=3)
+    for name, attributes in (("s", to_fifo), ("f.fifo", to_std)):
+        with pytest.raises(InvalidParameter, match="kind"):
+            await db.create_queue(name, attributes)
+        await db.create_queue(name, QueueAttributes())
+        with pytest.raises(InvalidParameter, match="kind"):
+            await db.set_attributes(name, attributes)
+    assert (await db.set_attributes("f.fifo", to_fifo)).attributes.redrive_target == "dlq.fifo"
+    assert (await db.set_attributes("s", to_std)).attributes.redrive_target == "std"

@@ -12,6 +12,7 @@ from dataclasses import astuple, dataclass, field, fields, replace
 from typing import NoReturn
 
 from wonderq.errors import (
+    InvalidParameter,
     MessageNotFound,
     OverLimit,
     PayloadTooLarge,
@@ -20,7 +21,7 @@ from wonderq.errors import (
     StaleToken,
     WonderQError,
 )
-from wonderq.models import Message, NewMessage, Queue, QueueAttributes, QueueRef
+from wonderq.models import FIFO_SUFFIX, Message, NewMessage, Queue, QueueAttributes, QueueRef
 
 Woken = list[tuple[int, int]]  # (queue_id, messages made visible)
 REDRIVE_PASSES = 10  # bounded, so a flood of poison messages cannot stall a batch
@@ -133,6 +134,20 @@ def stale(message_id: int, elsewhere: bool = False) -> StaleToken:
     error = StaleToken(f"the token is not message {message_id}'s current receipt token")
     error.elsewhere = elsewhere
     return error
+
+
+def check_target(name: str, a: QueueAttributes, target: Queue | None) -> None:
+    """The queue ``name``'s dead-letter queue (``target``, looked up by ``a.redrive_target``)
+    must exist, and be a FIFO queue if and only if this one is, as on SQS: a FIFO queue's
+    messages keep their groups there, and a standard queue's have none to keep."""
+    if not a.redrive_target:
+        return
+    if target is None:
+        raise InvalidParameter(f"redrive_target {a.redrive_target!r} is not an existing queue")
+    if target.fifo != name.endswith(FIFO_SUFFIX):
+        kind = "a FIFO queue" if target.fifo else "a standard queue"
+        raise InvalidParameter(f"redrive_target {a.redrive_target!r} is {kind}; a dead-letter queue must be"
+                               f" of its source's kind, and {name!r} is not")
 
 
 def too_many_queues(name: str, count: int, cap: int, taken: bool) -> WonderQError:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from wonderq.backends import rules
 from wonderq.backends.postgres.schema import SCHEMA_LOCK
 from wonderq.backends.rules import SETTINGS, Changes, settings, tags_json
-from wonderq.errors import InvalidParameter, QueueExists
+from wonderq.errors import QueueExists
 from wonderq.models import Queue, QueueAttributes, QueueRef
 
 if TYPE_CHECKING:
@@ -143,9 +143,8 @@ RETURNING {QUEUE_COLUMNS}
 """
 
 
-async def check_target(conn: asyncpg.Connection, a: QueueAttributes) -> None:
-    if a.redrive_target and await find_queue(conn, a.redrive_target) is None:
-        raise InvalidParameter(f"redrive_target {a.redrive_target!r} is not an existing queue")
+async def check_target(conn: asyncpg.Connection, name: str, a: QueueAttributes) -> None:
+    rules.check_target(name, a, await find_queue(conn, a.redrive_target) if a.redrive_target else None)
 
 
 QUEUES_LOCK = SCHEMA_LOCK + 2  # advisory lock ids: the schema's, the vacuum's, then this
@@ -167,7 +166,7 @@ async def check_room(conn: asyncpg.Connection, name: str, cap: int) -> None:
 
 async def create_queue(txn: Txn, name: str, a: QueueAttributes, cap: int) -> Queue:
     await check_room(txn.conn, name, cap)
-    await check_target(txn.conn, a)
+    await check_target(txn.conn, name, a)
     row = await txn.conn.fetchrow(INSERT_QUEUE, name, *settings(a))
     if row is None:
         raise QueueExists(f"queue {name!r} already exists")
@@ -184,7 +183,7 @@ RETURNING {QUEUE_COLUMNS}
 
 async def set_attributes(txn: Txn, ref: QueueRef, a: QueueAttributes) -> Queue:
     queue = await resolve(txn.conn, ref)
-    await check_target(txn.conn, a)
+    await check_target(txn.conn, queue.name, a)
     txn.queues.drop(queue)
     row = await txn.conn.fetchrow(SET_ATTRIBUTES, queue.id, *settings(a))
     if row is None:

@@ -18,7 +18,7 @@ from wonderq.backends import rules
 from wonderq.backends.rules import SETTINGS, Deleted, Redrive, check_sizes, delay, missing, settings, tags_json, uuid4s
 from wonderq.backends.sqlite import fifo
 from wonderq.backends.sqlite.txn import QUEUE_COLUMNS, Txn, find_queue, resolve
-from wonderq.errors import InvalidParameter, QueueExists
+from wonderq.errors import QueueExists
 from wonderq.models import Claim, Message, NewMessage, Queue, QueueAttributes, QueueRef, QueueStats
 
 # Message's fields, by name and in its order (the uuid column is its message_id), so that
@@ -45,9 +45,8 @@ INSERT_QUEUE = (
 )
 
 
-def check_target(conn: sqlite3.Connection, a: QueueAttributes) -> None:
-    if a.redrive_target and find_queue(conn, a.redrive_target) is None:
-        raise InvalidParameter(f"redrive_target {a.redrive_target!r} is not an existing queue")
+def check_target(conn: sqlite3.Connection, name: str, a: QueueAttributes) -> None:
+    rules.check_target(name, a, find_queue(conn, a.redrive_target) if a.redrive_target else None)
 
 
 COUNT_QUEUES = "SELECT count(*) FROM queues"
@@ -63,7 +62,7 @@ def check_room(conn: sqlite3.Connection, name: str, cap: int) -> None:
 
 def create_queue(txn: Txn, name: str, a: QueueAttributes, cap: int) -> Queue:
     check_room(txn.conn, name, cap)
-    check_target(txn.conn, a)
+    check_target(txn.conn, name, a)
     try:
         row = txn.conn.execute(INSERT_QUEUE, (name, txn.now, txn.now, *settings(a))).fetchone()
     except sqlite3.IntegrityError:
@@ -80,7 +79,7 @@ SET_ATTRIBUTES = (
 
 def set_attributes(txn: Txn, ref: QueueRef, a: QueueAttributes) -> Queue:
     queue = txn.queue(ref)
-    check_target(txn.conn, a)
+    check_target(txn.conn, queue.name, a)
     txn.queues.clear()
     return Queue.from_row(txn.conn.execute(SET_ATTRIBUTES, (*settings(a), txn.now, queue.id)).fetchone())
 
