@@ -41,9 +41,9 @@ ATTRIBUTE_NAMES = ["All", "VisibilityTimeout", "DelaySeconds", "ReceiveMessageWa
                    "SqsManagedSseEnabled", "ApproximateReceiveCount", "SentTimestamp", "AWSTraceHeader",
                    "MessageGroupId", "QueueArn"]
 ODD_TEXT = st.sampled_from([
-    "", " ", "0", "-1", "1e400", "20", "21", "NaN", "true", "null", "{}", "[]", "{\"a\":", "\x00", "\ud800",
-    "é" * 300, "x" * 70_000, "\u00b2", "\u0661\u0660", "9" * 5000, ".*", "a.*", "String.x", "Binary", "Number",
-    "arn:aws:sqs:us-east-1:000000000000:nope", "http://localhost/000000000000/"])
+    "", " ", "0", "-1", "1e400", "1e99999999999999999999", "20", "21", "NaN", "true", "null", "{}", "[]",
+    "{\"a\":", "\x00", "\ud800", "é" * 300, "x" * 70_000, "\u00b2", "\u0661\u0660", "9" * 5000, ".*", "a.*",
+    "String.x", "Binary", "Number", "arn:aws:sqs:us-east-1:000000000000:nope", "http://localhost/000000000000/"])
 WRONG = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False),
                   st.text(max_size=20), st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5),
                                                                                             st.integers(), max_size=3))

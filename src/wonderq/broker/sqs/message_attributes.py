@@ -21,7 +21,7 @@ import re
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from wonderq.broker.sqs.faults import INVALID_PARAMETER_VALUE, SqsError, invalid
 
@@ -111,7 +111,10 @@ def is_number(text: str) -> bool:
     """What SQS takes as a Number: up to 38 significant digits, from 10^-128 to 10^126."""
     if not NUMBER.fullmatch(text):
         return False
-    n = Decimal(text)
+    try:
+        n = Decimal(text)
+    except InvalidOperation:  # an exponent past what decimal holds: 1e99999999999999999999
+        return False
     digits = "".join(map(str, n.as_tuple().digits)).strip("0")  # not normalize(): it rounds to 28
     return n.is_zero() or (len(digits) <= 38 and -128 <= n.adjusted() <= 126)
 

@@ -47,6 +47,7 @@ from wonderq.broker.sqs.faults import (
     SIGNATURE_DOES_NOT_MATCH,
     SqsError,
 )
+from wonderq.edge.params import natural
 from wonderq.edge.requests import Request
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -211,14 +212,15 @@ def from_query(query: Mapping[str, str]) -> Claim:
         raise incomplete(f"Unsupported AWS 'algorithm': '{query['X-Amz-Algorithm']}'; this server takes"
                          f" {ALGORITHM}.")
     expires = query.get("X-Amz-Expires", "")
-    if not (expires.isascii() and expires.isdigit()) or not 1 <= int(expires) <= MAX_EXPIRES:
+    seconds = natural(expires)
+    if seconds is None or not 1 <= seconds <= MAX_EXPIRES:
         raise incomplete(f"X-Amz-Expires must be a number of seconds from 1 to {MAX_EXPIRES} (7 days),"
-                         f" not '{expires}'.")
+                         f" not '{expires[:40]}'.")
     if not BASIC_ISO.fullmatch(query["X-Amz-Date"]):
         raise incomplete(f"X-Amz-Date must be in the ISO 8601 basic format, not '{query['X-Amz-Date']}'.")
     key_id, scope = credential(query["X-Amz-Credential"])
     return Claim(key_id, scope, query["X-Amz-Date"], signed_headers(query["X-Amz-SignedHeaders"]),
-                 query["X-Amz-Signature"], int(expires))
+                 query["X-Amz-Signature"], seconds)
 
 
 def credential(value: str) -> tuple[str, tuple[str, str, str, str]]:
