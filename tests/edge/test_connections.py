@@ -144,6 +144,16 @@ async def test_a_bad_request_behind_good_ones_is_refused_after_they_are_answered
     assert APP.budget.held == 0
 
 
+async def test_a_refused_request_behind_others_gives_its_body_back_at_once() -> None:
+    conn, transport = connect()
+    conn.data_received(post(b"one") + b"POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       + b"5\r\nhello\r\nZZ\r\n")  # a bad chunk size, after five bytes of body
+    assert conn.busy and conn.refused and APP.budget.held == len(b"one")  # the first's, still in hand
+    await asyncio.sleep(0.1)
+    assert [a[:3] for a in transport.out.split(b"HTTP/1.1 ")[1:]] == [b"200", b"400"]
+    assert APP.budget.held == 0
+
+
 async def test_an_upgrade_is_ignored_and_the_next_request_still_read() -> None:
     conn, transport = connect()
     upgrade = b"Connection: Upgrade\r\nUpgrade: h2c\r\n"

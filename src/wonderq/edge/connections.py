@@ -443,6 +443,11 @@ class Connection(asyncio.Protocol):
         self.shared.refusal(error)
         if self.busy:
             self.error, self.last = error, True  # answer() sends it after them
+            self.app.budget.held -= self.body_bytes  # the refused request's body: never to be answered
+            self.body_bytes, self.body = 0, []
+            if not self.paused:  # nor is anything more it sends read
+                self.transport.pause_reading()
+                self.paused = True
         else:
             self.close_with(error)
 
