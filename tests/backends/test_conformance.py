@@ -487,3 +487,8 @@ async def test_a_dead_letter_queue_is_of_its_sources_kind(db: Backend) -> None:
             await db.set_attributes(name, attributes)
     assert (await db.set_attributes("f.fifo", to_fifo)).attributes.redrive_target == "dlq.fifo"
     assert (await db.set_attributes("s", to_std)).attributes.redrive_target == "std"
+    # A target is checked when set, not again when other attributes change: one since deleted
+    # (or, set before this rule, of the other kind) does not lock the queue's settings.
+    await db.delete_queue("std")
+    changed = QueueAttributes(redrive_target="std", max_receive_count=3, visibility_timeout=5)
+    assert (await db.set_attributes("s", changed)).attributes.visibility_timeout == 5

@@ -178,8 +178,8 @@ async def test_a_client_that_hangs_up_while_the_answer_waits_ends_the_wait() -> 
     conn.data_received(post(b"one"))
     await asyncio.sleep(0.05)
     transport.close()
-    await asyncio.wait_for(asyncio.sleep(0.1), 1)  # the loop is not stuck spinning on the wait
-    assert not conn.busy
+    await asyncio.sleep(0.1)
+    assert not conn.busy  # the wait ended (it had spun on the lost connection's future)
 
 
 async def test_a_client_that_reads_nothing_is_cut_off_after_the_body_timeout() -> None:

@@ -136,11 +136,12 @@ def stale(message_id: int, elsewhere: bool = False) -> StaleToken:
     return error
 
 
-def check_target(name: str, a: QueueAttributes, target: Queue | None) -> None:
+def check_target(name: str, a: QueueAttributes, target: Queue | None, before: str | None = None) -> None:
     """The queue ``name``'s dead-letter queue (``target``, looked up by ``a.redrive_target``)
     must exist, and be a FIFO queue if and only if this one is, as on SQS: a FIFO queue's
-    messages keep their groups there, and a standard queue's have none to keep."""
-    if not a.redrive_target:
+    messages keep their groups there, and a standard queue's have none to keep. Checked when
+    it is set, not again when other attributes change (``before``: the queue's own, now)."""
+    if not a.redrive_target or a.redrive_target == before:
         return
     if target is None:
         raise InvalidParameter(f"redrive_target {a.redrive_target!r} is not an existing queue")

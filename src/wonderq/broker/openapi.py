@@ -328,7 +328,7 @@ def _paths() -> dict[str, dict[str, Schema]]:
                 request={"required": True, "description": "a JSON object (a form cannot carry the list)",
                          "content": {JSON: {"schema": {"type": "object", "required": ["messages"], "properties": {
                              "messages": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH, "items": {
-                                 "type": "object", "required": ["id"],
+                                 "type": "object", "required": ["id"], "additionalProperties": False,
                                  "properties": {"id": QUEUE_ID, wire.TOKEN: TOKEN}}}}}}}}),
         },
         "/messages/{message}": {

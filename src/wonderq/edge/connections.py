@@ -17,7 +17,8 @@ The limits:
   one), and its body within ``body_timeout`` of the headers; otherwise the
   connection is closed with a 408. An idle kept-alive connection is closed after
   ``keep_alive_timeout``. A client that takes none of an answer the server could
-  not write at once for ``body_timeout`` is cut off.
+  not write at once for ``body_timeout`` is cut off (over TLS, "none" means less
+  than the TLS layer's buffer, about 48 KiB, in that time).
 - Request line and headers together may be at most ``max_header_bytes`` (431).
 - A body over the largest request is refused (413) before it is read, and every
   body byte counts against the app's :class:`~wonderq.edge.requests.Budget` (503).

@@ -22,8 +22,8 @@ passed once is remembered (a connection sends the same one every time), and the 
 that need a preflight pass as sent.
 
 All answer 403 ``forbidden``: the origin and content-type checks in the routed API's own
-error format; the Host check, which runs before anything is routed (so a rebinding page
-cannot make the server read a body), in the first mounted API's (the broker's: REST JSON).
+error format; the Host check, which runs before anything is routed, in the first mounted
+API's (the broker's: REST JSON).
 """
 
 from __future__ import annotations

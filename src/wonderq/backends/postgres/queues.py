@@ -143,8 +143,8 @@ RETURNING {QUEUE_COLUMNS}
 """
 
 
-async def check_target(conn: asyncpg.Connection, name: str, a: QueueAttributes) -> None:
-    rules.check_target(name, a, await find_queue(conn, a.redrive_target) if a.redrive_target else None)
+async def check_target(conn: asyncpg.Connection, name: str, a: QueueAttributes, before: str | None = None) -> None:
+    rules.check_target(name, a, await find_queue(conn, a.redrive_target) if a.redrive_target else None, before)
 
 
 QUEUES_LOCK = SCHEMA_LOCK + 2  # advisory lock ids: the schema's, the vacuum's, then this
@@ -183,7 +183,7 @@ RETURNING {QUEUE_COLUMNS}
 
 async def set_attributes(txn: Txn, ref: QueueRef, a: QueueAttributes) -> Queue:
     queue = await resolve(txn.conn, ref)
-    await check_target(txn.conn, queue.name, a)
+    await check_target(txn.conn, queue.name, a, queue.attributes.redrive_target)
     txn.queues.drop(queue)
     row = await txn.conn.fetchrow(SET_ATTRIBUTES, queue.id, *settings(a))
     if row is None:

@@ -45,8 +45,8 @@ INSERT_QUEUE = (
 )
 
 
-def check_target(conn: sqlite3.Connection, name: str, a: QueueAttributes) -> None:
-    rules.check_target(name, a, find_queue(conn, a.redrive_target) if a.redrive_target else None)
+def check_target(conn: sqlite3.Connection, name: str, a: QueueAttributes, before: str | None = None) -> None:
+    rules.check_target(name, a, find_queue(conn, a.redrive_target) if a.redrive_target else None, before)
 
 
 COUNT_QUEUES = "SELECT count(*) FROM queues"
@@ -79,7 +79,7 @@ SET_ATTRIBUTES = (
 
 def set_attributes(txn: Txn, ref: QueueRef, a: QueueAttributes) -> Queue:
     queue = txn.queue(ref)
-    check_target(txn.conn, queue.name, a)
+    check_target(txn.conn, queue.name, a, queue.attributes.redrive_target)
     txn.queues.clear()
     return Queue.from_row(txn.conn.execute(SET_ATTRIBUTES, (*settings(a), txn.now, queue.id)).fetchone())
 
