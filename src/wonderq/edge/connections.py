@@ -166,8 +166,8 @@ class Connection(asyncio.Protocol):
         self.shared.open.discard(self)
         self.shared.deadlines.discard(self)
         self.phase, self.closing = IDLE, True
-        self.app.budget.held -= self.body_bytes + sum(entry[3] for entry in self.waiting)  # never to be answered
-        self.body_bytes = 0
+        self.drop_body()
+        self.app.budget.held -= sum(entry[3] for entry in self.waiting)  # never to be answered
         self.waiting.clear()
         if self.gone is not None and not self.gone.done():
             self.gone.set_result(None)
@@ -219,9 +219,14 @@ class Connection(asyncio.Protocol):
             return False  # nothing to answer (a request only begun never ends); TLS shuts down anyway
         self.shared.deadlines.discard(self)  # one begun must not time out and cut the answers short
         self.phase, self.last = IDLE, True  # read nothing more: the last answer closes
-        self.app.budget.held -= self.body_bytes
-        self.body_bytes = 0
+        self.drop_body()
         return True
+
+    def drop_body(self) -> None:
+        """The request still arriving will never be answered: its body's bytes go back to
+        the budget."""
+        self.app.budget.held -= self.body_bytes
+        self.body_bytes, self.body = 0, []
 
     def pause_writing(self) -> None:
         self.writable = asyncio.get_running_loop().create_future()
@@ -390,11 +395,12 @@ class Connection(asyncio.Protocol):
             try:
                 await asyncio.wait_for(asyncio.shield(self.writable), self.shared.limits.body_timeout)
             except TimeoutError:
-                if self.transport.get_write_buffer_size() >= size:
+                left = self.transport.get_write_buffer_size()
+                if left >= size:
                     self.shared.refusal(RequestTimeout("the client took none of an answer within body_timeout"))
                     self.transport.abort()
                     return
-                size = self.transport.get_write_buffer_size()
+                size = left
 
     async def receive(self) -> Message:
         """ASGI's ``receive`` as far as a handler needs it: once the client has hung up."""
@@ -444,8 +450,7 @@ class Connection(asyncio.Protocol):
         self.shared.refusal(error)
         if self.busy:
             self.error, self.last = error, True  # answer() sends it after them
-            self.app.budget.held -= self.body_bytes  # the refused request's body: never to be answered
-            self.body_bytes, self.body = 0, []
+            self.drop_body()
             if not self.paused:  # nor is anything more it sends read
                 self.transport.pause_reading()
                 self.paused = True
