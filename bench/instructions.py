@@ -141,7 +141,8 @@ def operation(name: str) -> Callable[[Wire], Awaitable[object]]:
 async def drive(name: str, requests: int) -> None:
     """The child: the broker app's lifespan, a queue, a prefill for consumes, a warm-up, then ``requests``."""
     from wonderq.broker.app import create_app
-    from wonderq.edge.connections import Connections, Limits
+    from wonderq.edge.connections import Connections
+    from wonderq.edge.limits import Limits
     from wonderq.settings import Settings
 
     folder = tempfile.mkdtemp(prefix="wonderq-instructions-")

@@ -9,7 +9,8 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from wonderq.edge.app import App
-from wonderq.edge.connections import Connection, Connections, Limits
+from wonderq.edge.connections import Connection, Connections
+from wonderq.edge.limits import Limits
 from wonderq.edge.requests import Request
 from wonderq.edge.responses import Response, Stream, json
 from wonderq.edge.routing import Api, Route

@@ -10,28 +10,13 @@ Pipelined requests are answered in order; a client that hangs up wakes
 ``Request.disconnected()`` (the long poll's cue). One that only half-closes (sends
 its EOF) wakes it too, but still gets the answers to the requests it completed.
 
-The limits:
+It holds the limits of :mod:`wonderq.edge.limits` (timeouts, sizes, the
+connection cap, the memory budget), and:
 
-- A request's headers must arrive within ``header_timeout`` seconds of the
-  connection opening (or of the first byte of the next request on a kept-alive
-  one), and its body within ``body_timeout`` of the headers; otherwise the
-  connection is closed with a 408. An idle kept-alive connection is closed after
-  ``keep_alive_timeout``. A client that takes none of an answer the server could
-  not write at once for ``body_timeout`` is cut off (over TLS, "none" means less
-  than the TLS layer's buffer, about 48 KiB, in that time).
-- Request line and headers together may be at most ``max_header_bytes`` (431).
-- A body over the largest request is refused (413) before it is read, and every
-  body byte counts against the app's :class:`~wonderq.edge.requests.Budget` (503).
-- At most ``max_connections`` are open at once; one more is answered 503 and
-  closed at once, so descriptors never run out (the limit is set below the
-  process's descriptor limit, which :func:`wonderq.edge.server.raise_file_limit`
-  raises to the hard limit).
 - Malformed HTTP gets the JSON error envelope, like every other error, after the
   answers to the requests before it on the connection.
 - There are no protocol upgrades: ``Upgrade`` is ignored, and a request that asks
   for one and has a body is refused (llhttp would read the body as a request).
-
-Each refusal is counted, and a summary is logged at most once a minute.
 """
 
 from __future__ import annotations
@@ -40,16 +25,15 @@ import asyncio
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
-from http import HTTPStatus
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 import httptools
 
 from wonderq.edge.deadlines import Deadlines
+from wonderq.edge.limits import Limits, Refusals
 from wonderq.edge.requests import Message, Request, first_values
-from wonderq.edge.responses import Response, Stream, error_envelope
+from wonderq.edge.responses import Stream, error_envelope
 from wonderq.errors import (
     BadRequest,
     HeaderTooLarge,
@@ -66,20 +50,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("wonderq.edge")
 access = logging.getLogger("wonderq.access")
-REPORT_EVERY = 60.0  # seconds between summaries of refused connections
 LINGER = 1.0  # seconds a refused connection stays half-open, so its answer is read
 MAX_PIPELINED = 16  # requests read ahead of their answers before reading pauses
-STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in HTTPStatus}
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    header_timeout: float = 10.0
-    body_timeout: float = 30.0
-    keep_alive_timeout: float = 75.0
-    max_header_bytes: int = 64 * 1024
-    max_connections: int = 10_000
 
 
 class Connections:
@@ -90,20 +63,11 @@ class Connections:
         self.open: set[Connection] = set()
         self.tasks: set[asyncio.Task[None]] = set()  # each connection's answering, while it runs
         self.deadlines: Deadlines[Connection] = Deadlines(Connection.expired)
-        self.refused: dict[str, int] = {}
-        self.reported_at = 0.0
+        self.refusals = Refusals()
 
     def __call__(self) -> Connection:
         """A protocol for one new connection (``loop.create_server``'s factory)."""
         return Connection(self)
-
-    def refusal(self, error: WonderQError) -> None:
-        self.refused[error.code] = self.refused.get(error.code, 0) + 1
-        now = time.monotonic()
-        if now - self.reported_at >= REPORT_EVERY:
-            self.reported_at = now
-            counts = ", ".join(f"{n} {code}" for code, n in sorted(self.refused.items()))
-            log.warning("connections refused or closed so far: %s", counts)
 
     async def close(self, grace: float) -> None:
         """Stop: idle connections close now, busy ones once answered or after ``grace`` seconds."""
@@ -354,7 +318,7 @@ class Connection(asyncio.Protocol):
         if isinstance(response, Stream):
             await self.stream(response, keep_alive)
         else:
-            self.write(response, request.method == "HEAD", keep_alive)
+            self.transport.write(response.encode(request.method == "HEAD", keep_alive))
         self.app.finished(endpoint, response.status, changes, started)
         if self.shared.access_log:
             self.log(request, response.status)
@@ -362,21 +326,8 @@ class Connection(asyncio.Protocol):
             await self.drained()
         return keep_alive
 
-    def write(self, response: Response, head_only: bool, keep_alive: bool) -> None:
-        body = response.body
-        lines = [STATUS_LINES[response.status], b"content-type: ", response.content_type,
-                 b"\r\ncontent-length: ", str(len(body)).encode(), b"\r\n"]
-        for name, value in response.extra_headers():
-            lines += (name, b": ", value, b"\r\n")
-        lines.append(b"\r\n" if keep_alive else b"connection: close\r\n\r\n")
-        if not head_only:
-            lines.append(body)
-        self.transport.write(b"".join(lines))
-
     async def stream(self, response: Stream, keep_alive: bool) -> None:
-        head = [STATUS_LINES[response.status], b"content-type: ", response.content_type,
-                b"\r\ntransfer-encoding: chunked\r\n", b"\r\n" if keep_alive else b"connection: close\r\n\r\n"]
-        self.transport.write(b"".join(head))
+        self.transport.write(response.head(keep_alive))
         async for chunk in response.chunks:
             if self.transport.is_closing():
                 return
@@ -397,7 +348,7 @@ class Connection(asyncio.Protocol):
             except TimeoutError:
                 left = self.transport.get_write_buffer_size()
                 if left >= size:
-                    self.shared.refusal(RequestTimeout("the client took none of an answer within body_timeout"))
+                    self.shared.refusals.count(RequestTimeout("the client took none of an answer within body_timeout"))
                     self.transport.abort()
                     return
                 size = left
@@ -447,7 +398,7 @@ class Connection(asyncio.Protocol):
         it first (a lost acknowledgement makes a client retry, and duplicate a send)."""
         self.shared.deadlines.discard(self)
         self.phase, self.refused = IDLE, True
-        self.shared.refusal(error)
+        self.shared.refusals.count(error)
         if self.busy:
             self.error, self.last = error, True  # answer() sends it after them
             self.drop_body()
@@ -458,7 +409,7 @@ class Connection(asyncio.Protocol):
             self.close_with(error)
 
     def close_with(self, error: WonderQError) -> None:
-        self.write(error_envelope(error), False, False)
+        self.transport.write(error_envelope(error).encode(False, False))
         # Half-close now, close a moment later: closing with the client's request still
         # unread would reset the connection before the client reads why.
         if self.transport.can_write_eof():

@@ -34,7 +34,8 @@ from collections.abc import Callable, Coroutine
 from typing import TypeVar
 
 from wonderq.edge.app import App
-from wonderq.edge.connections import Connections, Limits
+from wonderq.edge.connections import Connections
+from wonderq.edge.limits import Limits
 from wonderq.settings import Settings
 
 log = logging.getLogger("wonderq.server")
