@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import pytest
+
 from wonderq.edge.app import App
 from wonderq.edge.connections import Connection, Connections
 from wonderq.edge.limits import Limits
@@ -102,7 +104,7 @@ async def test_a_connection_lost_with_requests_waiting_returns_their_budget() ->
 
 async def test_nothing_is_read_after_a_request_that_closes_the_connection() -> None:
     conn, transport = connect()
-    conn.data_received(post(b"last", b"Connection: close\r\n") + b"GET /q/x HTTP/1.1\r\n\r\n")
+    conn.data_received(post(b"last", b"Connection: close\r\n") + b"GET /q/x HTTP/1.1\r\nHost: localhost\r\n\r\n")
     await asyncio.sleep(0.1)
     assert transport.out.startswith(b"HTTP/1.1 200 OK") and b"connection: close" in transport.out
     assert transport.out.count(b"HTTP/1.1") == 1 and transport.closing
@@ -189,3 +191,41 @@ async def test_a_client_that_reads_nothing_is_cut_off_after_the_body_timeout() -
     conn.data_received(post(b"one"))
     await asyncio.sleep(0.3)
     assert transport.closing and not conn.busy
+
+
+async def answer(data: bytes) -> bytes:
+    conn, transport = connect()
+    conn.data_received(data)
+    await asyncio.sleep(0.05)
+    transport.close()
+    return bytes(transport.out)
+
+
+@pytest.mark.parametrize(("head", "why"), [
+    (b"GET /q/a HTTP/1.1\r\n", b"no Host header"),
+    (b"GET /q/a HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\n", b"more than one Host header"),
+    (b"POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip, chunked\r\n", b"only Transfer-Encoding"),
+    (b"POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+     b"only Transfer-Encoding"),
+])
+async def test_a_request_framed_against_rfc_9112_is_refused(head: bytes, why: bytes) -> None:
+    """One Host on HTTP/1.1, and no transfer coding but chunked (a gzip would be ignored)."""
+    out = await answer(head + b"\r\n3\r\nabc\r\n0\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400") and why in out and b"HTTP/1.1 200" not in out, out
+
+
+async def test_http_1_0_may_leave_out_host_and_chunked_alone_is_served() -> None:
+    assert (await answer(b"GET /q/a HTTP/1.0\r\n\r\n")).startswith(b"HTTP/1.1 200")
+    chunked = b"POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: Chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    assert (await answer(chunked)).endswith(b'"body":"abc"}')
+
+
+@pytest.mark.parametrize(("target", "status"), [
+    (b"http://evil.example/q/a", b"403"), (b"http://evil.example:3213/q/a", b"403"),
+    (b"http://localhost:3213/q/a", b"200"), (b"http://[::1]:3213/q/a", b"200"),
+])
+async def test_an_absolute_target_names_the_host_checked(target: bytes, status: bytes) -> None:
+    """RFC 9112 3.2.2: the authority of an absolute-form target is the request's host,
+    whatever Host says, so it is what the DNS-rebinding check sees."""
+    out = await answer(b"GET %b HTTP/1.1\r\nHost: localhost\r\n\r\n" % target)
+    assert out.startswith(b"HTTP/1.1 " + status), out

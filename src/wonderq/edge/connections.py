@@ -15,6 +15,8 @@ connection cap, the memory budget), and:
 
 - Malformed HTTP gets the JSON error envelope, like every other error, after the
   answers to the requests before it on the connection.
+- An HTTP/1.1 request names one ``Host``; an absolute-form target's authority
+  stands in for it (RFC 9112 3.2). No transfer coding is served but ``chunked``.
 - There are no protocol upgrades: ``Upgrade`` is ignored, and a request that asks
   for one and has a body is refused (llhttp would read the body as a request).
 """
@@ -227,6 +229,8 @@ class Connection(asyncio.Protocol):
         if length is not None and length.isdigit() and int(length) > MAX_REQUEST_BYTES:
             self.refuse(PayloadTooLarge(f"request body is over {MAX_REQUEST_BYTES} bytes"))
             raise PayloadTooLarge("body too large")
+        if len(first) < len(self.headers) or b"host" not in first or b"transfer-encoding" in first:
+            self.check_framing(first)  # a name repeated, no Host, or a transfer coding: rare, so checked apart
         if self.parser.should_upgrade() and (b"transfer-encoding" in first or length not in (None, b"0")):
             # its body would be read as the next request: smuggled past whatever checked this one
             self.refuse(BadRequest("a request asking to upgrade the protocol cannot carry a body here:"
@@ -235,6 +239,21 @@ class Connection(asyncio.Protocol):
         expect = first.get(b"expect")
         if expect is not None and expect.lower() == b"100-continue" and not self.busy:
             self.transport.write(CONTINUE)  # behind another request the client's own wait sends the body
+
+    def check_framing(self, first: dict[bytes, bytes]) -> None:
+        """RFC 9112: an HTTP/1.1 request names one Host (3.2), and the only transfer coding
+        served here is ``chunked`` alone (llhttp would read ``gzip, chunked`` and keep the gzip)."""
+        hosts = sum(1 for name, _ in self.headers if name == b"host")
+        codings = [v.strip().lower() for name, value in self.headers if name == b"transfer-encoding"
+                   for v in value.split(b",")]
+        if hosts > 1 or (hosts == 0 and self.parser.get_http_version() != "1.0"):
+            why = "more than one Host header" if hosts else "no Host header"
+            self.refuse(BadRequest(f"malformed HTTP request: {why} (an HTTP/1.1 request names its host once)"))
+        elif codings and codings != [b"chunked"]:
+            self.refuse(BadRequest("malformed HTTP request: the only Transfer-Encoding served here is chunked"))
+        else:
+            return
+        raise BadRequest("framing")  # stops the parser
 
     def on_body(self, chunk: bytes) -> None:
         budget = self.app.budget
@@ -256,6 +275,9 @@ class Connection(asyncio.Protocol):
         except httptools.HttpParserInvalidURLError:
             self.refuse(BadRequest("malformed HTTP request: the URL cannot be parsed"))
             raise
+        if url.host is not None:  # absolute-form: its authority is the Host (RFC 9112 3.2.2)
+            host = b"[%b]" % url.host if b":" in url.host else url.host
+            self.first[b"host"] = host if url.port is None else b"%b:%d" % (host, url.port)
         raw_path = url.path or b"/"
         path = raw_path.decode("latin-1")
         if "%" in path:
