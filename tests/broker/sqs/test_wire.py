@@ -70,17 +70,51 @@ def test_a_repeated_query_field_is_an_sqs_error_and_a_blank_one_none(client: htt
 
 
 def test_query_on_the_queue_path_and_by_get(client: httpx.Client) -> None:
-    """curl users post to the queue URL, or put everything in a GET's query string."""
+    """curl users post to the queue URL, or put a read in a GET's query string."""
     name = unique("q")
     form(client, Action="CreateQueue", QueueName=name)
     r = form(client, f"/000000000000/{name}", Action="SendMessage", MessageBody="via path")
     assert r.status_code == 200, r.text
-    r = client.get(f"/000000000000/{name}", params={"Action": "ReceiveMessage", "AttributeName.1": "All"})
+    r = form(client, f"/000000000000/{name}", Action="ReceiveMessage", **{"AttributeName.1": "All"})
     assert r.status_code == 200, r.text
     message = ET.fromstring(r.text).find("sqs:ReceiveMessageResult/sqs:Message", NS)
     assert message is not None and message.findtext("sqs:Body", namespaces=NS) == "via path"
     names = [a.findtext("sqs:Name", namespaces=NS) for a in message.findall("sqs:Attribute", NS)]
     assert "SentTimestamp" in names and "ApproximateReceiveCount" in names
+    r = client.get(f"/000000000000/{name}", params={"Action": "GetQueueAttributes", "AttributeName.1": "All"})
+    assert r.status_code == 200 and "ApproximateNumberOfMessagesNotVisible" in r.text, r.text
+
+
+@pytest.mark.parametrize("action", ["SendMessage", "ReceiveMessage", "PurgeQueue", "DeleteQueue",
+                                    "SetQueueAttributes", "TagQueue", "CreateQueue"])
+def test_an_unsigned_get_may_not_change_a_queue(client: httpx.Client, action: str) -> None:
+    """An <img> on any page can send a GET, and browsers older than Sec-Fetch-Site do not say
+    from where: unless signatures are checked, a GET only reads or acts on a receipt handle."""
+    name = unique("q")
+    form(client, Action="CreateQueue", QueueName=name)
+    form(client, f"/000000000000/{name}", Action="SendMessage", MessageBody="stays")
+    params = {"Action": action, "MessageBody": "x", "QueueName": unique("new"), "Tag.1.Key": "k",
+              "Tag.1.Value": "v", "Attribute.1.Name": "DelaySeconds", "Attribute.1.Value": "1"}
+    r = client.get(f"/000000000000/{name}", params=params)
+    assert r.status_code == 403 and "<Code>AccessDenied</Code>" in r.text and "POST" in r.text, r.text
+    r = form(client, f"/000000000000/{name}", Action="GetQueueAttributes", **{"AttributeName.1": "All"})
+    assert "<Name>ApproximateNumberOfMessages</Name><Value>1</Value>" in r.text, r.text
+
+
+def test_an_unsigned_get_may_still_delete_by_receipt_handle(client: httpx.Client) -> None:
+    """kombu's own requests send DeleteMessage as a GET when botocore speaks Query."""
+    name = unique("q")
+    form(client, Action="CreateQueue", QueueName=name)
+    form(client, f"/000000000000/{name}", Action="SendMessage", MessageBody="done")
+    r = form(client, f"/000000000000/{name}", Action="ReceiveMessage")
+    handle = ET.fromstring(r.text).findtext("sqs:ReceiveMessageResult/sqs:Message/sqs:ReceiptHandle", namespaces=NS)
+    assert handle, r.text
+    for action in ("ChangeMessageVisibility", "DeleteMessage"):
+        params = {"Action": action, "ReceiptHandle": handle, "VisibilityTimeout": "0"}
+        if action == "DeleteMessage":
+            params.pop("VisibilityTimeout")
+        r = client.get(f"/000000000000/{name}", params=params)
+        assert r.status_code == 200, r.text
 
 
 @pytest.mark.parametrize("send", [

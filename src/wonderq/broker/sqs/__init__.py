@@ -8,7 +8,11 @@ the one table of SQS action names, with the scope each needs.
 
 With a credentials file (``--sqs-credentials``), every request must carry an
 AWS Signature Version 4 of one of its keys (``signatures``); the key's grant
-must then have the action's scope and reach every queue the call names.
+must then have the action's scope and reach every queue the call names. Without
+one, a Query sent as a GET may only read (an action of scope ``READ``) or act on a
+receipt handle (:data:`BY_HANDLE`): any web page can aim an ``<img>`` at a GET, and
+browsers older than ``Sec-Fetch-Site`` (which the guard checks) say nothing of where
+it came from.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from wonderq.broker.sqs import awsjson, permissions, query, signatures
 from wonderq.broker.sqs.addresses import name_of_arn
 from wonderq.broker.sqs.awsjson import Actions
 from wonderq.broker.sqs.calls import Call
-from wonderq.broker.sqs.faults import SqsError
+from wonderq.broker.sqs.faults import ACCESS_DENIED, SqsError
 from wonderq.broker.sqs.messages import MessageActions
 from wonderq.broker.sqs.moves import MoveActions
 from wonderq.broker.sqs.queues import QueueActions
@@ -40,6 +44,9 @@ from wonderq.settings import Settings
 BY_NAME = ("CreateQueue", "GetQueueUrl")  # the actions that name their queue by QueueName
 BY_ARN = ("StartMessageMoveTask", "ListMessageMoveTasks")  # by SourceArn (and DestinationArn)
 NO_QUEUE = ("ListQueues", "CancelMessageMoveTask")  # ListQueues filters; a cancel checks its task's queues
+# changes of state a GET may still ask for unsigned: each needs a receipt handle no web page can know
+# (kombu's own requests, on a botocore that speaks Query, send them as GETs)
+BY_HANDLE = ("DeleteMessage", "ChangeMessageVisibility")
 
 
 class SqsApi:
@@ -107,8 +114,12 @@ class SqsApi:
         host = (request.header(b"host") or f"127.0.0.1:{self.settings.port}".encode()).decode("latin-1")
         call = Call(action, payload, host, self.settings.account_id, self.settings.region, request.disconnected,
                     request.args.get("queue"), grant, valid_text)
+        scope = self.actions[action][1]
+        if grant is OPEN and request.method == "GET" and scope != READ and action not in BY_HANDLE:
+            raise SqsError(ACCESS_DENIED, f"{action} changes state, so it is not taken as a GET here unless"
+                           " signatures are checked (--sqs-credentials): a web page can aim a GET at this"
+                           " port. Send it as a POST")
         if grant is not OPEN:
-            scope = self.actions[action][1]
             grant.check(scope)
             for queue in queues_of(call):
                 grant.check(scope, queue)
