@@ -26,6 +26,9 @@ def test_backup_of_a_live_database_under_writes(tmp_path: Path) -> None:
     try:
         with Client(broker.url) as c:
             c.create_queue("live")
+            c.create_queue("bulk")  # 15 MB: the copy and its check take long enough to overlap some sends
+            for _ in range(10):
+                c.send_batch("bulk", ["x" * 150_000] * 10)
         writer = threading.Thread(target=write)
         writer.start()
         try:
@@ -40,16 +43,18 @@ def test_backup_of_a_live_database_under_writes(tmp_path: Path) -> None:
     finally:
         broker.stop()
     assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith(f"backed up {db} to {tmp_path / 'copy.db'}: 1 queue, "), r.stdout
+    assert r.stdout.startswith(f"backed up {db} to {tmp_path / 'copy.db'}: 2 queues, "), r.stdout
     assert after > before, "the broker kept writing during the backup"
     copy = sqlite3.connect(tmp_path / "copy.db")
     assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert copy.execute("PRAGMA journal_mode").fetchone() == ("delete",)  # one self-contained file
-    ids = [row[0] for row in copy.execute("SELECT id FROM messages ORDER BY id")]
+    live = "(SELECT id FROM queues WHERE name = 'live')"
+    ids = [row[0] for row in copy.execute(f"SELECT id FROM messages WHERE queue_id = {live} ORDER BY id")]
     assert before <= len(ids) <= len(acknowledged)  # a snapshot taken during the writes
     assert ids == sorted(acknowledged)[: len(ids)]  # a prefix of what was acknowledged: no torn batch
     assert len(ids) % 10 == 0  # each batch of 10 is one transaction: all of it or none
-    counts = copy.execute("SELECT sum(messages) FROM queue_counts").fetchone()
+    assert copy.execute("SELECT count(*) FROM messages").fetchone() == (100 + len(ids),)  # and the bulk
+    counts = copy.execute(f"SELECT sum(messages) FROM queue_counts WHERE queue_id = {live}").fetchone()
     assert counts == (len(ids),)  # the counters agree with the rows: one snapshot
     assert not list(tmp_path.glob(".copy.db.partial"))
 

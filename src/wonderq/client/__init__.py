@@ -25,364 +25,62 @@ from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
-from urllib.parse import quote
+from typing import Any, Self, TypeVar
 
 import httpx
 
 from wonderq import __version__
-from wonderq.broker import wire
-from wonderq.errors import BY_CODE, BrokerUnreachable, WonderQError
+from wonderq.client.answers import (
+    Deleted,
+    Message,
+    Moving,
+    Queue,
+    QueueStats,
+    Sent,
+    error,
+    error_of,
+    parse_deleted,
+    parse_message,
+    parse_queue,
+    parse_stats,
+    timestamp,
+    unreachable,
+)
+from wonderq.client.calls import (
+    BatchItem,
+    Call,
+    DeleteItem,
+    change_visibility_call,
+    create_queue_call,
+    delete_batch_calls,
+    delete_call,
+    delete_queue_call,
+    get_queue_call,
+    health_call,
+    list_queues_call,
+    move_call,
+    peek_call,
+    purge_call,
+    receive_call,
+    result,
+    send_batch_calls,
+    send_call,
+    stats_call,
+)
 from wonderq.models import QueueRef
-from wonderq.settings import DEFAULT_URL, MAX_BATCH, broker_url_problem
+from wonderq.settings import DEFAULT_URL, broker_url_problem
 
 DEFAULT_TIMEOUT = 10.0
 T = TypeVar("T")
-
-
-# -- what the broker answers --
-
-
-@dataclass(frozen=True, slots=True)
-class Queue:
-    id: int
-    name: str
-    created_at: datetime
-    visibility_timeout: int  # seconds
-    delay_seconds: int
-    retention_seconds: int
-    max_message_size: int  # bytes of UTF-8 body
-    redrive_target: str | None  # dead-letter queue's name
-    max_receive_count: int  # 0: never dead-lettered
-    fifo: bool = False  # its name ends with .fifo: order per group, duplicates dropped
-    tags: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class QueueStats:
-    queue: Queue
-    messages: int  # all messages in the queue
-    visible: int  # receivable now
-    in_flight: int  # received, visibility timeout running
-    delayed: int  # never received, delay running
-    oldest_message_age: float | None  # seconds; None when empty
-    sent: int = 0  # cumulative since the queue was created: rates come from differences
-    received: int = 0
-    deleted: int = 0
-    expired: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    id: int
-    message_id: str  # UUID
-    queue_id: int
-    body: str
-    created_at: datetime
-    visible_at: datetime  # when it becomes receivable (again)
-    token: str | None  # from the receive that returned it; None from peek
-    receive_count: int
-    first_received_at: datetime | None
-    state: str | None = None  # from peek: "visible", "in_flight" or "delayed"
-
-    @property
-    def reservation_token(self) -> str | None:
-        """The REST API's name for :attr:`token`."""
-        return self.token
-
-    @property
-    def retrievable_at(self) -> datetime:
-        """The REST API's name for :attr:`visible_at`."""
-        return self.visible_at
-
-
-@dataclass(frozen=True, slots=True)
-class Moving:
-    """A move task started: its id, and how many messages it found to move."""
-
-    task: str
-    to_move: int
-
-
-@dataclass(frozen=True, slots=True)
-class Sent:
-    id: int
-    message_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Deleted:
-    """One entry of a batch delete: deleted, or the error that kept it
-    (``MessageNotFound``, ``StaleToken``), raised for none of the others."""
-
-    id: int
-    deleted: bool
-    error: WonderQError | None = None
-
-
-def timestamp(value: str) -> datetime:
-    """``2026-11-27T19:41:28.936Z`` -> an aware datetime in UTC."""
-    return datetime.fromisoformat(value)
-
-
-def parse_queue(data: Mapping[str, Any]) -> Queue:
-    return Queue(
-        id=data["id"], name=data["name"], created_at=timestamp(data["created_at"]),
-        visibility_timeout=data["visibility_timeout"], delay_seconds=data["delay_seconds"],
-        retention_seconds=data["retention_seconds"], max_message_size=data["max_message_size"],
-        redrive_target=data["redrive_target"], max_receive_count=data["max_receive_count"],
-        fifo=data.get("fifo", False), tags=data.get("tags") or {},
-    )
-
-
-def parse_stats(data: Mapping[str, Any]) -> QueueStats:
-    age = data[wire.OLDEST_AGE]
-    return QueueStats(
-        queue=parse_queue(data), messages=data[wire.MESSAGES], visible=data[wire.VISIBLE],
-        in_flight=data[wire.IN_FLIGHT], delayed=data[wire.DELAYED],
-        oldest_message_age=None if age is None else float(age),
-        sent=data.get("sent", 0), received=data.get("received", 0), deleted=data.get("deleted", 0),
-        expired=data.get("expired", 0),
-    )
-
-
-def parse_message(data: Mapping[str, Any]) -> Message:
-    first = data.get("first_received_at")
-    return Message(
-        id=data["id"], message_id=data["message_id"], queue_id=data["queue_id"], body=data["body"],
-        created_at=timestamp(data["created_at"]), visible_at=timestamp(data[wire.VISIBLE_AT]),
-        token=data.get(wire.TOKEN), receive_count=data["receive_count"],
-        first_received_at=None if first is None else timestamp(first), state=data.get("state"),
-    )
-
-
-def parse_sent(data: Mapping[str, Any]) -> Sent:
-    return Sent(id=data["id"], message_id=data["message_id"])
-
-
-def parse_deleted(data: Mapping[str, Any]) -> Deleted:
-    envelope = data.get("error")
-    if not envelope:
-        return Deleted(id=data["id"], deleted=bool(data["deleted"]))
-    error = error_of(str(envelope["code"]), str(envelope["message"]))
-    return Deleted(id=data["id"], deleted=bool(data["deleted"]), error=error)
-
-
-def parse_messages(data: list[dict[str, Any]]) -> list[Message]:
-    return [parse_message(m) for m in data]
-
-
-def parse_nothing(data: Any) -> None:
-    return None
-
-
-# -- requests, described once for both clients --
-
-
-@dataclass(frozen=True, slots=True)
-class Call(Generic[T]):
-    """One HTTP request and how to read its answer."""
-
-    method: str
-    path: str
-    parse: Callable[[Any], T]
-    params: dict[str, Any] | None = None  # query string
-    json: dict[str, Any] | None = None  # JSON object body
-    wait: float = 0.0  # seconds the broker may hold the request (long polling) before answering
-
-    def unparsed(self) -> Call[Any]:
-        """The same request, answered with the broker's JSON as it came."""
-        return replace(self, parse=_as_is)
-
-
-def _as_is(data: Any) -> Any:
-    return data
-
-
-def _present(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None}
-
-
-def _queue_param(queue: QueueRef) -> dict[str, Any]:
-    """An id is sent as ``queue_id``, a name as ``queue_name``."""
-    return {"queue_id": queue} if isinstance(queue, int) else {"queue_name": queue}
-
-
-def _queue_path(queue: QueueRef) -> str:
-    return str(queue) if isinstance(queue, int) else quote(queue, safe="")
-
-
-def _message_ref(message: Message | int, token: str | None) -> tuple[int, str | None]:
-    """A Message carries its own reservation token; an explicit ``token`` wins."""
-    if isinstance(message, Message):
-        return message.id, token if token is not None else message.token
-    return message, token
-
-
-def create_queue_call(name: str, attributes: Mapping[str, int | str | None]) -> Call[Queue]:
-    return Call("POST", "/queues", parse_queue, json=_present({"name": name, **attributes}))
-
-
-def get_queue_call(queue: QueueRef) -> Call[Queue]:
-    params = {"id": queue} if isinstance(queue, int) else {"name": queue}
-    return Call("GET", "/queues/find", parse_queue, params=params)
-
-
-def stats_call() -> Call[list[QueueStats]]:
-    return Call("GET", "/queues", lambda data: [parse_stats(s) for s in data])
-
-
-def list_queues_call() -> Call[list[Queue]]:
-    return Call("GET", "/queues", lambda data: [parse_queue(s) for s in data])
-
-
-def delete_queue_call(queue: QueueRef) -> Call[None]:
-    return Call("DELETE", f"/queues/{_queue_path(queue)}", parse_nothing)
-
-
-def purge_call(queue: QueueRef) -> Call[int]:
-    return Call("POST", f"/queues/{_queue_path(queue)}/purge", lambda data: int(data["purged"]))
-
-
-def parse_moving(data: Mapping[str, Any]) -> Moving:
-    return Moving(data["task"], data["to_move"])
-
-
-def move_call(queue: QueueRef, destination: str | None) -> Call[Moving]:
-    json = _present({"destination": destination})
-    return Call("POST", f"/queues/{_queue_path(queue)}/move", parse_moving, json=json)
-
-
-def send_call(queue: QueueRef, body: str, delay_seconds: int | None) -> Call[Sent]:
-    json = _queue_param(queue) | _present({"body": body, "delay_seconds": delay_seconds})
-    return Call("POST", "/messages", parse_sent, json=json)
-
-
-BatchItem = str | tuple[str, int | None] | Mapping[str, Any]
-
-
-def _batch_entry(item: BatchItem) -> dict[str, Any]:
-    if isinstance(item, str):
-        return {"body": item}
-    if isinstance(item, tuple):
-        body, delay = item
-        return _present({"body": body, "delay_seconds": delay})
-    return _present({"body": item["body"], "delay_seconds": item.get("delay_seconds")})
-
-
-def send_batch_calls(queue: QueueRef, bodies: Iterable[BatchItem]) -> list[Call[list[Sent]]]:
-    entries = [_batch_entry(item) for item in bodies]
-    return [
-        Call("POST", "/messages", lambda data: [parse_sent(m) for m in data["messages"]],
-             json=_queue_param(queue) | {"messages": entries[i:i + MAX_BATCH]})
-        for i in range(0, len(entries), MAX_BATCH)
-    ]
-
-
-def receive_call(
-    queue: QueueRef, size: int, wait: int, visibility_timeout: int | None
-) -> Call[list[Message]]:
-    params = _queue_param(queue) | _present(
-        {"size": size, "wait_time": wait, "visibility_timeout": visibility_timeout}
-    )
-    return Call("GET", "/messages/consume", parse_messages, params=params, wait=wait)
-
-
-def delete_call(message: Message | int, token: str | None) -> Call[None]:
-    message_id, token = _message_ref(message, token)
-    params = _present({wire.TOKEN: token})
-    return Call("DELETE", f"/messages/{message_id}", parse_nothing, params=params)
-
-
-DeleteItem = Message | int | tuple[int, str | None]
-
-
-def _delete_entry(item: DeleteItem) -> dict[str, Any]:
-    message_id, token = _message_ref(item, None) if not isinstance(item, tuple) else item
-    return {"id": message_id} | _present({wire.TOKEN: token})
-
-
-def delete_batch_calls(messages: Iterable[DeleteItem]) -> list[Call[list[Deleted]]]:
-    entries = [_delete_entry(item) for item in messages]
-    return [
-        Call("POST", "/messages/delete", lambda data: [parse_deleted(d) for d in data["messages"]],
-             json={"messages": entries[i:i + MAX_BATCH]})
-        for i in range(0, len(entries), MAX_BATCH)
-    ]
-
-
-def change_visibility_call(
-    message: Message | int, visibility_timeout: int, token: str | None
-) -> Call[Message]:
-    message_id, token = _message_ref(message, token)
-    json = _present({wire.TOKEN: token, "visibility_timeout": visibility_timeout})
-    return Call("POST", f"/messages/{message_id}/visibility", parse_message, json=json)
-
-
-def peek_call(queue: QueueRef, size: int, after: int) -> Call[list[Message]]:
-    params = {"size": size, "after": after}
-    return Call("GET", f"/queues/{_queue_path(queue)}/messages", parse_messages, params=params)
-
-
-def health_call(path: str) -> Call[None]:
-    return Call("GET", path, parse_nothing)
-
-
-# -- answers and failures --
-
-
-# The most general class of each status (BY_CODE lists parents before children).
-_BY_STATUS = {cls.status: cls for cls in reversed(BY_CODE.values())}
-
-
-def result(call: Call[T], response: httpx.Response) -> T:
-    """Parse a success, or raise the error class named by the broker's envelope."""
-    if response.is_success:
-        try:
-            data = response.json()
-        except ValueError:
-            raise WonderQError(f"the broker's answer is not JSON: {response.text[:200]!r}") from None
-        return call.parse(data)
-    raise error(response)
-
-
-def error(response: httpx.Response) -> WonderQError:
-    """The :mod:`wonderq.errors` class for an error response, with the broker's message.
-
-    An unknown code keeps its code on the instance; an answer without the envelope
-    (say, a proxy's HTML page) is mapped by its HTTP status.
-    """
-    try:
-        envelope = response.json()["error"]
-        code, message = str(envelope["code"]), str(envelope["message"])
-    except (ValueError, KeyError, TypeError):
-        cls = _BY_STATUS.get(response.status_code, WonderQError)
-        text = response.text.strip()[:200] or response.reason_phrase
-        return cls(f"HTTP {response.status_code} from {response.request.url}: {text}")
-    return error_of(code, message)
-
-
-def error_of(code: str, message: str) -> WonderQError:
-    """The class named by an error envelope's code; an unknown code is kept on the instance."""
-    exc = BY_CODE.get(code, WonderQError)(message)
-    if exc.code != code:
-        exc.code = code
-    return exc
-
-
-def unreachable(url: str, exc: httpx.TransportError) -> BrokerUnreachable:
-    what = type(exc).__name__
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-        trust = "; trust its certificate's CA with WONDERQ_CA_FILE=<ca.pem>" if "CERTIFICATE_VERIFY" in str(exc) else ""
-        return BrokerUnreachable(f"cannot connect to the WonderQ broker at {url} ({what}: {exc}){trust}")
-    return BrokerUnreachable(
-        f"no answer from the WonderQ broker at {url} ({what}: {exc});"
-        " the request may or may not have taken effect"
-    )
+__all__ = [
+    "DEFAULT_URL", "AsyncClient", "BatchItem", "Call", "Client", "DeleteItem", "Deleted", "Message", "Moving",
+    "Queue", "QueueStats", "Sent", "change_visibility_call", "create_queue_call", "delete_batch_calls",
+    "delete_call", "delete_queue_call", "error", "error_of", "get_queue_call", "health_call", "list_queues_call",
+    "move_call", "parse_deleted", "parse_message", "parse_queue", "parse_stats", "peek_call", "purge_call",
+    "receive_call", "result", "send_batch_calls", "send_call", "stats_call", "timestamp", "unreachable",
+]
 
 
 def trusting(ca_file: str) -> ssl.SSLContext:
