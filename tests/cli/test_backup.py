@@ -57,6 +57,7 @@ def test_backup_of_a_live_database_under_writes(tmp_path: Path) -> None:
     counts = copy.execute(f"SELECT sum(messages) FROM queue_counts WHERE queue_id = {live}").fetchone()
     assert counts == (len(ids),)  # the counters agree with the rows: one snapshot
     assert not list(tmp_path.glob(".copy.db.partial"))
+    assert (tmp_path / "copy.db").stat().st_mode & 0o777 == 0o600  # every message, the keys' hashes
 
 
 def test_backup_refuses_what_it_cannot_do_safely(tmp_path: Path) -> None:

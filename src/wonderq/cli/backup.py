@@ -6,7 +6,9 @@ instead: the whole database is copied in one step inside one read transaction,
 which sees one consistent snapshot (every commit before it, none after) and does
 not block the broker's writer. The copy is written next to DEST, checked with
 ``PRAGMA integrity_check``, made a single self-contained file (``journal_mode =
-DELETE``) and only then renamed to DEST, so DEST is never half written. An
+DELETE``) and only then renamed to DEST, so DEST is never half written; like the
+broker's own database it is readable by its owner only (it holds every message and
+the API keys' hashes). An
 existing DEST is refused unless ``--force``. PostgreSQL is backed up with its own
 tools (``pg_dump``), so a ``postgresql://`` source is refused.
 """
@@ -75,6 +77,7 @@ def backup(source: Path, dest: Path) -> tuple[int, int]:
     partial = dest.with_name(f".{dest.name}.partial")
     try:
         partial.unlink(missing_ok=True)
+        os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))  # as private as the broker's
         copy_file = sqlite3.connect(partial)
     except (OSError, sqlite3.Error) as exc:
         raise Unwritable from exc
