@@ -47,3 +47,13 @@ def test_move_errors(client: httpx.Client) -> None:
     assert client.post(f"/queues/{unique('missing')}/move").status_code == 404
     dead, _ = poison(client)
     assert client.post(f"/queues/{dead}/move", json={"destination": unique("nowhere")}).status_code == 404
+
+
+def test_a_move_goes_only_to_a_queue_of_its_kind(client: httpx.Client) -> None:
+    """A standard queue's messages have no group to keep in a FIFO queue, and the other way round."""
+    dead, _ = poison(client)
+    fifo = unique("fifo") + ".fifo"
+    client.post("/queues", json={"name": fifo}).raise_for_status()
+    r = client.post(f"/queues/{dead}/move", json={"destination": fifo})
+    assert r.status_code == 400 and "a FIFO queue" in r.json()["error"]["message"], r.text
+    assert counts(client, dead) == 1 and counts(client, fifo) == 0

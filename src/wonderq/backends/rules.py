@@ -138,17 +138,23 @@ def stale(message_id: int, elsewhere: bool = False) -> StaleToken:
 
 def check_target(name: str, a: QueueAttributes, target: Queue | None, before: str | None = None) -> None:
     """The queue ``name``'s dead-letter queue (``target``, looked up by ``a.redrive_target``)
-    must exist, and be a FIFO queue if and only if this one is, as on SQS: a FIFO queue's
-    messages keep their groups there, and a standard queue's have none to keep. Checked when
-    it is set, not again when other attributes change (``before``: the queue's own, now)."""
+    must exist and be of its kind (:func:`check_kind`). Checked when it is set, not again
+    when other attributes change (``before``: the queue's own, now)."""
     if not a.redrive_target or a.redrive_target == before:
         return
     if target is None:
         raise InvalidParameter(f"redrive_target {a.redrive_target!r} is not an existing queue")
-    if target.fifo != name.endswith(FIFO_SUFFIX):
+    check_kind("redrive_target", target, name)
+
+
+def check_kind(role: str, target: Queue, source: str) -> None:
+    """Messages go only to a queue of their own queue's kind (a dead-letter queue, a move's
+    destination), as on SQS: a FIFO queue's messages keep their groups there, and a standard
+    queue's have none to keep."""
+    if target.fifo != source.endswith(FIFO_SUFFIX):
         kind = "a FIFO queue" if target.fifo else "a standard queue"
-        raise InvalidParameter(f"redrive_target {a.redrive_target!r} is {kind}; a dead-letter queue must be"
-                               f" of its source's kind, and {name!r} is not")
+        raise InvalidParameter(f"{role} {target.name!r} is {kind}, and {source!r} is not: messages go"
+                               " only to a queue of their own queue's kind")
 
 
 def too_many_queues(name: str, count: int, cap: int, taken: bool) -> WonderQError:

@@ -11,6 +11,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 
+from wonderq.backends import rules
 from wonderq.backends.base import Backend
 from wonderq.clock import Clock
 from wonderq.errors import InvalidParameter, NotFound, QueueNotFound, WonderQError
@@ -48,13 +49,16 @@ class MoveTasks:
 
     async def start(self, source: str, destination: str | None = None, rate: int | None = None) -> MoveTask:
         """Raise QueueNotFound for a missing queue, InvalidParameter if ``source``
-        is no queue's dead-letter queue or already has a task running."""
+        is no queue's dead-letter queue, ``destination`` is of another kind, or a
+        task from ``source`` is running already."""
         queues = {q.name: q for q in await self.db.list_queues()}
         for name in (source, destination):
             if name is not None and name not in queues:
                 raise QueueNotFound(f"queue {name!r} does not exist")
         if not any(q.attributes.redrive_target == source for q in queues.values()):
             raise InvalidParameter(f"{source} is no queue's dead-letter queue (redrive_target)")
+        if destination is not None:
+            rules.check_kind("destination", queues[destination], source)
         if any(t.status == "RUNNING" and t.source == source for t in self.tasks):
             raise InvalidParameter(f"a move task from {source} is running already; one at a time")
         stats = await self.db.queue_stats(source)
