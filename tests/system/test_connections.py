@@ -81,6 +81,23 @@ def test_a_body_that_never_comes_is_cut_off(broker: BrokerProcess) -> None:
     assert status == 408 and error["code"] == "request_timeout" and "body_timeout" in error["message"]
 
 
+@pytest.mark.parametrize(("head", "status", "code"), [
+    (b"Content-Length: 20000000\r\n\r\n", 400, "InvalidParameterValue"),  # over the largest request
+    (b"Content-Length: 100\r\n\r\n{", 408, "RequestTimeout"),  # a body that never comes
+])
+def test_an_sqs_request_refused_unread_gets_sqs_own_error(
+        broker: BrokerProcess, head: bytes, status: int, code: str) -> None:
+    """boto3 reads __type and message; REST's envelope left it an empty message and code "413"."""
+    with connect(broker) as s:
+        s.sendall(b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-amz-json-1.0\r\n"
+                  b"X-Amz-Target: AmazonSQS.SendMessage\r\n" + head)
+        raw = read_all(s)
+    answer, _, body = raw.partition(b"\r\n\r\n")
+    assert int(answer.split(b" ")[1]) == status, raw
+    assert json.loads(body)["__type"].endswith("#" + code) and json.loads(body)["message"], raw
+    assert b"x-amzn-query-error: " + code.encode() in answer, raw
+
+
 def test_an_idle_kept_alive_connection_is_closed(broker: BrokerProcess) -> None:
     with connect(broker) as s:
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")

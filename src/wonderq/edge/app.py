@@ -176,6 +176,15 @@ class App:
             response = api.render_error(WonderQError())
         return response, endpoint, changes
 
+    def refusal(self, request: Request, raw_path: bytes, error: WonderQError) -> Response:
+        """``error``, refusing a request before its body was read, in the format of the API its
+        method, path and headers route it to (else the first API's); no handler runs."""
+        try:
+            api = self.route(request, raw_path)[0]
+        except WonderQError:
+            api = self.apis[0]
+        return api.render_error(error)
+
     def finished(self, endpoint: str, status: int, changes: bool, started: float) -> None:
         """Count a response that was sent (the activity summary, and the app's observer)."""
         self.activity.count(endpoint, status, changes)

@@ -13,8 +13,9 @@ its EOF) wakes it too, but still gets the answers to the requests it completed.
 It holds the limits of :mod:`wonderq.edge.limits` (timeouts, sizes, the
 connection cap, the memory budget), and:
 
-- Malformed HTTP gets the JSON error envelope, like every other error, after the
-  answers to the requests before it on the connection.
+- A refusal (malformed HTTP, a limit) is answered after the requests before it on
+  the connection: once the request's headers are in, in the format of the API they
+  route to (an SQS client gets SQS's error), else in the REST error envelope.
 - An HTTP/1.1 request names one ``Host``; an absolute-form target's authority
   stands in for it (RFC 9112 3.2). No transfer coding is served but ``chunked``.
 - There are no protocol upgrades: ``Upgrade`` is ignored, and a request that asks
@@ -24,6 +25,7 @@ connection cap, the memory budget), and:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -35,7 +37,7 @@ import httptools
 from wonderq.edge.deadlines import Deadlines
 from wonderq.edge.limits import Limits, Refusals
 from wonderq.edge.requests import Message, Request, first_values
-from wonderq.edge.responses import Stream, error_envelope
+from wonderq.edge.responses import Response, Stream, error_envelope
 from wonderq.errors import (
     BadRequest,
     HeaderTooLarge,
@@ -112,7 +114,7 @@ class Connection(asyncio.Protocol):
         self.busy = self.closing = self.refused = self.paused = False
         self.last = False  # the request answered last closes the connection: read nothing more
         self.exact = False  # this read ended a request: one whose headers end in it too is counted exactly
-        self.error: WonderQError | None = None  # the refusal sent after the requests before it are answered
+        self.error: Response | None = None  # the refusal sent after the requests before it are answered
         self.gone: asyncio.Future[None] | None = None  # made when a handler waits for a hang-up
         self.writable: asyncio.Future[None] | None = None  # made while the transport's buffer is full
 
@@ -271,20 +273,10 @@ class Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         self.phase = IDLE  # the app has the request
         try:
-            url = httptools.parse_url(self.url)
+            request, raw_path = self.request()
         except httptools.HttpParserInvalidURLError:
             self.refuse(BadRequest("malformed HTTP request: the URL cannot be parsed"))
             raise
-        if url.host is not None:  # absolute-form: its authority is the Host (RFC 9112 3.2.2)
-            host = b"[%b]" % url.host if b":" in url.host else url.host
-            self.first[b"host"] = host if url.port is None else b"%b:%d" % (host, url.port)
-        raw_path = url.path or b"/"
-        path = raw_path.decode("latin-1")
-        if "%" in path:
-            path = unquote(path)
-        body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
-        request = Request(self.parser.get_method().decode("ascii"), path, url.query or b"", self.headers, body,
-                          self.receive, {}, None, self.first)
         keep_alive = self.parser.should_keep_alive()
         self.last = not keep_alive
         self.waiting.append((request, raw_path, keep_alive, self.body_bytes))
@@ -298,6 +290,20 @@ class Connection(asyncio.Protocol):
             task.add_done_callback(self.shared.tasks.discard)
         self.body_bytes = self.header_bytes = 0
         self.exact = True
+
+    def request(self) -> tuple[Request, bytes]:
+        """The request read, and its raw path (HttpParserInvalidURLError if its URL is none)."""
+        url = httptools.parse_url(self.url)
+        if url.host is not None:  # absolute-form: its authority is the Host (RFC 9112 3.2.2)
+            host = b"[%b]" % url.host if b":" in url.host else url.host
+            self.first[b"host"] = host if url.port is None else b"%b:%d" % (host, url.port)
+        raw_path = url.path or b"/"
+        path = raw_path.decode("latin-1")
+        if "%" in path:
+            path = unquote(path)
+        body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
+        return Request(self.parser.get_method().decode("ascii"), path, url.query or b"", self.headers, body,
+                       self.receive, {}, None, self.first), raw_path
 
     # -- answering ------------------------------------------------------------------
 
@@ -416,22 +422,27 @@ class Connection(asyncio.Protocol):
             self.transport.close()
 
     def refuse(self, error: WonderQError) -> None:
-        """Answer with the error envelope and close the connection; the requests before
-        it first (a lost acknowledgement makes a client retry, and duplicate a send)."""
+        """Answer with the error and close the connection; the requests before it first (a
+        lost acknowledgement makes a client retry, and duplicate a send). Once its headers
+        are in, the API they route to renders it (an SQS client reads SQS's own error)."""
         self.shared.deadlines.discard(self)
+        self.drop_body()  # never to be answered
+        answer = error_envelope(error)
+        if self.phase == BODY:
+            with contextlib.suppress(httptools.HttpParserInvalidURLError):
+                answer = self.app.refusal(*self.request(), error)
         self.phase, self.refused = IDLE, True
         self.shared.refusals.count(error)
         if self.busy:
-            self.error, self.last = error, True  # answer() sends it after them
-            self.drop_body()
+            self.error, self.last = answer, True  # answer() sends it after them
             if not self.paused:  # nor is anything more it sends read
                 self.transport.pause_reading()
                 self.paused = True
         else:
-            self.close_with(error)
+            self.close_with(answer)
 
-    def close_with(self, error: WonderQError) -> None:
-        self.transport.write(error_envelope(error).encode(False, False))
+    def close_with(self, answer: Response) -> None:
+        self.transport.write(answer.encode(False, False))
         # Half-close now, close a moment later: closing with the client's request still
         # unread would reset the connection before the client reads why.
         if self.transport.can_write_eof():

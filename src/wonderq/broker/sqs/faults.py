@@ -21,6 +21,7 @@ parameter checks) is mapped by :func:`fault_of`::
     Unauthorized                        → MissingAuthenticationToken
     NotFound, MethodNotAllowed          → InvalidAction
     TooManyRequests                     → RequestThrottled
+    RequestTimeout                      → RequestTimeout (408; botocore retries it)
     Unavailable                         → ServiceUnavailable
     anything else                       → InternalError
 """
@@ -75,6 +76,7 @@ INVALID_CLIENT_TOKEN_ID = fault("InvalidClientTokenId", status=403)
 SIGNATURE_DOES_NOT_MATCH = fault("SignatureDoesNotMatch", status=403)  # a skewed clock too, as SQS says
 REQUEST_EXPIRED = fault("RequestExpired")  # a presigned URL past X-Amz-Expires
 REQUEST_THROTTLED = fault("RequestThrottled")
+REQUEST_TIMEOUT = fault("RequestTimeout", status=408)  # the body came too slowly (edge/limits.py)
 SERVICE_UNAVAILABLE = fault("ServiceUnavailable", status=503, sender=False)
 INTERNAL_ERROR = fault("InternalError", status=500, sender=False)
 
@@ -102,6 +104,7 @@ CORE: tuple[tuple[type[WonderQError], Fault], ...] = (  # most specific first
     (errors.NotFound, INVALID_ACTION),
     (errors.MethodNotAllowed, INVALID_ACTION),
     (errors.TooManyRequests, REQUEST_THROTTLED),
+    (errors.RequestTimeout, REQUEST_TIMEOUT),
     (errors.Unavailable, SERVICE_UNAVAILABLE),
 )
 
