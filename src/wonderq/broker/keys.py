@@ -103,7 +103,8 @@ class KeyRing:
         if not self.required:
             return OPEN
         if authorization is None:
-            raise Unauthorized("this broker needs an API key: send Authorization: Bearer wq_…")
+            raise Unauthorized("this broker needs an API key: send Authorization: Bearer wq_…"
+                               " (`wonderq keys create` makes one)")
         text = authorization.decode("latin-1")
         if text[:len(BEARER)].lower() != BEARER.lower():
             raise Unauthorized("the REST API takes Authorization: Bearer wq_…")

@@ -86,8 +86,8 @@ class BrowserGuard:
         media = content_type.split(b";", 1)[0].strip().lower()  # without its parameters (a boundary)
         if media in SIMPLE_TYPES:
             raise Unsigned(f"a body of type {media.decode('latin-1')} may change state here only with an"
-                            " Authorization header (a web page can send one cross-site); send JSON"
-                            " (Content-Type: application/json)")
+                            " Authorization header (a web page can post such a body cross-site, but not that"
+                            " header): sign it, as SQS clients do, or send JSON (Content-Type: application/json)")
 
     def check_origin(self, request: Request) -> None:
         """Another origin, or a cross-site fetch, may not change state."""
