@@ -105,3 +105,12 @@ def test_help_lists_each_flag_with_the_variable_it_reads(verb: str) -> None:
 def test_help_names_the_variables_that_differ_from_the_flag(verb: tuple[str, ...], pair: str) -> None:
     text = " ".join(wq(None, *verb, "--help").stdout.split())
     assert pair in text, text
+
+
+def test_up_takes_every_flag_the_broker_takes() -> None:
+    """`wonderq up` hands its settings to the broker it starts, so each of the broker's flags is
+    one of its own (--max-queues and --max-in-flight were not)."""
+    def flags(verb: str) -> set[str]:
+        return {a.dest for a in verbs()[verb]._actions if a.option_strings and a.dest not in ("help", "under_up")}
+
+    assert flags("broker") - flags("up") == set()

@@ -92,18 +92,19 @@ def register(verbs: Verbs) -> None:
         p.add_argument(UNDER_UP, action="store_true", help=argparse.SUPPRESS)
     p = verbs.choices["broker"]
     database_flags(p)
-    auth_flags(p)
-    p.add_argument("--max-queues", type=int, metavar="N", help="queues in the database (WONDERQ_MAX_QUEUES, 10000)")
-    p.add_argument("--max-in-flight", type=int, metavar="N", help="per queue (WONDERQ_MAX_IN_FLIGHT, 120000)")
+    broker_flags(p)
     p = server_verb(verbs, "up", "run the broker, the dev tool and the user app together", up)
     for service in SERVICES:
         p.add_argument(service.port_flag(under_up=True), dest=service.port_field, type=int, help=f"the"
                        f" {service.what}'s port ({variable(service.port_field)}, default {service.default_port})")
     database_flags(p)
-    auth_flags(p)
+    broker_flags(p)
 
 
-def auth_flags(p: argparse.ArgumentParser) -> None:
+def broker_flags(p: argparse.ArgumentParser) -> None:
+    """The broker's own door, its caps and authentication (``up`` hands them to its broker)."""
+    p.add_argument("--max-queues", type=int, metavar="N", help="queues in the database (WONDERQ_MAX_QUEUES, 10000)")
+    p.add_argument("--max-in-flight", type=int, metavar="N", help="per queue (WONDERQ_MAX_IN_FLIGHT, 120000)")
     p.add_argument("--insecure-no-auth", action="store_const", const=True,
                    help="serve a non-loopback --host with no API key (WONDERQ_INSECURE_NO_AUTH=1; logs a"
                    " warning); without it such a broker refuses to start until `wonderq keys create`")
