@@ -141,7 +141,10 @@ class Listener:
             await asyncio.wait({self.task})
 
     async def _run(self) -> None:
-        log.info("listener %d started on queue %s (%s)", self.id, self.queue.name, self.params)
+        p = self.params
+        log.info("listener %d started on queue %s (size %d, wait_time %d s, visibility_timeout %s)", self.id,
+                 self.queue.name, p.size, p.wait_time, "the queue's" if p.visibility_timeout is None else
+                 f"{p.visibility_timeout} s")
         try:
             await self._loop()
         except WonderQError as exc:  # only those retrying will not help (_loop retries the others)

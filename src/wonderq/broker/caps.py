@@ -98,8 +98,8 @@ class InFlightCap:
 
     def refused(self, stats: QueueStats) -> OverLimit:
         return OverLimit(
-            f"queue {stats.queue.name!r} has {stats.in_flight} messages in flight (received, not deleted), the"
-            f" most allowed (--max-in-flight or WONDERQ_MAX_IN_FLIGHT, now {self.cap}); delete them or let"
+            f"queue {stats.queue.name!r} has {stats.in_flight} messages in flight (received, not deleted), at or"
+            f" past the most allowed (--max-in-flight or WONDERQ_MAX_IN_FLIGHT, now {self.cap}); delete them or let"
             " their visibility timeouts end"
         )
 

@@ -56,7 +56,8 @@ class MoveTasks:
             if name is not None and name not in queues:
                 raise QueueNotFound(f"queue {name!r} does not exist")
         if not any(q.attributes.redrive_target == source for q in queues.values()):
-            raise InvalidParameter(f"{source} is no queue's dead-letter queue (redrive_target)")
+            raise InvalidParameter(f"{source} is no queue's dead-letter queue: no queue's redrive_target (SQS:"
+                                   " RedrivePolicy) names it")
         if destination is not None:
             rules.check_kind("destination", queues[destination], source)
         if any(t.status == "RUNNING" and t.source == source for t in self.tasks):

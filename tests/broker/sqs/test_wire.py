@@ -206,3 +206,24 @@ def test_a_query_field_name_of_too_many_parts_is_refused() -> None:
     with pytest.raises(SqsError, match="parts"):
         reshape({"Action": "ListQueues", "a." * 500 + "b": "1"})  # recursion, before: a 500
     assert reshape({"Attribute.1.Name": "DelaySeconds", "Attribute.1.Value": "1"})
+
+
+def test_core_errors_speak_sqs_words_not_internal_ids(client: httpx.Client) -> None:
+    """A missing queue reads the same from every action, and a stale receipt handle names no
+    internal message id, in a batch entry too."""
+    for action, body in [("SendMessage", {"QueueUrl": "http://localhost/000000000000/nope", "MessageBody": "x"}),
+                         ("GetQueueUrl", {"QueueName": "nope"})]:
+        r = target(client, action, body)
+        assert r.json()["message"] == "The specified queue does not exist.", r.text
+    url = target(client, "CreateQueue", {"QueueName": unique("q")}).json()["QueueUrl"]
+    target(client, "SendMessage", {"QueueUrl": url, "MessageBody": "x"})
+    received = target(client, "ReceiveMessage", {"QueueUrl": url, "VisibilityTimeout": 0}).json()["Messages"][0]
+    target(client, "ReceiveMessage", {"QueueUrl": url})  # received again: the first handle is stale
+    r = target(client, "ChangeMessageVisibility",
+               {"QueueUrl": url, "ReceiptHandle": received["ReceiptHandle"], "VisibilityTimeout": 5})
+    assert r.json()["__type"].endswith("#ReceiptHandleIsInvalid") and "received again" in r.json()["message"]
+    r = target(client, "ChangeMessageVisibilityBatch", {"QueueUrl": url, "Entries": [
+        {"Id": "a", "ReceiptHandle": received["ReceiptHandle"], "VisibilityTimeout": 5}]})
+    (failed,) = r.json()["Failed"]
+    assert "received again" in failed["Message"] and received["MessageId"] not in failed["Message"], failed
+    assert not any(ch.isdigit() for ch in r.json()["Failed"][0]["Message"])

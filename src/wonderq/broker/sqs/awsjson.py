@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 import orjson
 
 from wonderq.broker.sqs.calls import Call, Shape
-from wonderq.broker.sqs.faults import UNKNOWN_OPERATION, SqsError, fault_of, invalid
+from wonderq.broker.sqs.faults import UNKNOWN_OPERATION, SqsError, explain, invalid
 from wonderq.edge.requests import Request
 from wonderq.edge.responses import Response
 from wonderq.errors import WonderQError
@@ -69,8 +69,8 @@ def valid_text(body: bytes) -> bool:
 
 
 def render_error(exc: WonderQError) -> Response:
-    fault = fault_of(exc)
-    body = orjson.dumps({"__type": f"com.amazonaws.sqs#{fault.code}", "message": exc.message})
+    fault, message = explain(exc)
+    body = orjson.dumps({"__type": f"com.amazonaws.sqs#{fault.code}", "message": message})
     query_error = f"{fault.legacy};{'Sender' if fault.sender else 'Receiver'}".encode()
     headers = (request_id(), (b"x-amzn-query-error", query_error), *exc.headers)
     return Response(body, fault.status, CONTENT_TYPE, headers)

@@ -109,6 +109,12 @@ CORE: tuple[tuple[type[WonderQError], Fault], ...] = (  # most specific first
 )
 
 
+# What SQS says for these, whatever the core error's own words (they name internal ids)
+SAID = {QUEUE_DOES_NOT_EXIST: "The specified queue does not exist.",
+        RECEIPT_HANDLE_IS_INVALID: "The receipt handle is no longer valid: the message was received again"
+                                   " since, or deleted."}
+
+
 def fault_of(exc: WonderQError) -> Fault:
     if isinstance(exc, SqsError):
         return exc.fault
@@ -116,6 +122,12 @@ def fault_of(exc: WonderQError) -> Fault:
         if isinstance(exc, kind):
             return found
     return INTERNAL_ERROR
+
+
+def explain(exc: WonderQError) -> tuple[Fault, str]:
+    """The fault an error travels as, and its message (SQS's own words where it has fixed ones)."""
+    fault = fault_of(exc)
+    return fault, exc.message if isinstance(exc, SqsError) else SAID.get(fault, exc.message)
 
 
 def invalid(message: str) -> SqsError:

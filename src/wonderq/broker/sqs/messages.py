@@ -34,7 +34,7 @@ from wonderq.broker.sqs.faults import (
     RECEIPT_HANDLE_IS_INVALID,
     TOO_MANY_ENTRIES,
     SqsError,
-    fault_of,
+    explain,
     invalid,
 )
 from wonderq.broker.sqs.queues import QueueActions
@@ -434,5 +434,5 @@ async def each(
 
 
 def failure(entry_id: str, exc: WonderQError) -> Shape:
-    fault = fault_of(exc)
-    return {"Id": entry_id, "SenderFault": fault.sender, "Code": fault.legacy, "Message": exc.message}
+    fault, message = explain(exc)
+    return {"Id": entry_id, "SenderFault": fault.sender, "Code": fault.legacy, "Message": message}

@@ -14,7 +14,7 @@ from xml.sax.saxutils import escape
 
 from wonderq.broker.sqs.awsjson import Actions, Context, request_id
 from wonderq.broker.sqs.calls import Shape
-from wonderq.broker.sqs.faults import INVALID_ACTION, SqsError, fault_of, invalid
+from wonderq.broker.sqs.faults import INVALID_ACTION, SqsError, explain, invalid
 from wonderq.edge.params import natural
 from wonderq.edge.requests import Request
 from wonderq.edge.responses import Response
@@ -136,10 +136,10 @@ def element(action: str, key: str, value: object) -> str:
 
 
 def render_error(exc: WonderQError) -> Response:
-    fault = fault_of(exc)
+    fault, message = explain(exc)
     rid = request_id()
     kind = "Sender" if fault.sender else "Receiver"
     body = (f'<?xml version="1.0"?><ErrorResponse xmlns="{XMLNS}"><Error><Type>{kind}</Type>'
-            f"<Code>{escape(fault.legacy)}</Code><Message>{escape(exc.message)}</Message><Detail/></Error>"
+            f"<Code>{escape(fault.legacy)}</Code><Message>{escape(message)}</Message><Detail/></Error>"
             f"<RequestId>{rid[1].decode()}</RequestId></ErrorResponse>")
     return Response(body.encode(), fault.status, CONTENT_TYPE, (rid, *exc.headers))
