@@ -227,3 +227,15 @@ def test_core_errors_speak_sqs_words_not_internal_ids(client: httpx.Client) -> N
     (failed,) = r.json()["Failed"]
     assert "received again" in failed["Message"] and received["MessageId"] not in failed["Message"], failed
     assert not any(ch.isdigit() for ch in r.json()["Failed"][0]["Message"])
+
+
+@pytest.mark.parametrize(("action", "body", "words"), [
+    ("SendMessage", {"QueueUrl": 5, "MessageBody": "x"}, "QueueUrl must be a string"),
+    ("ListQueues", {"NextToken": "@@@"}, "Invalid NextToken"),
+    ("ListQueues", {"NextToken": "AAAA"}, "Invalid NextToken"),  # base64 of bytes that name no queue
+])
+def test_a_wrong_value_is_invalid_not_missing_or_ignored(client: httpx.Client, action: str, body: object,
+                                                         words: str) -> None:
+    r = target(client, action, body)
+    assert r.status_code == 400 and r.json()["__type"].endswith("#InvalidParameterValue"), r.text
+    assert words in r.json()["message"], r.text

@@ -37,8 +37,10 @@ class Call:
         url = self.input.get("QueueUrl")
         if url is None and self.path_queue is not None:
             return name_of_url(self.path_queue)
-        if not isinstance(url, str) or not url:
+        if url is None or url == "":
             raise SqsError(MISSING_PARAMETER, "The request must contain the parameter QueueUrl.")
+        if not isinstance(url, str):
+            raise invalid("Value for parameter QueueUrl must be a string.")
         return name_of_url(url)
 
     def url(self, name: str) -> str:

@@ -183,9 +183,12 @@ def token_name(token: str | None) -> str:
     if not token:
         return ""
     try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
-    except ValueError:
-        raise invalid("Invalid NextToken value.") from None
+        name = base64.b64decode(token.encode(), altchars=b"-_", validate=True).decode()
+    except ValueError:  # binascii.Error and UnicodeDecodeError too
+        name = ""
+    if not QUEUE_NAME.fullmatch(name):  # not a token this broker gave out
+        raise invalid("Invalid NextToken value.")
+    return name
 
 
 def allows(policy: dict[str, object], source_arn: str) -> bool:
