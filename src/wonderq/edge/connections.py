@@ -16,10 +16,10 @@ connection cap, the memory budget), and:
 - A refusal (malformed HTTP, a limit) is answered after the requests before it on
   the connection: once the request's headers are in, in the format of the API they
   route to (an SQS client gets SQS's error), else in the REST error envelope.
-- An HTTP/1.1 request names one ``Host``; an absolute-form target's authority
-  stands in for it (RFC 9112 3.2). No transfer coding is served but ``chunked``.
-- There are no protocol upgrades: ``Upgrade`` is ignored, and a request that asks
-  for one and has a body is refused (llhttp would read the body as a request).
+- A request's headers pass :func:`wonderq.edge.framing.refusal` (one ``Host``,
+  ``chunked`` the only transfer coding, no upgrade with a body); an absolute-form
+  target's authority stands in for ``Host``. There are no protocol upgrades:
+  ``Upgrade`` is ignored, and the connection goes on in HTTP/1.1.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from urllib.parse import unquote
 
 import httptools
 
+from wonderq.edge import framing
 from wonderq.edge.deadlines import Deadlines
 from wonderq.edge.limits import Limits, Refusals
 from wonderq.edge.requests import Message, Request, first_values
@@ -41,7 +42,6 @@ from wonderq.edge.responses import Response, Stream, error_envelope
 from wonderq.errors import (
     BadRequest,
     HeaderTooLarge,
-    PayloadTooLarge,
     RequestTimeout,
     TooManyConnections,
     Unavailable,
@@ -225,42 +225,18 @@ class Connection(asyncio.Protocol):
             raise HeaderTooLarge("headers too large")  # stops the parser
         self.exact = False
         self.time(BODY)
-        # the Request's own lookups use this dict too; llhttp refuses a second Content-Length
-        first = self.first = first_values(self.headers)
-        length = first.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_REQUEST_BYTES:
-            self.refuse(PayloadTooLarge(f"request body is over {MAX_REQUEST_BYTES} bytes"))
-            raise PayloadTooLarge("body too large")
-        if len(first) < len(self.headers) or b"host" not in first or b"transfer-encoding" in first:
-            self.check_framing(first)  # a name repeated, no Host, or a transfer coding: rare, so checked apart
-        if self.parser.should_upgrade() and (b"transfer-encoding" in first or length not in (None, b"0")):
-            # its body would be read as the next request: smuggled past whatever checked this one
-            self.refuse(BadRequest("a request asking to upgrade the protocol cannot carry a body here:"
-                                   " this server speaks only HTTP/1.1; send it without Upgrade"))
-            raise BadRequest("upgrade with a body")
+        first = self.first = first_values(self.headers)  # the Request's own lookups use it too
+        if (error := framing.refusal(self.headers, first, self.parser)) is not None:
+            self.refuse(error)
+            raise error  # stops the parser
         expect = first.get(b"expect")
         if expect is not None and expect.lower() == b"100-continue" and not self.busy:
             self.transport.write(CONTINUE)  # behind another request the client's own wait sends the body
 
-    def check_framing(self, first: dict[bytes, bytes]) -> None:
-        """RFC 9112: an HTTP/1.1 request names one Host (3.2), and the only transfer coding
-        served here is ``chunked`` alone (llhttp would read ``gzip, chunked`` and keep the gzip)."""
-        hosts = sum(1 for name, _ in self.headers if name == b"host")
-        codings = [v.strip().lower() for name, value in self.headers if name == b"transfer-encoding"
-                   for v in value.split(b",")]
-        if hosts > 1 or (hosts == 0 and self.parser.get_http_version() != "1.0"):
-            why = "more than one Host header" if hosts else "no Host header"
-            self.refuse(BadRequest(f"malformed HTTP request: {why} (an HTTP/1.1 request names its host once)"))
-        elif codings and codings != [b"chunked"]:
-            self.refuse(BadRequest("malformed HTTP request: the only Transfer-Encoding served here is chunked"))
-        else:
-            return
-        raise BadRequest("framing")  # stops the parser
-
     def on_body(self, chunk: bytes) -> None:
         budget = self.app.budget
         if self.body_bytes + len(chunk) > MAX_REQUEST_BYTES:
-            self.refuse(PayloadTooLarge(f"request body is over {MAX_REQUEST_BYTES} bytes"))
+            self.refuse(framing.too_large())
         elif budget.held + len(chunk) > budget.limit:
             self.refuse(Unavailable(f"the server holds {budget.held} bytes of unfinished requests already; retry"))
         else:
@@ -268,7 +244,7 @@ class Connection(asyncio.Protocol):
             self.body_bytes += len(chunk)
             self.body.append(chunk)
             return
-        raise PayloadTooLarge("stop")  # stops the parser
+        raise BadRequest("stop")  # stops the parser
 
     def on_message_complete(self) -> None:
         self.phase = IDLE  # the app has the request
@@ -294,9 +270,8 @@ class Connection(asyncio.Protocol):
     def request(self) -> tuple[Request, bytes]:
         """The request read, and its raw path (HttpParserInvalidURLError if its URL is none)."""
         url = httptools.parse_url(self.url)
-        if url.host is not None:  # absolute-form: its authority is the Host (RFC 9112 3.2.2)
-            host = b"[%b]" % url.host if b":" in url.host else url.host
-            self.first[b"host"] = host if url.port is None else b"%b:%d" % (host, url.port)
+        if url.host is not None:  # absolute-form: its authority is the Host
+            self.first[b"host"] = framing.authority(url.host, url.port)
         raw_path = url.path or b"/"
         path = raw_path.decode("latin-1")
         if "%" in path:
