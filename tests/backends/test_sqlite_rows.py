@@ -8,10 +8,10 @@ import sqlite3
 
 import pytest
 
-from wonderq.backends.sqlite import queries, schema
+from wonderq.backends.sqlite import queries, reads, schema
 from wonderq.models import Message
 
-STATEMENTS = ["CLAIM", "FIFO_CLAIM", "CHANGE_VISIBILITY", "PEEK"]
+STATEMENTS = [queries.CLAIM, queries.FIFO_CLAIM, queries.CHANGE_VISIBILITY, reads.PEEK]
 PARAMS = {"queue": 1, "now": 0, "size": 1, "until": 0, "prefix": "p-"}
 
 
@@ -23,9 +23,8 @@ def conn() -> sqlite3.Connection:
     return conn
 
 
-@pytest.mark.parametrize("name", STATEMENTS)
-def test_statements_that_return_messages_name_its_fields_in_order(conn: sqlite3.Connection, name: str) -> None:
-    statement = getattr(queries, name)
+@pytest.mark.parametrize("statement", STATEMENTS)
+def test_statements_that_return_messages_name_its_fields_in_order(conn: sqlite3.Connection, statement: str) -> None:
     cursor = conn.execute(statement, PARAMS if ":" in statement else (1, 0, 1, None)[:statement.count("?")])
     assert tuple(d[0] for d in cursor.description) == Message.FIELDS
 
@@ -33,5 +32,5 @@ def test_statements_that_return_messages_name_its_fields_in_order(conn: sqlite3.
 def test_a_row_by_position_is_the_row_by_name(conn: sqlite3.Connection) -> None:
     conn.execute("INSERT INTO messages (queue_id, uuid, body, created_at, visible_at, group_id)"
                  " VALUES (1, 'u', 'b', 1, 2, 'g')")
-    row = conn.execute(queries.PEEK, (1, 0, 1)).fetchone()
-    assert queries.messages(conn.execute(queries.PEEK, (1, 0, 1))) == [Message.from_row(row)]
+    row = conn.execute(reads.PEEK, (1, 0, 1)).fetchone()
+    assert queries.messages(conn.execute(reads.PEEK, (1, 0, 1))) == [Message.from_row(row)]

@@ -27,7 +27,7 @@ import asyncpg
 from wonderq.backends import BadDatabaseUrl, rules
 from wonderq.backends.base import Backend
 from wonderq.backends.batching import AsyncOp, AsyncWrite, GroupCommit, deal, groups, joinable
-from wonderq.backends.postgres import keys, queries, queues, schema
+from wonderq.backends.postgres import keys, queries, queues, reads, schema
 from wonderq.backends.postgres.queues import Txn
 from wonderq.backends.rules import Deleted
 from wonderq.clock import Clock
@@ -181,13 +181,13 @@ class PostgresBackend(Backend):
             lambda txn: queries.change_visibility(txn, message_id, token, visibility_timeout, queue))
 
     async def queues_of(self, message_ids: Sequence[int]) -> dict[int, str]:
-        return await self._read(lambda conn: queries.queues_of(conn, message_ids))
+        return await self._read(lambda conn: reads.queues_of(conn, message_ids))
 
     async def peek(self, ref: QueueRef, size: int, after_id: int = 0) -> list[Message]:
-        return await self._read(lambda conn: queries.peek(conn, ref, size, after_id))
+        return await self._read(lambda conn: reads.peek(conn, ref, size, after_id))
 
     async def stats(self) -> list[QueueStats]:
-        return await self._read(queries.stats)
+        return await self._read(reads.stats)
 
     async def create_key(self, key_id: str, name: str, scope: str, queues: Sequence[str], secret_hash: str) -> ApiKey:
         return await self._write(lambda txn: keys.create_key(txn, key_id, name, scope, queues, secret_hash),
@@ -200,7 +200,7 @@ class PostgresBackend(Backend):
         return await self._write(lambda txn: keys.revoke_key(txn, key_id), durable=True)
 
     async def queue_stats(self, ref: QueueRef) -> QueueStats:
-        return await self._read(lambda conn: queries.queue_stats(conn, ref))
+        return await self._read(lambda conn: reads.queue_stats(conn, ref))
 
     async def expire_some(self, limit: int) -> int:
         return await self._write(lambda txn: queries.expire(txn, limit))

@@ -29,7 +29,7 @@ from wonderq.backends import rules
 from wonderq.backends.base import Backend
 from wonderq.backends.batching import GroupCommit, Op, Write, deal, may_join
 from wonderq.backends.rules import Deleted
-from wonderq.backends.sqlite import keys, queries, schema
+from wonderq.backends.sqlite import keys, queries, reads, schema
 from wonderq.backends.sqlite.txn import QueueCache, Txn, resolve
 from wonderq.backends.sqlite.wakeups import Wakeups
 from wonderq.clock import Clock
@@ -165,14 +165,14 @@ class SqliteBackend(Backend):
             lambda txn: queries.change_visibility(txn, message_id, token, visibility_timeout, queue))
 
     async def queues_of(self, message_ids: Sequence[int]) -> dict[int, str]:
-        return await self._read(lambda conn: queries.queues_of(conn, message_ids))
+        return await self._read(lambda conn: reads.queues_of(conn, message_ids))
 
     async def peek(self, ref: QueueRef, size: int, after_id: int = 0) -> list[Message]:
-        return await self._read(lambda conn: queries.peek(conn, ref, size, after_id))
+        return await self._read(lambda conn: reads.peek(conn, ref, size, after_id))
 
     async def stats(self) -> list[QueueStats]:
         now = self.clock.now_ms()
-        return await self._read(lambda conn: queries.stats(conn, now))
+        return await self._read(lambda conn: reads.stats(conn, now))
 
     async def create_key(self, key_id: str, name: str, scope: str, queues: Sequence[str], secret_hash: str) -> ApiKey:
         return await self._write(lambda txn: keys.create_key(txn, key_id, name, scope, queues, secret_hash),
@@ -186,7 +186,7 @@ class SqliteBackend(Backend):
 
     async def queue_stats(self, ref: QueueRef) -> QueueStats:
         now = self.clock.now_ms()
-        return await self._read(lambda conn: queries.queue_stats(conn, ref, now))
+        return await self._read(lambda conn: reads.queue_stats(conn, ref, now))
 
     async def expire_some(self, limit: int) -> int:
         return await self._write(lambda txn: queries.expire(txn, limit))
