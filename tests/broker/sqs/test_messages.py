@@ -268,7 +268,7 @@ def test_a_batch_entry_over_the_queues_limit_fails_alone(sqs: Any) -> None:
 
 
 def test_a_plain_batch_still_fails_bad_entries_alone(sqs: Any) -> None:
-    """A batch of bodies alone is checked in one loop (messages.plain_batch); an entry over the
+    """A batch of bodies alone is checked in one loop (outgoing.plain_batch); an entry over the
     queue's own limit, or an empty one, sends it down the entry-by-entry path, and fails alone."""
     url = sqs.create_queue(QueueName=unique("q"), Attributes={"MaximumMessageSize": "1024"})["QueueUrl"]
     result = sqs.send_message_batch(QueueUrl=url, Entries=[
