@@ -72,6 +72,23 @@ def test_cross_site_fetch_metadata_without_origin_is_refused(broker: httpx.Clien
     assert broker.post("/queues/q/purge", headers={"Sec-Fetch-Site": "none"}).status_code == 200
 
 
+OLD_SAFARI = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/15.6"
+
+
+def test_an_older_browser_may_not_change_state_with_a_get(broker: httpx.Client) -> None:
+    """What <img src="http://127.0.0.1:3213/messages/consume?…"> sends from a browser too old
+    for Sec-Fetch-Site: no Origin, no Sec-Fetch-Site, a browser's User-Agent."""
+    consume = {"queue_name": "q", "wait_time": 0}
+    message = forbidden(broker.get("/messages/consume", params=consume, headers={"User-Agent": OLD_SAFARI}))
+    assert "Sec-Fetch-Site" in message
+    # a current browser says where a GET comes from: typed in its address bar, it may
+    modern = {"User-Agent": OLD_SAFARI, "Sec-Fetch-Site": "none"}
+    assert broker.get("/messages/consume", params=consume, headers=modern).status_code == 200
+    # and a read is no state change; nor is any client that is no browser refused
+    assert broker.get("/queues", headers={"User-Agent": OLD_SAFARI}).status_code == 200
+    assert broker.get("/messages/consume", params=consume, headers={"User-Agent": "curl/8.5.0"}).status_code == 200
+
+
 def test_the_dev_tool_refuses_cross_site_actions() -> None:
     app = devtool.create_app(Settings(url="http://127.0.0.1:9"), interval=3600)
     with InProcess(app) as running, running.client() as client:
@@ -91,6 +108,7 @@ def test_the_user_app_refuses_a_cross_site_listen() -> None:
     with InProcess(app) as running, running.client() as client:
         # what <img src="http://127.0.0.1:3000/listen?queue_name=Q"> sends
         forbidden(client.get("/listen", params={"queue_name": "Q"}, headers={"Sec-Fetch-Site": "cross-site"}))
+        forbidden(client.get("/listen", params={"queue_name": "Q"}, headers={"User-Agent": OLD_SAFARI}))
         forbidden(client.post("/dispatch", data={"queue_name": "Q"}, headers={"Origin": EVIL}))
         forbidden(client.get("/listeners", headers={"Host": "evil.example"}))
 

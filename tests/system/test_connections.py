@@ -96,6 +96,11 @@ def test_an_sqs_request_refused_unread_gets_sqs_own_error(
     assert int(answer.split(b" ")[1]) == status, raw
     assert json.loads(body)["__type"].endswith("#" + code) and json.loads(body)["message"], raw
     assert b"x-amzn-query-error: " + code.encode() in answer, raw
+    with connect(broker) as s:  # the Query protocol's form, whose Action is in the body never read
+        s.sendall(b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                  + head)
+        raw = read_all(s)
+    assert b"<ErrorResponse" in raw and f"<Code>{code}</Code>".encode() in raw, raw
 
 
 def test_an_idle_kept_alive_connection_is_closed(broker: BrokerProcess) -> None:

@@ -1,9 +1,10 @@
 """Python clients of the broker's HTTP API: :class:`Client` (blocking) and :class:`AsyncClient`.
 
 Both have the same methods with the same names, arguments and results; the async
-one's are coroutines. Each request is described once, by a builder below that
-returns a :class:`Call` (method, path, parameters and how to parse the answer);
-the two classes only differ in how they put a ``Call`` on the wire::
+one's are coroutines. Each request is described once, by a builder in
+:mod:`.calls` that returns a :class:`Call` (method, path, parameters and how to
+parse the answer, with :mod:`.answers`); the two classes only differ in how they
+put a ``Call`` on the wire::
 
     from wonderq import Client
 
@@ -43,7 +44,11 @@ from wonderq.client.answers import (
     error_of,
     parse_deleted,
     parse_message,
+    parse_messages,
+    parse_moving,
+    parse_nothing,
     parse_queue,
+    parse_sent,
     parse_stats,
     timestamp,
     unreachable,
@@ -78,7 +83,8 @@ __all__ = [
     "DEFAULT_URL", "AsyncClient", "BatchItem", "Call", "Client", "DeleteItem", "Deleted", "Message", "Moving",
     "Queue", "QueueStats", "Sent", "change_visibility_call", "create_queue_call", "delete_batch_calls",
     "delete_call", "delete_queue_call", "error", "error_of", "get_queue_call", "health_call", "list_queues_call",
-    "move_call", "parse_deleted", "parse_message", "parse_queue", "parse_stats", "peek_call", "purge_call",
+    "move_call", "parse_deleted", "parse_message", "parse_messages", "parse_moving", "parse_nothing", "parse_queue",
+    "parse_sent", "parse_stats", "peek_call", "purge_call",
     "receive_call", "result", "send_batch_calls", "send_call", "stats_call", "timestamp", "unreachable",
 ]
 

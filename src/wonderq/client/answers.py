@@ -140,6 +140,10 @@ def parse_deleted(data: Mapping[str, Any]) -> Deleted:
     return Deleted(id=data["id"], deleted=bool(data["deleted"]), error=error)
 
 
+def parse_moving(data: Mapping[str, Any]) -> Moving:
+    return Moving(data["task"], data["to_move"])
+
+
 def parse_messages(data: list[dict[str, Any]]) -> list[Message]:
     return [parse_message(m) for m in data]
 

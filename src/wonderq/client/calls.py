@@ -22,6 +22,7 @@ from wonderq.client.answers import (
     parse_deleted,
     parse_message,
     parse_messages,
+    parse_moving,
     parse_nothing,
     parse_queue,
     parse_sent,
@@ -98,10 +99,6 @@ def delete_queue_call(queue: QueueRef) -> Call[None]:
 
 def purge_call(queue: QueueRef) -> Call[int]:
     return Call("POST", f"/queues/{_queue_path(queue)}/purge", lambda data: int(data["purged"]))
-
-
-def parse_moving(data: Mapping[str, Any]) -> Moving:
-    return Moving(data["task"], data["to_move"])
 
 
 def move_call(queue: QueueRef, destination: str | None) -> Call[Moving]:

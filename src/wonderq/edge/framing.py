@@ -48,7 +48,8 @@ def too_large() -> PayloadTooLarge:
 
 def odd_headers(headers: Headers, parser: Parser) -> BadRequest | None:
     hosts = sum(1 for name, _ in headers if name == b"host")
-    codings = [v.strip().lower() for name, value in headers if name == b"transfer-encoding" for v in value.split(b",")]
+    codings = [c for name, value in headers if name == b"transfer-encoding"
+               for v in value.split(b",") if (c := v.strip().lower())]  # empty list elements are none (RFC 9110 5.6.1)
     if hosts > 1 or (hosts == 0 and parser.get_http_version() != "1.0"):
         why = "more than one Host header" if hosts else "no Host header"
         return BadRequest(f"malformed HTTP request: {why} (an HTTP/1.1 request names its host once)")

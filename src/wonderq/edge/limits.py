@@ -8,8 +8,9 @@
   not write at once for ``body_timeout`` is cut off (over TLS, "none" means less
   than the TLS layer's buffer, about 48 KiB, in that time).
 - Request line and headers together may be at most ``max_header_bytes`` (431).
-- A body over the largest request is refused (413) before it is read, and every
-  body byte counts against the app's :class:`~wonderq.edge.requests.Budget` (503).
+- A body over the largest request is refused (413; an SQS client gets its API's
+  error) before it is read, and every body byte counts against the app's
+  :class:`~wonderq.edge.requests.Budget` (503).
 - At most ``max_connections`` are open at once; one more is answered 503 and
   closed at once, so descriptors never run out (the limit is set below the
   process's descriptor limit, which :func:`wonderq.edge.server.raise_file_limit`

@@ -71,11 +71,16 @@ def header(name: str, prefix: str = "") -> Condition:
 
 
 def form_field(name: str) -> Condition:
-    """The query string or a form body has the field ``name``."""
+    """The query string or a form body has the field ``name``. A form body not read at all
+    (a request refused as it arrives: :meth:`App.refusal <wonderq.edge.app.App.refusal>`)
+    may hold it, so its refusal is told in the format of the API that reads such forms."""
 
     def has_field(request: Request) -> bool:
         if not (request.query or request.is_form()):
             return False
+        sent = request.header(b"transfer-encoding") is not None or request.header(b"content-length") not in (None, b"0")
+        if sent and not request.body and request.is_form():
+            return True  # complete requests have their body by now: this one was refused unread
         try:
             return name in request.params
         except WonderQError:  # a field repeated, say: the route's API says so, in its own format

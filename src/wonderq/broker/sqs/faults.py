@@ -7,7 +7,9 @@ modelled exception); over Query as the legacy code in an XML ``<Error>``.
 
 The edge raises :class:`SqsError` with a fault for what only SQS defines; the
 core tree of :mod:`wonderq.errors` (raised by backends and by the shared
-parameter checks) is mapped by :func:`fault_of`::
+parameter checks) is mapped by :func:`fault_of`, and :func:`explain` gives the
+faults SQS words its own way (:data:`SAID`) SQS's words instead of the core
+error's (which may name internal ids)::
 
     WonderQError ─ SqsError(fault)      the faults below, raised by broker/sqs/
     QueueNotFound                       → QueueDoesNotExist
