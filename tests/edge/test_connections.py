@@ -229,3 +229,14 @@ async def test_an_absolute_target_names_the_host_checked(target: bytes, status: 
     whatever Host says, so it is what the DNS-rebinding check sees."""
     out = await answer(b"GET %b HTTP/1.1\r\nHost: localhost\r\n\r\n" % target)
     assert out.startswith(b"HTTP/1.1 " + status), out
+
+
+async def test_a_refusal_its_api_cannot_render_still_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rendering a refusal in its API's format runs routing inside httptools' callback: a bug
+    there must not escape the parser, only cost the client the REST envelope."""
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug in routing")
+
+    monkeypatch.setattr(APP, "refusal", broken)
+    out = await answer(b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 99999999\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 413") and b'"payload_too_large"' in out, out

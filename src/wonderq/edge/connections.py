@@ -25,7 +25,6 @@ connection cap, the memory budget), and:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -404,8 +403,12 @@ class Connection(asyncio.Protocol):
         self.drop_body()  # never to be answered
         answer = error_envelope(error)
         if self.phase == BODY:
-            with contextlib.suppress(httptools.HttpParserInvalidURLError):
+            try:
                 answer = self.app.refusal(*self.request(), error)
+            except httptools.HttpParserInvalidURLError:
+                pass  # no URL, no route: the envelope says it
+            except Exception:  # a bug in routing: the envelope still tells the client why
+                log.exception("rendering a refusal failed")
         self.phase, self.refused = IDLE, True
         self.shared.refusals.count(error)
         if self.busy:
