@@ -69,7 +69,7 @@ class Settings:
     max_pending_bytes: int = MAX_PENDING_BYTES  # request bodies held in memory at once, per process
     # authentication (broker/access.py): API keys in the database, SigV4 credentials in a file
     api_key: str = ""  # the key the dev tool, user app and CLI send to the broker (WONDERQ_API_KEY)
-    insecure_no_auth: bool = False  # serve a non-loopback address with no keys (prints a warning)
+    insecure_no_auth: bool = False  # serve a non-loopback address, or proxied requests, with no keys
     sqs_credentials: str = ""  # file of SigV4 access keys: "<access key id> <secret> <scope> [queues]"
     # TLS, on each service: both files or neither
     tls_cert: str = ""

@@ -249,3 +249,25 @@ def test_rest_keys_close_the_sqs_api_too(broker: Broker) -> None:
     assert "--sqs-credentials" in r.json()["message"]
     r = broker.client.post("/", content=b"{}", headers=sqs)
     assert r.status_code == 403 and r.json()["__type"].endswith("#MissingAuthenticationToken"), r.text
+
+
+@pytest.mark.parametrize("proxy", [{"X-Forwarded-For": "203.0.113.7"}, {"Forwarded": "for=203.0.113.7"},
+                                   {"X-Real-IP": "203.0.113.7"}])
+def test_with_auth_off_a_proxied_request_is_refused(broker: Broker, proxy: dict[str, str]) -> None:
+    """Behind nginx every request comes from loopback: a broker with no key serves its own
+    machine only, so what a proxy forwarded is refused, REST and SQS alike, health checks aside."""
+    c = broker.client
+    message = assert_error(c.get("/queues", headers=proxy), 401, "unauthorized")
+    assert "came through a proxy" in message and "wonderq keys create" in message
+    assert c.get("/readyz", headers=proxy).status_code == 200  # nginx's own checks still pass
+    sqs = {"X-Amz-Target": "AmazonSQS.ListQueues", "Content-Type": "application/x-amz-json-1.0"}
+    r = c.post("/", content=b"{}", headers=sqs | proxy)
+    assert r.status_code == 403 and r.json()["__type"].endswith("#MissingAuthenticationToken"), r.text
+    admin = broker.key("admin")  # with a key, a proxied request is as any other
+    assert c.get("/queues", headers=proxy | admin).status_code == 200
+
+
+def test_insecure_no_auth_serves_proxied_requests(tmp_path: Path) -> None:
+    settings = Settings(db=f"sqlite:///{tmp_path / 'w.db'}", retention_interval=3600, insecure_no_auth=True)
+    with InProcess(create_app(settings)) as app, app.client() as client:
+        assert client.get("/queues", headers={"X-Forwarded-For": "203.0.113.7"}).status_code == 200

@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -125,11 +126,25 @@ class Nginx:
 
 
 @pytest.fixture
-def two_brokers(broker_factory: type[BrokerProcess], postgres: str, tmp_path: Path) -> list[BrokerProcess]:
-    """Two brokers on one fresh database, each logging a line per request."""
-    db = fresh_database(postgres)
+def database(postgres: str) -> str:
+    return fresh_database(postgres)
+
+
+@pytest.fixture
+def auth(database: str) -> dict[str, str]:
+    """An admin key made first, as deploy/README.md says: with none, a broker refuses what a
+    proxy forwards (every request through nginx comes from loopback)."""
+    made = subprocess.run([sys.executable, "-m", "wonderq", "keys", "create", "--db", database, "--scope", "admin"],
+                          capture_output=True, text=True, check=True)
+    return {"Authorization": f"Bearer {made.stdout.strip()}"}
+
+
+@pytest.fixture
+def two_brokers(broker_factory: type[BrokerProcess], database: str, auth: dict[str, str],
+                tmp_path: Path) -> list[BrokerProcess]:
+    """Two brokers on one fresh database with a key, each logging a line per request."""
     args = ("--log-level", "info", "--access-log", "--pool-size", "10")
-    return [broker_factory(db, *args, log_dir=tmp_path).start() for _ in range(2)]
+    return [broker_factory(database, *args, log_dir=tmp_path).start() for _ in range(2)]
 
 
 @pytest.fixture
@@ -141,15 +156,17 @@ def nginx(nginx_binary: str, two_brokers: list[BrokerProcess], tmp_path: Path) -
     proxy.stop()
 
 
-def test_two_brokers_behind_nginx(nginx: Nginx, two_brokers: list[BrokerProcess]) -> None:
+def test_two_brokers_behind_nginx(nginx: Nginx, two_brokers: list[BrokerProcess], auth: dict[str, str]) -> None:
     with httpx.Client(base_url=nginx.url, timeout=30) as client:
+        assert client.get("/queues").status_code == 401
+        client.headers.update(auth)
         for name in ("jobs", "idle", "hangup"):
             r = client.post("/queues", json={"name": name})
             assert r.status_code == 200, r.text
 
         with ThreadPoolExecutor(1 + PRODUCERS + CONSUMERS) as pool:
             # The longest long poll there is, on an empty queue, runs beside everything else.
-            idle = pool.submit(long_poll, nginx.url, "idle", 20)
+            idle = pool.submit(long_poll, nginx.url, auth, "idle", 20)
             check_hung_up_poll_claims_nothing(client)
             received = run_producers_and_consumers(client, pool)
             status, body, elapsed = idle.result(timeout=30)
@@ -179,12 +196,12 @@ def test_two_brokers_behind_nginx(nginx: Nginx, two_brokers: list[BrokerProcess]
 def run_producers_and_consumers(client: httpx.Client, pool: ThreadPoolExecutor) -> list[str]:
     """Consumers first (so they park in long polls), then producers; once every message has been
     received, the stop message sends the consumers home. Returns the bodies received."""
-    url = str(client.base_url)
+    url, auth = str(client.base_url), {"Authorization": client.headers["authorization"]}
     received: list[str] = []  # list.append is atomic
     failed = threading.Event()  # consumers give up if the test fails
-    consumers = [pool.submit(consume, url, seed, received, failed) for seed in range(CONSUMERS)]
+    consumers = [pool.submit(consume, url, auth, seed, received, failed) for seed in range(CONSUMERS)]
     try:
-        for future in [pool.submit(produce, url, n) for n in range(PRODUCERS)]:
+        for future in [pool.submit(produce, url, auth, n) for n in range(PRODUCERS)]:
             future.result()
         wait_until(lambda: len(received) >= MESSAGES, consumers, timeout=60)
         r = client.post("/messages", json={"queue_name": "jobs", "body": STOP})
@@ -196,10 +213,10 @@ def run_producers_and_consumers(client: httpx.Client, pool: ThreadPoolExecutor) 
     return received
 
 
-def long_poll(url: str, queue: str, wait_time: int) -> tuple[int, Any, float]:
+def long_poll(url: str, auth: dict[str, str], queue: str, wait_time: int) -> tuple[int, Any, float]:
     start = time.monotonic()
     params = {"queue_name": queue, "wait_time": wait_time}
-    r = httpx.get(url + "/messages/consume", params=params, timeout=wait_time + 10)
+    r = httpx.get(url + "/messages/consume", params=params, headers=auth, timeout=wait_time + 10)
     return r.status_code, r.json(), time.monotonic() - start
 
 
@@ -215,9 +232,9 @@ def check_hung_up_poll_claims_nothing(client: httpx.Client) -> None:
     assert [(m["body"], m["receive_count"]) for m in got] == [("for the next consumer", 1)]
 
 
-def produce(url: str, n: int) -> None:
+def produce(url: str, auth: dict[str, str], n: int) -> None:
     """Producer n sends its share of the messages in batches of BATCH."""
-    with httpx.Client(base_url=url, timeout=30) as client:
+    with httpx.Client(base_url=url, headers=auth, timeout=30) as client:
         for batch in range(n, MESSAGES // BATCH, PRODUCERS):
             bodies = [{"body": f"m{i:05d}"} for i in range(batch * BATCH, (batch + 1) * BATCH)]
             r = client.post("/messages", json={"queue_name": "jobs", "messages": bodies})
@@ -225,10 +242,10 @@ def produce(url: str, n: int) -> None:
             assert len(r.json()["ids"]) == BATCH
 
 
-def consume(url: str, seed: int, received: list[str], failed: threading.Event) -> None:
+def consume(url: str, auth: dict[str, str], seed: int, received: list[str], failed: threading.Event) -> None:
     """Long-poll, record and delete with the reservation token until the stop message arrives."""
     rng = random.Random(seed)
-    with httpx.Client(base_url=url, timeout=40) as client:
+    with httpx.Client(base_url=url, headers=auth, timeout=40) as client:
         while not failed.is_set():
             wait_time = rng.randint(5, 20)
             params = {"queue_name": "jobs", "size": 10, "wait_time": wait_time, "visibility_timeout": 120}

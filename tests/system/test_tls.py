@@ -142,6 +142,9 @@ def test_the_broker_serves_https(services: list[Service], tmp_path: Path, pem: P
         assert c.post("/queues", json={"name": "jobs"}).status_code == 200
         assert c.post("/messages", json={"queue_name": "jobs", "body": "over tls"}).status_code == 200
     assert f"listening on {url}" in s.log.read_text()
+    env = os.environ | {"WONDERQ_PORT": str(port), "WONDERQ_TLS_CERT": str(pem.cert)}
+    ready = subprocess.run([sys.executable, "-m", "wonderq", "ready"], env=env, capture_output=True, text=True)
+    assert ready.returncode == 0, ready.stderr  # systemd's and docker's readiness check, over TLS too
 
 
 @pytest.mark.parametrize("cluster", [[], ["--cluster", "2"]])

@@ -40,7 +40,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, backend: Backe
     moves = MoveTasks(db, clock)  # message move tasks, started through either API
     in_flight = InFlightCap(db, settings.max_in_flight, clock)  # one count per queue for both APIs
     rest = Api(RestApi(db, metrics, clock, moves, ring, in_flight).routes())
-    sqs = SqsApi(db, settings, clock, moves, in_flight, required=lambda: ring.required)  # REST keys guard SQS too
+    sqs = SqsApi(db, settings, clock, moves, in_flight, required=lambda: ring.required,  # REST keys guard SQS too
+                 local=ring.check_local)
     apis = [rest, *sqs.apis()]
     metrics.track(route.endpoint for api in apis for route in api.routes)
 

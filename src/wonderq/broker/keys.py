@@ -14,7 +14,10 @@ holds the active keys and reloads them from the backend every
 effect within about a second on every broker sharing the database.
 Authentication is on (:attr:`KeyRing.required`) while any active key exists or
 SQS credentials are configured; while it is off every request has
-:data:`~wonderq.broker.access.OPEN` and nothing is hashed.
+:data:`~wonderq.broker.access.OPEN` and nothing is hashed, but only this machine's
+own clients are served: a request a proxy forwarded (``Forwarded``,
+``X-Forwarded-For``, ``X-Real-IP``) comes from wherever the proxy is reached, so it
+is refused (:meth:`KeyRing.check_local`) unless ``--insecure-no-auth``.
 
 The SQS API can take the same two things: ``required`` (is auth on) and a
 :class:`~wonderq.broker.access.Grant` per caller (``grant`` for a bearer token).
@@ -32,6 +35,7 @@ from collections.abc import Sequence
 
 from wonderq.backends.base import Backend
 from wonderq.broker.access import OPEN, Grant
+from wonderq.edge.requests import Request
 from wonderq.errors import Unauthorized
 from wonderq.models import ApiKey
 from wonderq.settings import Settings
@@ -42,6 +46,7 @@ ID_HEX = 8  # bytes: 16 hex digits
 RELOAD_SECONDS = 1.0
 BEARER = "Bearer "
 SHOWN_ONCE = "this token is shown once and will not be shown again: keep it now"
+PROXIED = (b"x-forwarded-for", b"forwarded", b"x-real-ip")  # what a proxy adds to what it forwards
 
 
 def digest(secret: str) -> str:
@@ -73,6 +78,7 @@ class KeyRing:
         self.db = db
         self.floor = bool(settings.sqs_credentials)  # auth stays on even with no key
         self.required = self.floor  # until the first load
+        self.insecure = settings.insecure_no_auth  # proxied requests served with auth off
         self._keys: dict[str, tuple[str, Grant]] = {}  # id -> (secret's digest, grant)
 
     async def reload(self) -> None:
@@ -97,6 +103,14 @@ class KeyRing:
         if parsed is None or entry is None or not hmac.compare_digest(digest(parsed[1]), entry[0]):
             raise Unauthorized("unknown or revoked API key")
         return entry[1]
+
+    def check_local(self, request: Request) -> None:
+        """With auth off, refuse a request that a proxy forwarded: behind nginx every request
+        comes from loopback, and the loopback bind alone would open the broker to the world."""
+        if not self.insecure and any(request.header(name) is not None for name in PROXIED):
+            raise Unauthorized("this broker has no API key, so it serves only its own machine, and this request"
+                               " came through a proxy: create a key (`wonderq keys create`) and send it, or"
+                               " start the broker with --insecure-no-auth")
 
     def bearer(self, authorization: bytes | None) -> Grant:
         """The grant of a request's ``Authorization: Bearer wq_…`` header (OPEN while auth is off)."""

@@ -149,6 +149,7 @@ class RestApi:
         def wrap(handler: Authed) -> Handler:
             async def authed(req: Request) -> Response:
                 if not keys.required:
+                    keys.check_local(req)
                     return await handler(req, OPEN)
                 grant = keys.bearer(req.header(b"authorization"))
                 grant.check(scope)

@@ -42,7 +42,7 @@ from dataclasses import fields, replace
 from typing import TYPE_CHECKING, NamedTuple
 
 from wonderq.cli.databases import DB_FLAG, invalid_url, redact, unsupported
-from wonderq.cli.output import CANNOT_START, FAILED, OK, USAGE, VERB_EPILOG, Run, UsageError, complain
+from wonderq.cli.output import CANNOT_START, FAILED, OK, UNREACHABLE, USAGE, VERB_EPILOG, Run, UsageError, complain
 from wonderq.edge.app import App
 from wonderq.settings import BROKER_PORT, DEV_PORT, DURABILITY, LOG_LEVELS, USER_PORT, Settings, variable
 
@@ -93,6 +93,14 @@ def register(verbs: Verbs) -> None:
     p = verbs.choices["broker"]
     database_flags(p)
     broker_flags(p)
+    p = verbs.add_parser("ready", help="wait until this machine's broker answers /readyz (for systemd, docker)",
+                         description="Exit 0 once the broker that `wonderq broker` with these settings serves"
+                         " (its --host, --port and TLS, as WONDERQ_* give them) answers /readyz: its database is"
+                         " open. Exit 3 if it has not within --wait seconds.", epilog=VERB_EPILOG)
+    p.add_argument("--host", help="the broker's bound address (WONDERQ_HOST; a wildcard means 127.0.0.1)")
+    p.add_argument("--port", type=int, help="its port (WONDERQ_PORT, default 3213)")
+    p.add_argument("--wait", type=float, default=0.0, metavar="S", help="seconds to keep trying (default 0: once)")
+    p.set_defaults(run=ready)
     p = server_verb(verbs, "up", "run the broker, the dev tool and the user app together", up)
     for service in SERVICES:
         p.add_argument(service.port_flag(under_up=True), dest=service.port_field, type=int, help=f"the"
@@ -106,8 +114,9 @@ def broker_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-queues", type=int, metavar="N", help="queues in the database (WONDERQ_MAX_QUEUES, 10000)")
     p.add_argument("--max-in-flight", type=int, metavar="N", help="per queue (WONDERQ_MAX_IN_FLIGHT, 120000)")
     p.add_argument("--insecure-no-auth", action="store_const", const=True,
-                   help="serve a non-loopback --host with no API key (WONDERQ_INSECURE_NO_AUTH=1; logs a"
-                   " warning); without it such a broker refuses to start until `wonderq keys create`")
+                   help="serve a non-loopback --host, or requests a proxy forwarded, with no API key"
+                   " (WONDERQ_INSECURE_NO_AUTH=1; logs a warning); without it such a broker refuses to"
+                   " start, and refuses proxied requests, until `wonderq keys create`")
 
 
 def database_flags(p: argparse.ArgumentParser) -> None:
@@ -263,6 +272,30 @@ def up(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{service.what:<8}  {scheme}://{local(settings.host)}:{getattr(settings, service.port_field)}",
               flush=True)
     return supervise(children, stop)
+
+
+def ready(args: argparse.Namespace, settings: Settings) -> int:
+    """Ask the local broker's /readyz until it answers 200 or ``--wait`` runs out. Its
+    certificate is not verified: this checks a process on this machine, and trusts nothing it says."""
+    import httpx
+
+    wildcard = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1"}
+    host = wildcard.get(settings.host, settings.host)
+    host = f"[{host.strip('[]')}]" if ":" in host else host
+    url = f"{'https' if settings.tls_cert else 'http'}://{host}:{settings.port}/readyz"
+    deadline = time.monotonic() + args.wait
+    while True:
+        try:
+            status = httpx.get(url, verify=False, timeout=2).status_code
+        except httpx.HTTPError as exc:
+            status, why = 0, f"{type(exc).__name__}: {exc}"
+        else:
+            why = f"it answered {status}"
+        if status == 200:
+            return OK
+        if time.monotonic() >= deadline:
+            return complain(f"the broker at {url} is not ready ({why})", UNREACHABLE)
+        time.sleep(0.2)
 
 
 def check_ports(settings: Settings) -> None:

@@ -73,12 +73,15 @@ class Connections:
         return Connection(self)
 
     async def close(self, grace: float) -> None:
-        """Stop: idle connections close now, busy ones once answered or after ``grace`` seconds."""
+        """Stop: idle connections close now, busy ones once answered or after ``grace`` seconds.
+        A long poll is answered at once, as if its client had gone: empty, claiming nothing."""
         self.deadlines.stop()
         for conn in list(self.open):
             conn.closing = True
             if not conn.busy:
                 conn.transport.close()
+            elif conn.gone is not None and not conn.gone.done():
+                conn.gone.set_result(None)
         if self.tasks:
             await asyncio.wait(set(self.tasks), timeout=grace)
         for conn in list(self.open):
@@ -359,7 +362,7 @@ class Connection(asyncio.Protocol):
         """ASGI's ``receive`` as far as a handler needs it: once the client has hung up."""
         if self.gone is None:
             self.gone = asyncio.get_running_loop().create_future()
-            if self.transport.is_closing():
+            if self.transport.is_closing() or self.closing:  # gone, or the server stopping
                 self.gone.set_result(None)
         await asyncio.shield(self.gone)
         return {"type": "http.disconnect"}

@@ -44,6 +44,7 @@ BACKLOG = 8192
 RESERVED_DESCRIPTORS = 64
 STARTUP_FAILURE = 3  # a worker's exit status when the app's startup failed
 GRACE = 3.0  # seconds a request in progress may take to finish once told to stop
+ORPHAN_CHECK = 1.0  # seconds between a worker's looks at whether its supervisor lives
 
 
 class CannotStart(Exception):
@@ -146,22 +147,30 @@ def serve(make_app: Callable[[], App], settings: Settings, port: int) -> None:
     if not settings.cluster:
         app = make_app()
         app.on_started = lambda: log.info("listening on %s", where)
-        stopped_by = run_server(app, settings, sock, limits)
-        if stopped_by is not None:  # end as the signal's own default would have (SIGTERM: status -15)
-            signal.signal(stopped_by, signal.default_int_handler if stopped_by == signal.SIGINT else signal.SIG_DFL)
-            signal.raise_signal(stopped_by)
+        end_by(run_server(app, settings, sock, limits))
     else:
         check_startup(make_app())
         log.info("listening on %s with %d worker processes", where, settings.cluster)
-        Supervisor(make_app, settings, limits, sock).run()
+        supervisor = Supervisor(make_app, settings, limits, sock)
+        supervisor.run()
         log.info("every worker has stopped")
+        end_by(supervisor.stopped_by)
 
 
-def run_server(app: App, settings: Settings, sock: socket.socket, limits: Limits) -> int | None:
-    """Serve ``app`` on ``sock`` until SIGTERM or SIGINT (which it returns); a failed startup
-    as :class:`StartupFailed`."""
+def end_by(signum: int | None) -> None:
+    """End as the signal's own default would have (SIGTERM: status -15), if one stopped us."""
+    if signum is not None:
+        signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+
+def run_server(app: App, settings: Settings, sock: socket.socket, limits: Limits,
+               parent: int | None = None) -> int | None:
+    """Serve ``app`` on ``sock`` until SIGTERM or SIGINT (which it returns), or until the
+    process ``parent`` is gone (a worker whose supervisor was killed); a failed startup as
+    :class:`StartupFailed`."""
     try:
-        return run(serve_until_stopped(app, settings, sock, limits))
+        return run(serve_until_stopped(app, settings, sock, limits, parent))
     finally:
         sock.close()
 
@@ -174,7 +183,8 @@ def run(main: Coroutine[None, None, T]) -> T:
     return uvloop.run(main)
 
 
-async def serve_until_stopped(app: App, settings: Settings, sock: socket.socket, limits: Limits) -> int | None:
+async def serve_until_stopped(app: App, settings: Settings, sock: socket.socket, limits: Limits,
+                              parent: int | None = None) -> int | None:
     """The lifespan around the connections: started, served until a signal, drained, stopped.
     A TLS handshake is bounded like a request's headers (asyncio's own bound is 60 s): a
     socket that never finishes its handshake is not yet a connection the cap counts."""
@@ -188,6 +198,7 @@ async def serve_until_stopped(app: App, settings: Settings, sock: socket.socket,
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, told, signum)
+    orphaned = loop.create_task(watch_parent(parent, stop)) if parent is not None else None
     served = app.served()
     try:
         await served.__aenter__()
@@ -203,8 +214,19 @@ async def serve_until_stopped(app: App, settings: Settings, sock: socket.socket,
         server.close()
         await connections.close(GRACE)
     finally:
+        if orphaned is not None:
+            orphaned.cancel()
         await served.__aexit__(None, None, None)
     return stopped_by[0] if stopped_by else None
+
+
+async def watch_parent(parent: int, stop: asyncio.Event) -> None:
+    """Stop once ``parent`` is gone: a worker's supervisor killed with SIGKILL cannot tell it
+    to, and an orphan would keep serving the port a new broker needs."""
+    while os.getppid() == parent:
+        await asyncio.sleep(ORPHAN_CHECK)
+    log.warning("the supervisor (process %d) is gone: stopping", parent)
+    stop.set()
 
 
 def check_startup(app: App) -> None:
@@ -225,6 +247,7 @@ class Supervisor:
         self.make_app, self.settings, self.limits, self.sock = make_app, settings, limits, sock
         self.workers: set[int] = set()
         self.stopping = self.failed = False
+        self.stopped_by: int | None = None  # the signal that stopped it
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self.stop)
@@ -252,6 +275,7 @@ class Supervisor:
             raise StartupFailed("a worker could not start (see its error above)")
 
     def spawn(self) -> None:
+        supervisor = os.getpid()
         pid = os.fork()
         if pid:
             self.workers.add(pid)
@@ -260,7 +284,7 @@ class Supervisor:
         try:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
-            run_server(self.make_app(), self.settings, self.sock, self.limits)
+            run_server(self.make_app(), self.settings, self.sock, self.limits, parent=supervisor)
         except StartupFailed as exc:
             log.error("worker %d could not start: %s", os.getpid(), exc)
             code = STARTUP_FAILURE
@@ -273,7 +297,11 @@ class Supervisor:
             os._exit(code)
 
     def stop(self, signum: int, frame: object) -> None:
-        self.stopping = True
+        self.stopped_by, self.stopping = signum, True
         for pid in list(self.workers):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
+        # Once the workers close theirs, this copy alone would keep the port listening: new
+        # connections would queue where none accepts them, then be reset. Closed, they are refused
+        # at once, and a load balancer sends them to another broker.
+        self.sock.close()

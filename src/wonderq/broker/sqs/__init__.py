@@ -51,13 +51,16 @@ BY_HANDLE = ("DeleteMessage", "ChangeMessageVisibility")
 
 class SqsApi:
     """``required`` says whether every request must be signed even with no credentials file
-    (then none can be): authentication on elsewhere. With neither, any signature is accepted."""
+    (then none can be): authentication on elsewhere. With neither, any signature is accepted,
+    from this machine's clients only (``local`` refuses the rest)."""
 
     def __init__(self, backend: Backend, settings: Settings, clock: Clock, moves: MoveTasks, in_flight: InFlightCap,
-                 required: Callable[[], bool] = lambda: False) -> None:
+                 required: Callable[[], bool] = lambda: False,
+                 local: Callable[[Request], None] = lambda _: None) -> None:
         self.settings = settings
         self.clock = clock
         self.required = required
+        self.local = local  # with auth off: refuses what a proxy forwarded (KeyRing.check_local)
         self.keys: Keys = {}  # settings.sqs_credentials, read by load_keys() at start
         queues = QueueActions(backend, clock)
         messages = MessageActions(backend, queues, in_flight)
@@ -106,6 +109,7 @@ class SqsApi:
     def grant(self, request: Request) -> Grant:
         """What the request's signer may do: checked when there are keys or they are required."""
         if not self.keys and not self.required():
+            self.local(request)
             return OPEN
         return signatures.verify(request, self.keys, self.settings.region, self.clock.now_ms())
 

@@ -1,0 +1,105 @@
+"""A broker told to stop (SIGTERM), against real processes: parked long polls are answered
+at once, empty, instead of cut off; a stopping --cluster refuses new connections instead of
+taking them and resetting them; workers whose supervisor was killed stop by themselves; and
+the broker ends by the signal, one process or a cluster alike."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import BrokerProcess
+
+CLUSTER = [pytest.param((), id="one-process"), pytest.param(("--cluster", "2"), id="cluster")]
+
+
+def long_poll(url: str) -> tuple[int, object]:
+    r = httpx.get(url + "/messages/consume", params={"queue_name": "q", "wait_time": 20}, timeout=30)
+    return r.status_code, r.json()
+
+
+def parked(broker: BrokerProcess, pool: ThreadPoolExecutor, n: int) -> list[object]:
+    httpx.post(broker.url + "/queues", json={"name": "q"}).raise_for_status()
+    polls = [pool.submit(long_poll, broker.url) for _ in range(n)]
+    time.sleep(0.5)  # parked: nothing to claim
+    assert not any(p.done() for p in polls)
+    return polls
+
+
+@pytest.mark.parametrize("cluster", CLUSTER)
+def test_sigterm_answers_parked_long_polls_empty_and_ends_by_the_signal(
+        broker_factory: type[BrokerProcess], db_url: str, tmp_path: Path, cluster: tuple[str, ...]) -> None:
+    """They used to be cut off after the grace period with no answer at all (curl: empty
+    reply), which behind nginx is a 502 and a retried poll."""
+    broker = broker_factory(db_url, *cluster, log_dir=tmp_path).start()
+    with ThreadPoolExecutor(3) as pool:
+        polls = parked(broker, pool, 3)
+        assert broker.proc is not None
+        broker.proc.send_signal(signal.SIGTERM)
+        assert [p.result(timeout=15) for p in polls] == [(200, [])] * 3
+    assert broker.proc.wait(timeout=15) == -signal.SIGTERM
+
+
+def test_a_stopping_cluster_refuses_new_connections(
+        broker_factory: type[BrokerProcess], db_url: str, tmp_path: Path) -> None:
+    """Once told to stop, nothing may take a connection it will not serve: a connection taken
+    into the listening socket's queue and then reset cannot be retried by a load balancer
+    (the request may have been sent), a refused one can."""
+    broker = broker_factory(db_url, "--cluster", "2", log_dir=tmp_path).start()
+    assert broker.proc is not None
+    with ThreadPoolExecutor(2) as pool:
+        polls = parked(broker, pool, 2)
+        broker.proc.send_signal(signal.SIGTERM)
+        outcomes = []
+        for _ in range(200):
+            try:
+                with socket.create_connection(("127.0.0.1", broker.port), timeout=5) as s:
+                    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                    outcomes.append("answered" if s.recv(100).startswith(b"HTTP/1.1 ") else "reset")
+            except ConnectionRefusedError:
+                outcomes.append("refused")
+                break
+            except OSError:
+                outcomes.append("reset")
+            time.sleep(0.02)
+        for p in polls:
+            p.result(timeout=15)
+    assert outcomes[-1] == "refused" and "reset" not in outcomes, outcomes
+
+
+def test_workers_stop_when_their_supervisor_is_killed(
+        broker_factory: type[BrokerProcess], tmp_path: Path) -> None:
+    """kill -9 of the supervisor used to leave its workers serving the port, so a new broker
+    could not start there."""
+    broker = broker_factory(f"sqlite:///{tmp_path / 'w.db'}", "--cluster", "2", log_dir=tmp_path).start()
+    deadline = time.monotonic() + 10
+    while len(workers := broker.children()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(workers) == 2
+    assert broker.proc is not None
+    broker.proc.kill()
+    broker.proc.wait(timeout=5)
+    deadline = time.monotonic() + 15
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in workers)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(broker.url + "/healthz", timeout=2)
+
+
+def alive(pid: int) -> bool:
+    """A process that exists and is not a zombie (an orphan is reaped by init, not by us)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # pragma: no cover
+        return os.path.exists(f"/proc/{pid}")
