@@ -69,6 +69,7 @@ async def test_database_restart_under_load(
     acked: list[int] = []
     delivered: Counter[int] = Counter()
     outage: Counter[str] = Counter()
+    said: set[str] = set()  # what the 503s told the clients
     stop = asyncio.Event()
     async with async_client(brokers[0].url) as p, async_client(brokers[1].url) as c:
         await p.post("/queues", json={"name": "steady"})
@@ -81,6 +82,7 @@ async def test_database_restart_under_load(
                 else:
                     outage[f"{r.status_code} {r.headers.get('retry-after')}"] += 1
                     assert r.json()["error"]["code"] == "unavailable"
+                    said.add(r.json()["error"]["message"])
                     await asyncio.sleep(0.05)
 
         async def consume() -> None:
@@ -109,6 +111,8 @@ async def test_database_restart_under_load(
 
     assert recovered, "the brokers did not reconnect by themselves"
     assert outage and all(key.startswith("503 ") and key.endswith(" 1") for key in outage), outage
+    assert said and all("PostgreSQL" in m and "__" not in m and "asyncpg" not in m for m in said), said  # plain words
+    assert any("database unavailable: " in b.log.read_text() for b in brokers)  # those go to the log
     assert set(acked) <= set(delivered) | remaining  # no acknowledged message lost
     assert [i for i, n in delivered.items() if n > 1] == []  # none twice within its timeout
 

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
@@ -50,6 +51,7 @@ DEAD_ROWS = (
     "SELECT n_dead_tup FROM pg_stat_user_tables WHERE schemaname = 'wonderq' AND relname = 'messages'"
 )
 TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
+OUTAGE_LOG_EVERY = 10.0  # seconds between log lines saying why PostgreSQL is unavailable
 CONNECTION_ERRORS = (
     OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
     asyncpg.exceptions.OperatorInterventionError,  # 57P0x: shutting down, starting up
@@ -70,6 +72,7 @@ class PostgresBackend(Backend):
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._queues = queues.QueueCache()
+        self._outage_logged = -OUTAGE_LOG_EVERY  # time.monotonic() of the last line saying why
 
     # -- life cycle ---------------------------------------------------------
 
@@ -226,7 +229,7 @@ class PostgresBackend(Backend):
             except CONNECTION_ERRORS:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
-        log.warning("LISTEN connection restored")
+        log.info("LISTEN connection restored")
         self.waiters.wake_all()  # notifications may have been missed meanwhile
 
     def _on_notify(self, conn: object, pid: int, channel: str, payload: str) -> None:
@@ -273,10 +276,10 @@ class PostgresBackend(Backend):
                     return await self._transaction(conn, batch)
                 except Exception as exc:
                     if isinstance(exc, CONNECTION_ERRORS) or conn.is_closed():
-                        raise Unavailable(f"database unavailable: {exc}") from exc
+                        raise self._unavailable(exc) from exc
                     raise
         except CONNECTION_ERRORS as exc:
-            raise Unavailable(f"database unavailable: {exc}") from exc
+            raise self._unavailable(exc) from exc
 
     async def _transaction(self, conn: asyncpg.Connection, batch: list[AsyncWrite[Txn]]) -> rules.Woken:
         async with conn.transaction():
@@ -298,13 +301,23 @@ class PostgresBackend(Backend):
         pairs = ",".join(f"{q}:{n}" for q, n in total.items())
         return f"{self.instance}|{pairs if len(pairs) < 7000 else '*'}"
 
+    def _unavailable(self, exc: BaseException) -> Unavailable:
+        """PostgreSQL cannot be reached: the client is told so plainly; the driver's own words
+        (which name its internals) go to the log, at most once every OUTAGE_LOG_EVERY seconds."""
+        now = time.monotonic()
+        if now - self._outage_logged >= OUTAGE_LOG_EVERY:
+            self._outage_logged = now
+            log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+        return Unavailable("database unavailable: PostgreSQL cannot be reached, or the connection to it was lost;"
+                           " retry")
+
     async def _read(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         assert self._pool is not None
         try:
             async with self._pool.acquire() as conn:
                 return await fn(conn)
         except CONNECTION_ERRORS as exc:
-            raise Unavailable(f"database unavailable: {exc}") from exc
+            raise self._unavailable(exc) from exc
 
 
 async def unlock(conn: asyncpg.Connection, key: int) -> None:
