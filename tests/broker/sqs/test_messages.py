@@ -111,6 +111,17 @@ def test_message_attributes_and_their_digests(sqs: Any, url: str) -> None:
     assert "MessageAttributes" not in m and "MD5OfMessageAttributes" not in m
 
 
+def test_all_is_all_in_any_case(sqs: Any, url: str) -> None:
+    """kombu asks for ["ALL"] (its Celery workers die on a KeyError without Attributes)."""
+    sqs.send_message(QueueUrl=url, MessageBody="x", MessageAttributes={"k": {"DataType": "String", "StringValue": "v"}})
+    (m,) = sqs.receive_message(QueueUrl=url, MessageAttributeNames=["ALL"], VisibilityTimeout=0,
+                               **system_names(sqs, ["ALL"]))["Messages"]
+    assert "ApproximateReceiveCount" in m["Attributes"] and set(m["MessageAttributes"]) == {"k"}
+    (m,) = sqs.receive_message(QueueUrl=url, AttributeNames=["all"], VisibilityTimeout=0)["Messages"]
+    assert "SentTimestamp" in m["Attributes"]
+    assert "QueueArn" in sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ALL"])["Attributes"]
+
+
 def test_system_attributes_on_receive(sqs: Any, url: str) -> None:
     before = int(time.time() * 1000) - 1000
     sqs.send_message(QueueUrl=url, MessageBody="x")

@@ -71,6 +71,11 @@ class Call:
         """A list of strings (AttributeNames, TagKeys, …); absent is empty."""
         return strings(self.input.get(name, []), name)
 
+    def attribute_names(self, name: str) -> list[str]:
+        """AttributeNames and their kin: ``All`` in any case is ``All`` (kombu sends ``ALL``,
+        which SQS takes)."""
+        return ["All" if n.lower() == "all" else n for n in self.names(name)]
+
     def mapping(self, name: str) -> Mapping[str, object]:
         value = self.input.get(name, {})
         if not isinstance(value, Mapping):

@@ -164,8 +164,8 @@ class MessageActions:
         wait = call.integer("WaitTimeSeconds", 0, MAX_WAIT)
         if wait is None:
             wait = (await self.queues.find(name)).attributes.receive_wait_seconds
-        wanted = Received(call, call.names("AttributeNames") + call.names("MessageSystemAttributeNames"),
-                          call.names("MessageAttributeNames"))
+        wanted = Received(call, call.attribute_names("AttributeNames") + call.attribute_names(
+            "MessageSystemAttributeNames"), call.attribute_names("MessageAttributeNames"))
         attempt = call.string("ReceiveRequestAttemptId", required=False)
         if attempt is not None and not GROUP_ID.fullmatch(attempt):
             raise invalid("Value for parameter ReceiveRequestAttemptId is invalid: 1 to 128 printable characters.")

@@ -82,6 +82,7 @@ def outgoing(entry: Mapping[str, object], queue: Queue | None, fifo: bool, valid
     group, dedup = None, None
     if fifo or "MessageGroupId" in entry or "MessageDeduplicationId" in entry:
         group, dedup = fifo_ids(entry, body, queue, fifo, delay)
+        delay = None if fifo else delay  # a FIFO queue's messages take its own delay (0 was all they could ask)
     return Outgoing(
         NewMessage(body, delay, orjson.dumps(attributes).decode() if attributes else None, group, dedup,
                    orjson.dumps(system).decode() if system else None),
@@ -129,7 +130,7 @@ def fifo_ids(
         return (group if isinstance(group, str) else None), None
     if group is None:
         raise SqsError(MISSING_PARAMETER, "The request must contain the parameter MessageGroupId.")
-    if delay is not None:
+    if delay:  # 0 is taken, as SQS takes it (some clients always send it): the queue's delay applies
         raise invalid("Value for parameter DelaySeconds is invalid. Reason: The request include parameter that is"
                       " not valid for this queue type.")
     if dedup is None:

@@ -104,7 +104,7 @@ class QueueActions:
 
     async def get_queue_attributes(self, call: Call) -> Shape:
         name = call.queue()
-        names = call.names("AttributeNames")
+        names = call.attribute_names("AttributeNames")
         try:
             stats = await self.db.queue_stats(name)
         except QueueNotFound:
