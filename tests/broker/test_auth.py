@@ -252,7 +252,7 @@ def test_rest_keys_close_the_sqs_api_too(broker: Broker) -> None:
 
 
 @pytest.mark.parametrize("proxy", [{"X-Forwarded-For": "203.0.113.7"}, {"Forwarded": "for=203.0.113.7"},
-                                   {"X-Real-IP": "203.0.113.7"}])
+                                   {"X-Real-IP": "203.0.113.7"}, {"Via": "1.1 proxy"}])
 def test_with_auth_off_a_proxied_request_is_refused(broker: Broker, proxy: dict[str, str]) -> None:
     """Behind nginx every request comes from loopback: a broker with no key serves its own
     machine only, so what a proxy forwarded is refused, REST and SQS alike, health checks aside."""

@@ -20,17 +20,26 @@ from tests.conftest import BrokerProcess
 CLUSTER = [pytest.param((), id="one-process"), pytest.param(("--cluster", "2"), id="cluster")]
 
 
-def long_poll(url: str) -> tuple[int, object]:
-    r = httpx.get(url + "/messages/consume", params={"queue_name": "q", "wait_time": 20}, timeout=30)
-    return r.status_code, r.json()
-
-
-def parked(broker: BrokerProcess, pool: ThreadPoolExecutor, n: int) -> list[object]:
+def park(broker: BrokerProcess, n: int) -> list[socket.socket]:
+    """``n`` long polls of an empty queue, each on a connection of its own, sent before this returns."""
     httpx.post(broker.url + "/queues", json={"name": "q"}).raise_for_status()
-    polls = [pool.submit(long_poll, broker.url) for _ in range(n)]
-    time.sleep(0.5)  # parked: nothing to claim
-    assert not any(p.done() for p in polls)
+    polls = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", broker.port), timeout=30)
+        s.sendall(b"GET /messages/consume?queue_name=q&wait_time=20 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        polls.append(s)
+    time.sleep(0.5)  # read and parked by an idle broker: nothing to claim
     return polls
+
+
+def answer_of(s: socket.socket) -> tuple[int, bytes]:
+    """The status and body of the one answer a connection gets before it is closed."""
+    chunks = []
+    with s:
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), body
 
 
 @pytest.mark.parametrize("cluster", CLUSTER)
@@ -39,38 +48,48 @@ def test_sigterm_answers_parked_long_polls_empty_and_ends_by_the_signal(
     """They used to be cut off after the grace period with no answer at all (curl: empty
     reply), which behind nginx is a 502 and a retried poll."""
     broker = broker_factory(db_url, *cluster, log_dir=tmp_path).start()
+    polls = park(broker, 3)
+    assert broker.proc is not None
+    broker.proc.send_signal(signal.SIGTERM)
     with ThreadPoolExecutor(3) as pool:
-        polls = parked(broker, pool, 3)
-        assert broker.proc is not None
-        broker.proc.send_signal(signal.SIGTERM)
-        assert [p.result(timeout=15) for p in polls] == [(200, [])] * 3
+        assert list(pool.map(answer_of, polls)) == [(200, b"[]")] * 3
     assert broker.proc.wait(timeout=15) == -signal.SIGTERM
 
 
 def test_a_stopping_cluster_refuses_new_connections(
-        broker_factory: type[BrokerProcess], db_url: str, tmp_path: Path) -> None:
+        broker_factory: type[BrokerProcess], tmp_path: Path) -> None:
     """Once told to stop, nothing may take a connection it will not serve: a connection taken
     into the listening socket's queue and then reset cannot be retried by a load balancer
-    (the request may have been sent), a refused one can."""
-    broker = broker_factory(db_url, "--cluster", "2", log_dir=tmp_path).start()
+    (the request may have been sent), a refused one can. A client that reads nothing of a
+    10 MB answer keeps a worker in its grace period meanwhile."""
+    broker = broker_factory(f"sqlite:///{tmp_path / 'w.db'}", "--cluster", "2", log_dir=tmp_path).start()
+    httpx.post(broker.url + "/queues", json={"name": "big", "max_message_size": 1_048_576}).raise_for_status()
+    for _ in range(10):
+        httpx.post(broker.url + "/messages", json={"queue_name": "big", "body": "x" * 1_000_000}).raise_for_status()
+    slow = []
+    for _ in range(2):  # one for each worker, most likely
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", broker.port))
+        s.sendall(b"GET /queues/big/messages?size=10 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        slow.append(s)
+    time.sleep(0.5)
     assert broker.proc is not None
-    with ThreadPoolExecutor(2) as pool:
-        polls = parked(broker, pool, 2)
-        broker.proc.send_signal(signal.SIGTERM)
-        outcomes = []
-        for _ in range(200):
-            try:
-                with socket.create_connection(("127.0.0.1", broker.port), timeout=5) as s:
-                    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
-                    outcomes.append("answered" if s.recv(100).startswith(b"HTTP/1.1 ") else "reset")
-            except ConnectionRefusedError:
-                outcomes.append("refused")
-                break
-            except OSError:
-                outcomes.append("reset")
-            time.sleep(0.02)
-        for p in polls:
-            p.result(timeout=15)
+    broker.proc.send_signal(signal.SIGTERM)
+    outcomes = []
+    for _ in range(100):
+        time.sleep(0.02)
+        try:
+            with socket.create_connection(("127.0.0.1", broker.port), timeout=5) as s:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                outcomes.append("answered" if s.recv(100).startswith(b"HTTP/1.1 ") else "reset")
+        except ConnectionRefusedError:
+            outcomes.append("refused")
+            break
+        except OSError:
+            outcomes.append("reset")
+    for s in slow:
+        s.close()
     assert outcomes[-1] == "refused" and "reset" not in outcomes, outcomes
 
 

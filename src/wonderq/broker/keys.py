@@ -15,9 +15,11 @@ effect within about a second on every broker sharing the database.
 Authentication is on (:attr:`KeyRing.required`) while any active key exists or
 SQS credentials are configured; while it is off every request has
 :data:`~wonderq.broker.access.OPEN` and nothing is hashed, but only this machine's
-own clients are served: a request a proxy forwarded (``Forwarded``,
-``X-Forwarded-For``, ``X-Real-IP``) comes from wherever the proxy is reached, so it
-is refused (:meth:`KeyRing.check_local`) unless ``--insecure-no-auth``.
+own clients are served: a request that carries a proxy's header (``Forwarded``,
+``X-Forwarded-For``, ``X-Real-IP``, ``Via``) comes from wherever the proxy is
+reached, so it is refused (:meth:`KeyRing.check_local`) unless ``--insecure-no-auth``.
+A proxy that adds none of them (a bare ``proxy_pass``, a TCP forwarder) cannot be
+told from a local client: put none in front of a broker without a key.
 
 The SQS API can take the same two things: ``required`` (is auth on) and a
 :class:`~wonderq.broker.access.Grant` per caller (``grant`` for a bearer token).
@@ -108,11 +110,11 @@ class KeyRing:
         comes from loopback, and the loopback bind alone would open the broker to the world."""
         header = request.header  # every REST request with auth off passes here: no generator, no loop
         if self.insecure or (header(b"x-forwarded-for") is None and header(b"forwarded") is None
-                             and header(b"x-real-ip") is None):
+                             and header(b"x-real-ip") is None and header(b"via") is None):
             return
         raise Unauthorized("this broker has no API key, so it serves only its own machine, and this request"
-                               " came through a proxy: create a key (`wonderq keys create`) and send it, or"
-                               " start the broker with --insecure-no-auth")
+                           " came through a proxy (it carries a proxy's header): create a key (`wonderq keys"
+                           " create`) and send it, or start the broker with --insecure-no-auth")
 
     def bearer(self, authorization: bytes | None) -> Grant:
         """The grant of a request's ``Authorization: Bearer wq_…`` header (OPEN while auth is off)."""
@@ -150,6 +152,9 @@ def check_exposure(ring: KeyRing, settings: Settings) -> None:
     """Refuse an exposed bind without auth, unless ``insecure_no_auth`` (then warn).
     An exposed broker that starts with auth on keeps it on (fails closed)."""
     if loopback(settings.host):
+        if settings.insecure_no_auth and not ring.required:
+            log.warning("serving requests a proxy forwards WITHOUT AUTHENTICATION (--insecure-no-auth): anyone"
+                        " who reaches the proxy may read, send and delete every message")
         return
     if ring.required:
         ring.floor = True  # revoking the last key later leaves it refusing everyone, not open

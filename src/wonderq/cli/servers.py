@@ -233,9 +233,9 @@ def why_not(exc: CannotStart, settings: Settings, service: Service, under_up: bo
 
 def local(host: str) -> str:
     """The host part of a URL reaching a server bound to ``host``."""
-    if host in ("", "0.0.0.0", "::"):
+    if host in ("", "0.0.0.0", "::", "[::]"):
         return "127.0.0.1"
-    return f"[{host}]" if ":" in host else host
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 class Flag:
@@ -279,14 +279,11 @@ def ready(args: argparse.Namespace, settings: Settings) -> int:
     certificate is not verified: this checks a process on this machine, and trusts nothing it says."""
     import httpx
 
-    wildcard = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1"}
-    host = wildcard.get(settings.host, settings.host)
-    host = f"[{host.strip('[]')}]" if ":" in host else host
-    url = f"{'https' if settings.tls_cert else 'http'}://{host}:{settings.port}/readyz"
+    url = f"{'https' if settings.tls_cert else 'http'}://{local(settings.host)}:{settings.port}/readyz"
     deadline = time.monotonic() + args.wait
     while True:
-        try:
-            status = httpx.get(url, verify=False, timeout=2).status_code
+        try:  # straight to it: no HTTP_PROXY
+            status = httpx.get(url, verify=False, timeout=2, trust_env=False).status_code
         except httpx.HTTPError as exc:
             status, why = 0, f"{type(exc).__name__}: {exc}"
         else:

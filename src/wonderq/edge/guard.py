@@ -9,9 +9,10 @@
   ``Sec-Fetch-Site`` of ``cross-site`` or ``same-site`` is refused too, which
   catches the ``<img>`` and ``<form>`` a page can aim at a GET that changes
   state. Clients that are not browsers (curl, SDKs) send neither header; a
-  browser too old to send ``Sec-Fetch-Site`` (Safari before 16.4, Firefox
-  before 90), known by its ``User-Agent: Mozilla/…``, may not change state with
-  a GET at all, since its ``<img>`` would say nothing of where it came from.
+  browser that sends no ``Sec-Fetch-Site`` (Safari before 16.4, Firefox before
+  90, and any browser over plain HTTP to a host other than localhost), known by
+  its ``User-Agent: Mozilla/…``, may not change state with a GET at all, since
+  its ``<img>`` would say nothing of where it came from.
 - **JSON or auth**: a state change whose ``Content-Type`` is one a page can send
   cross-site without a CORS preflight (a form's ``application/x-www-form-urlencoded``
   or ``multipart/form-data``, or ``text/plain``) is refused unless it carries an
@@ -108,5 +109,5 @@ class BrowserGuard:
             raise Forbidden("a request from another site may not change state here (CSRF?)")
         if site is None and request.method == "GET" and (request.header(b"user-agent") or b"").startswith(b"Mozilla/"):
             raise Forbidden("a browser that does not say where a request comes from (no Sec-Fetch-Site: an older"
-                            " one) may not change state with a GET here (CSRF?); use a current browser, curl or"
-                            " a client library")
+                            " one, or any over plain HTTP to a host but localhost) may not change state with a GET"
+                            " here (CSRF?); use curl or a client library (PowerShell: give -UserAgent)")

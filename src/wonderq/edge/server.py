@@ -269,7 +269,8 @@ class Supervisor:
             if not self.stopping:
                 log.warning("worker %d exited (status %d), starting another", pid, code)
                 time.sleep(0.1)
-                self.spawn()
+                if not self.stopping:  # told to stop meanwhile: its socket is closed
+                    self.spawn()
         self.sock.close()
         if self.failed:
             raise StartupFailed("a worker could not start (see its error above)")

@@ -147,11 +147,11 @@ def test_a_retried_receive_gets_the_same_messages(sqs: Any) -> None:
 def test_a_delay_of_0_is_taken_and_the_queue_delay_applies(sqs: Any) -> None:
     """SQS takes DelaySeconds=0 on a FIFO queue, which some clients always send (elasticmq#273,
     localstack#6612); any other delay is refused above. The queue's own delay still holds."""
-    url = fifo(sqs, DelaySeconds="1")
+    url = fifo(sqs, DelaySeconds="60")
     sqs.send_message(QueueUrl=url, MessageBody="a", MessageGroupId="G", MessageDeduplicationId="a", DelaySeconds=0)
     result = sqs.send_message_batch(QueueUrl=url, Entries=[
         {"Id": "b", "MessageBody": "b", "MessageGroupId": "G", "MessageDeduplicationId": "b", "DelaySeconds": 0}])
     assert [s["Id"] for s in result["Successful"]] == ["b"] and not result.get("Failed"), result
-    assert sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages") is None  # the queue's 1 s
+    assert sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages") is None  # the queue's 60 s
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesDelayed"])
     assert attributes["Attributes"]["ApproximateNumberOfMessagesDelayed"] == "2"
