@@ -96,6 +96,7 @@ def test_up_passes_on_that_it_could_not_start(busy_port: int, tmp_path: Path) ->
                 WONDERQ_DEV_PORT=str(free_port()), WONDERQ_USER_PORT=str(free_port()))
     assert r.returncode == 5 and "Traceback" not in r.stderr, r
     assert f"cannot listen on 127.0.0.1:{busy_port}" in r.stderr
+    assert r.stdout == "", r.stdout  # no service's address printed, as if it had started
 
 
 @pytest.mark.parametrize(

@@ -249,7 +249,7 @@ class Flag:
 
 
 def up(args: argparse.Namespace, settings: Settings) -> int:
-    from wonderq.edge.server import CannotStart, check_tls
+    from wonderq.edge.server import CannotStart, check_tls, listen
 
     check_ports(settings)
     try:  # checked once here, not once by each child
@@ -257,6 +257,12 @@ def up(args: argparse.Namespace, settings: Settings) -> int:
     except CannotStart as exc:
         exc.add_note(f"  hint: {why_not(exc, settings, SERVICES[0], under_up=True)[1]}")
         return complain(f"cannot start the servers: {exc}", CANNOT_START, exc)
+    for service in SERVICES:  # a port in use is told before any address is printed (each child binds its own)
+        try:
+            listen(settings.host, getattr(settings, service.port_field)).close()
+        except CannotStart as exc:
+            exc.add_note(f"  hint: {why_not(exc, settings, service, under_up=True)[1]}")
+            return complain(f"cannot start the {service.what}: {exc}", CANNOT_START, exc)
     if args.url is None and "WONDERQ_URL" not in os.environ:
         settings = replace(settings, url=f"{scheme}://{local(settings.host)}:{settings.port}")
         if scheme == "https" and not settings.ca_file:  # the siblings trust the certificate it serves
