@@ -80,8 +80,8 @@ class Connections:
             conn.closing = True
             if not conn.busy:
                 conn.transport.close()
-            elif conn.gone is not None and not conn.gone.done():
-                conn.gone.set_result(None)
+            else:
+                conn.stop_waiting()
         if self.tasks:
             await asyncio.wait(set(self.tasks), timeout=grace)
         for conn in list(self.open):
@@ -139,8 +139,7 @@ class Connection(asyncio.Protocol):
         self.drop_body()
         self.app.budget.held -= sum(entry[3] for entry in self.waiting)  # never to be answered
         self.waiting.clear()
-        if self.gone is not None and not self.gone.done():
-            self.gone.set_result(None)
+        self.stop_waiting()
         if self.writable is not None and not self.writable.done():
             self.writable.set_result(None)
 
@@ -191,6 +190,11 @@ class Connection(asyncio.Protocol):
         self.phase, self.last = IDLE, True  # read nothing more: the last answer closes
         self.drop_body()
         return True
+
+    def stop_waiting(self) -> None:
+        """A handler waiting for the client to hang up (a long poll) stops waiting now."""
+        if self.gone is not None and not self.gone.done():
+            self.gone.set_result(None)
 
     def drop_body(self) -> None:
         """The request still arriving will never be answered: its body's bytes go back to

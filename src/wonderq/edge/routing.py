@@ -78,9 +78,10 @@ def form_field(name: str) -> Condition:
     def has_field(request: Request) -> bool:
         if not (request.query or request.is_form()):
             return False
-        sent = request.header(b"transfer-encoding") is not None or request.header(b"content-length") not in (None, b"0")
-        if sent and not request.body and request.is_form():
-            return True  # complete requests have their body by now: this one was refused unread
+        if not request.body and request.is_form() and (  # complete requests have their body by now:
+                request.header(b"transfer-encoding") is not None  # this one was refused unread
+                or request.header(b"content-length") not in (None, b"0")):
+            return True
         try:
             return name in request.params
         except WonderQError:  # a field repeated, say: the route's API says so, in its own format
