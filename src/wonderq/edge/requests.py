@@ -51,6 +51,12 @@ class Request:
             self._first = first_values(self.headers)
         return self._first.get(name)
 
+    def has_any(self, names: frozenset[bytes]) -> bool:
+        """Whether it carries any of these headers (lower case): one set operation, in C."""
+        if self._first is None:
+            self._first = first_values(self.headers)
+        return not names.isdisjoint(self._first)
+
     @property
     def params(self) -> Params:
         """The query string's parameters and a JSON object or form body's, together.
