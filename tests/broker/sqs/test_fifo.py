@@ -144,6 +144,17 @@ def test_a_retried_receive_gets_the_same_messages(sqs: Any) -> None:
     assert "Messages" not in sqs.receive_message(QueueUrl=url, ReceiveRequestAttemptId="try-2")
 
 
+def test_a_standard_queue_ignores_the_receive_attempt_id(sqs: Any) -> None:
+    """SQS reads ReceiveRequestAttemptId on FIFO queues only: a standard queue's retried
+    receive gets what is visible now, not the first receive's messages again."""
+    url = sqs.create_queue(QueueName=unique("plain"))["QueueUrl"]
+    for body in ("1", "2"):
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    first = sqs.receive_message(QueueUrl=url, ReceiveRequestAttemptId="try-1")["Messages"]
+    again = sqs.receive_message(QueueUrl=url, ReceiveRequestAttemptId="try-1")["Messages"]
+    assert {first[0]["Body"], again[0]["Body"]} == {"1", "2"}
+
+
 def test_a_delay_of_0_is_taken_and_the_queue_delay_applies(sqs: Any) -> None:
     """SQS takes DelaySeconds=0 on a FIFO queue, which some clients always send (elasticmq#273,
     localstack#6612); any other delay is refused above. The queue's own delay still holds."""

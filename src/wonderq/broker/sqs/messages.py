@@ -169,6 +169,8 @@ class MessageActions:
         attempt = call.string("ReceiveRequestAttemptId", required=False)
         if attempt is not None and not GROUP_ID.fullmatch(attempt):
             raise invalid("Value for parameter ReceiveRequestAttemptId is invalid: 1 to 128 printable characters.")
+        if not name.endswith(FIFO_SUFFIX):
+            attempt = None  # SQS reads it on FIFO queues only
         if attempt is not None and (repeated := self.attempts.get(name, attempt)) is not None:
             return repeated
         if (full := await self.in_flight.full(name)) is not None:
