@@ -7,7 +7,9 @@ take up to 10 messages at a time. Measured, in messages per second:
 - the Python HTTP ceiling: a trivial raw-ASGI app on uvicorn (bench/trivial_app.py),
   driven by the same generator as WonderQ (bench/loadgen.py);
 - the storage ceiling: raw SQLite inserts (WAL, synchronous=FULL), 1 and 100 rows
-  a transaction, in one process on CPU 0;
+  a transaction, in one process on CPU 0; and its consume: the 10 oldest rows read
+  and deleted, 16 times a transaction (no claim written: the least any design that
+  keeps messages as rows asks of SQLite);
 - Redis as a reliable queue (LPUSH; LMOVE to a processing list + LREM), with
   ``appendfsync always`` and ``everysec``;
 - RabbitMQ: a durable queue, persistent messages, publisher confirms; consumers with
@@ -332,7 +334,10 @@ def measure_sqlite(plan: Plan) -> System:
         for key, rows in (("send", 1), ("batch", 100)):
             on_cpu0(system, key, [__file__, "sqlite", str(tmp / f"raw{rows}.db"), "--rows", str(rows),
                                   "--duration", str(plan.duration), "--warmup", str(plan.warmup)], timeout=300)
-    system.notes.append("one process on CPU 0, no load generator; send = 1 row a transaction, batch = 100 rows")
+        on_cpu0(system, "consume", [__file__, "sqlite", str(tmp / "take.db"), "--prefill", str(2 * plan.prefill),
+                                    "--duration", str(plan.duration), "--warmup", str(plan.warmup)], timeout=600)
+    system.notes.append("one process on CPU 0, no load generator; send = 1 row a transaction, batch = 100 rows;"
+                        " consume = 16 x (read the 10 oldest, delete them) a transaction")
     return system
 
 
@@ -675,16 +680,36 @@ async def count(awaitable: Awaitable[list[Any]]) -> int:
 DRIVERS = {"redis": drive_redis, "rabbitmq": drive_rabbitmq, "pgmq": drive_pgmq}
 
 
-def raw_sqlite(path: Path, rows: int, duration: float, warmup: float) -> dict[str, Any]:
-    """Durable inserts of ``rows`` 1 KiB rows a transaction, in one loop."""
+RAW_TABLE = ("CREATE TABLE messages (id INTEGER PRIMARY KEY, queue_id INTEGER NOT NULL, body TEXT NOT NULL,"
+             " created_at INTEGER NOT NULL, visible_at INTEGER NOT NULL)")
+RAW_INDEX = "CREATE INDEX messages_visible ON messages (queue_id, visible_at, id)"
+RAW_INSERT = "INSERT INTO messages (queue_id, body, created_at, visible_at) VALUES (?, ?, ?, ?)"
+RAW_TAKE = ("SELECT id, body, created_at FROM messages WHERE queue_id = 1 AND visible_at <= ?"
+            " ORDER BY visible_at, id LIMIT 10")
+RAW_DELETE = "DELETE FROM messages WHERE id IN (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def raw_connection(path: Path) -> sqlite3.Connection:
+    """A durable database with WonderQ's message table at its simplest (one index)."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("CREATE TABLE messages (id INTEGER PRIMARY KEY, queue_id INTEGER NOT NULL, body TEXT NOT NULL,"
-                 " created_at INTEGER NOT NULL, visible_at INTEGER NOT NULL)")
-    conn.execute("CREATE INDEX messages_visible ON messages (queue_id, visible_at, id)")
-    sql = "INSERT INTO messages (queue_id, body, created_at, visible_at) VALUES (?, ?, ?, ?)"
-    payload, inserted, measuring = body(), 0, False
+    conn.execute(RAW_TABLE)
+    conn.execute(RAW_INDEX)
+    return conn
+
+
+def raw_sqlite(path: Path, rows: int, duration: float, warmup: float, prefill: int = 0) -> dict[str, Any]:
+    """Durable inserts of ``rows`` 1 KiB rows a transaction, in one loop; with ``prefill``,
+    the consume ceiling instead (:func:`raw_take`)."""
+    conn = raw_connection(path)
+    payload, done, measuring = body(), 0, False
+    if prefill:
+        ms = int(time.time() * 1000)
+        conn.execute("BEGIN")
+        conn.executemany(RAW_INSERT, [(1, payload, ms, ms)] * prefill)
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     end = time.perf_counter() + warmup
     t0 = c0 = 0.0
     while True:
@@ -692,16 +717,36 @@ def raw_sqlite(path: Path, rows: int, duration: float, warmup: float) -> dict[st
         if now >= end:
             if measuring:
                 break
-            measuring, inserted, t0, c0, end = True, 0, now, cpu_seconds(), now + duration
+            measuring, done, t0, c0, end = True, 0, now, cpu_seconds(), now + duration
         ms = int(time.time() * 1000)
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(sql, [(1, payload, ms, ms)] * rows)
+        if prefill:
+            taken = raw_take(conn, ms)
+            done += taken
+            if taken < CONSUMERS * SIZE:
+                break  # drained: the window ends here
+        else:
+            conn.executemany(RAW_INSERT, [(1, payload, ms, ms)] * rows)
+            done += rows
         conn.execute("COMMIT")
-        inserted += rows
     wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     conn.close()
-    return {"rate": round(inserted / wall, 1), "messages": inserted, "seconds": round(wall, 3),
+    return {"rate": round(done / wall, 1), "messages": done, "seconds": round(wall, 3),
             "cpu_pct": round(100 * cpu / wall, 1), "cpu_seconds_total": round(cpu_seconds(), 3)}
+
+
+def raw_take(conn: sqlite3.Connection, ms: int) -> int:
+    """The least a consume of 10 and its delete can ask of SQLite: the 10 oldest rows read,
+    then deleted by id, for each of the 16 consumers in one durable transaction (a group
+    commit as large as the consumers allow); no claim is written, no queue counted."""
+    taken = 0
+    for _ in range(CONSUMERS):
+        ids = [row[0] for row in conn.execute(RAW_TAKE, (ms,)).fetchall()]
+        if len(ids) < SIZE:
+            break
+        conn.execute(RAW_DELETE, ids)
+        taken += len(ids)
+    return taken
 
 
 # -- the table -----------------------------------------------------------------------------------------
@@ -742,10 +787,13 @@ def report(systems: dict[str, System]) -> str:
     return "\n".join(out)
 
 
+Check = tuple[str, float | None, float | None, float | None]  # name, mine, theirs, floor
+
+
 def targets(systems: dict[str, System]) -> list[list[str]]:
     wq, pgwq = systems.get("wonderq"), systems.get("wonderq-pg")
     trivial, raw, pgmq = systems.get("trivial"), systems.get("sqlite"), systems.get("pgmq")
-    checks: list[tuple[str, float | None, float | None, float | None]] = []  # name, mine, theirs, floor
+    checks: list[Check] = []
     if wq and trivial:
         checks.append(("send >= 0.60 x the trivial handler", wq.send, trivial.send, 0.60))
         checks.append(("consume 10 + batch delete >= 0.50 x the trivial handler (msgs)", wq.consume,
@@ -775,27 +823,36 @@ def targets(systems: dict[str, System]) -> list[list[str]]:
     return rows
 
 
-def bounds(systems: dict[str, System]) -> list[tuple[str, float | None, float | None, float | None]]:
-    """About the best each SQLite target could reach with WonderQ's storage as it is: on one
-    core a request costs the trivial handler's CPU plus the storage's, and both run 95-99 %
-    busy, so the rate is about 1 / (1/handler + 1/storage) at most, whatever the edge and the
-    REST API cost. (An fsync's idle wait could overlap HTTP work: an estimate, not a proof.)"""
+def bounds(systems: dict[str, System]) -> list[Check]:
+    """About the best each SQLite target could reach with WonderQ's storage as it is, and
+    with raw SQLite's least work for a consume: on one core a request costs the trivial
+    handler's CPU plus the storage's, and both run 95-99 % busy, so the rate is about
+    1 / (1/handler + 1/storage) at most, whatever the edge and the REST API cost. (An
+    fsync's idle wait could overlap HTTP work: an estimate, not a proof.)"""
     store, trivial, raw = systems.get("storage"), systems.get("trivial"), systems.get("sqlite")
-    if not (store and trivial):
+    if trivial is None:
         return []
 
-    def bound(key: str) -> float | None:
-        mine, http = getattr(store, key), getattr(trivial, key)
+    def bound(of: System | None, key: str) -> float | None:
+        mine, http = getattr(of, key, None), getattr(trivial, key)
         return 1 / (1 / mine + 1 / http) if mine and http else None
 
-    rows: list[tuple[str, float | None, float | None, float | None]] = [
-        ("storage alone (no HTTP): send vs the trivial handler (report)", store.send, trivial.send, None),
-        ("storage alone: consume + batch delete vs the trivial handler (report)", store.consume,
-         trivial.consume, None),
-        ("bound: send, storage + the trivial handler's HTTP (report)", bound("send"), trivial.send, None),
-        ("bound: consume + batch delete, the same (report)", bound("consume"), trivial.consume, None)]
-    if raw:
-        rows.append(("bound: batch send vs raw SQLite, the same (report)", bound("batch"), raw.batch, None))
+    rows: list[Check] = []
+    if store:
+        rows += [
+            ("storage alone (no HTTP): send vs the trivial handler (report)", store.send, trivial.send, None),
+            ("storage alone: consume + batch delete vs the trivial handler (report)", store.consume,
+             trivial.consume, None),
+            ("bound: send, storage + the trivial handler's HTTP (report)", bound(store, "send"), trivial.send, None),
+            ("bound: consume + batch delete, the same (report)", bound(store, "consume"), trivial.consume, None)]
+    if store and raw:
+        rows.append(("bound: batch send vs raw SQLite, the same (report)", bound(store, "batch"), raw.batch, None))
+    if raw and raw.consume:
+        rows += [
+            ("raw SQLite alone: read 10 + delete vs the trivial handler (report)", raw.consume, trivial.consume,
+             None),
+            ("bound: consume, raw SQLite + the trivial handler's HTTP (report)", bound(raw, "consume"),
+             trivial.consume, None)]
     return rows
 
 
@@ -822,6 +879,7 @@ def parser() -> argparse.ArgumentParser:
     raw = sub.add_parser("sqlite", help="(internal) raw SQLite inserts")
     raw.add_argument("path", type=Path)
     raw.add_argument("--rows", type=int, default=1)
+    raw.add_argument("--prefill", type=int, default=0, help="rows to consume instead of inserting")
     for q in (drive, raw):
         q.add_argument("--duration", type=float, default=10.0)
         q.add_argument("--warmup", type=float, default=1.0)
@@ -879,7 +937,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
         return 0
     if args.command == "sqlite":
-        print(json.dumps(raw_sqlite(args.path, args.rows, args.duration, args.warmup)))
+        print(json.dumps(raw_sqlite(args.path, args.rows, args.duration, args.warmup, args.prefill)))
         return 0
     names = args.only.split(",") if args.only else list(MEASURES)
     unknown = [n for n in names if n not in MEASURES]
