@@ -172,3 +172,33 @@ async def test_retention_removes_rows_of_a_queue_deleted_meanwhile(postgres: str
         assert [(s.queue.id, s.messages) for s in await backend.stats()] == [(kept.id, 1)]
     finally:
         await backend.close()
+
+
+async def test_a_sweep_with_more_orphans_than_its_chunk_still_expires(postgres: str) -> None:
+    """Orphans over the sweep's chunk left a negative LIMIT for the queues after them,
+    which PostgreSQL refuses: every sweep rolled back, and retention stopped for good."""
+    import asyncpg
+
+    from wonderq.backends import backend_for
+    from wonderq.models import NewMessage, QueueAttributes
+    from wonderq.settings import Settings
+
+    url = fresh_database(postgres)
+    backend = backend_for(Settings(db=url, retention_interval=3600))
+    await backend.open()
+    try:
+        await backend.create_queue("old", QueueAttributes(retention_seconds=60))
+        await backend.send("old", NewMessage("expired"))
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("UPDATE wonderq.messages SET created_at = 0")
+            await conn.execute(
+                "INSERT INTO wonderq.messages (uuid, queue_id, body, created_at, visible_at)"
+                " SELECT gen_random_uuid(), 424242, 'orphan', 0, 0 FROM generate_series(1, 5)"
+            )
+            assert await backend.expire_some(2) == 5  # the orphans go at once, the rest next time
+            assert await backend.expire_some(2) == 1
+        finally:
+            await conn.close()
+    finally:
+        await backend.close()

@@ -348,6 +348,8 @@ async def expire(txn: Txn, limit: int) -> int:
     dedup keys go too (not counted)."""
     await fifo.forget(txn.conn, limit)
     removed = await _orphans(txn)
+    if removed >= limit:  # the queues' turn comes next sweep (a LIMIT may not be negative)
+        return removed
     now = await txn.conn.fetchval(f"SELECT {NOW}")
     for queue in await list_queues(txn.conn):
         cutoff = now - queue.attributes.retention_seconds * 1000
