@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 from wonderq.backends import rules
 from wonderq.backends.base import Backend
+from wonderq.broker.access import ADMIN, OPEN, Grant
 from wonderq.clock import Clock
-from wonderq.errors import InvalidParameter, NotFound, QueueNotFound, WonderQError
+from wonderq.errors import Forbidden, InvalidParameter, NotFound, QueueNotFound, WonderQError
 
 log = logging.getLogger("wonderq.moves")
 CHUNK = 100  # messages a move transaction takes at most
@@ -47,10 +48,19 @@ class MoveTasks:
             runner.cancel()
         await asyncio.gather(*running, return_exceptions=True)
 
-    async def start(self, source: str, destination: str | None = None, rate: int | None = None) -> MoveTask:
-        """Raise QueueNotFound for a missing queue, InvalidParameter if ``source``
-        is no queue's dead-letter queue, ``destination`` is of another kind, or a
-        task from ``source`` is running already."""
+    async def start(self, source: str, destination: str | None = None, rate: int | None = None,
+                    grant: Grant = OPEN) -> MoveTask:
+        """Raise Forbidden unless ``grant`` reaches both queues as an admin (a key limited to
+        some queues must name the destination: the messages' origins may be out of its
+        reach), QueueNotFound for a missing queue, InvalidParameter if ``source`` is no
+        queue's dead-letter queue, ``destination`` is of another kind, or a task from
+        ``source`` is running already."""
+        grant.check(ADMIN, source)
+        if destination is not None:
+            grant.check(ADMIN, destination)
+        elif grant.queues:
+            raise Forbidden("this key is limited to some queues: name the destination (the messages'"
+                            " origins may be queues it does not reach)")
         queues = {q.name: q for q in await self.db.list_queues()}
         for name in (source, destination):
             if name is not None and name not in queues:

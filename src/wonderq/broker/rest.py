@@ -237,13 +237,8 @@ class RestApi:
         source = await self.db.get_queue(ref)
         p = req.params
         destination = queue_name(p["destination"], "destination") if present(p, "destination") else None
-        if grant.queues and destination is None:
-            raise Forbidden("this key is limited to some queues: name the destination (the messages'"
-                            " origins may be queues it does not reach)")
-        if destination is not None:
-            grant.check(ADMIN, destination)
         rate = optional_integer(p, "rate", 1, MAX_RATE)
-        task = await self.moves.start(source.name, destination, rate)
+        task = await self.moves.start(source.name, destination, rate, grant)
         return json({"task": task.id, "status": task.status, "source": task.source,
                      "destination": task.destination, "to_move": task.to_move})
 

@@ -177,6 +177,20 @@ def test_a_prefix_key_cannot_reach_other_queues_through_redrive_or_moves(signed_
     refused(orders.list_message_move_tasks, "AccessDenied", 403, SourceArn=billing_arn)
 
 
+def test_a_prefix_key_cannot_move_messages_back_to_origins_it_does_not_reach(signed_broker: InProcess,
+                                                                            protocol: str) -> None:
+    """With no DestinationArn each message goes back to the queue it came from, which may be
+    out of the key's reach (billing's dead letters land in an orders- queue): refused, as
+    REST refuses it."""
+    admin, orders = client(signed_broker, protocol), client(signed_broker, protocol, ORDERS)
+    dlq = orders.create_queue(QueueName=unique("orders-dlq"))["QueueUrl"]
+    dlq_arn = orders.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    policy = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"})
+    admin.create_queue(QueueName=unique("billing"), Attributes={"RedrivePolicy": policy})
+    refused(orders.start_message_move_task, "AccessDenied", 403, SourceArn=dlq_arn)
+    assert admin.start_message_move_task(SourceArn=dlq_arn)["TaskHandle"]
+
+
 # -- hand-signed requests: tampering, presigned URLs, malformed signatures ---------------
 
 

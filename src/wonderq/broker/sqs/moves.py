@@ -50,7 +50,7 @@ class MoveActions:
         destination = name_of_arn(destination_arn, "DestinationArn") if destination_arn else None
         rate = call.integer("MaxNumberOfMessagesPerSecond", 1, MAX_RATE)
         try:
-            task = await self.tasks.start(source, destination, rate)
+            task = await self.tasks.start(source, destination, rate, call.grant)
         except QueueNotFound:
             raise not_found() from None
         return {"TaskHandle": handle(task, call)}
