@@ -27,6 +27,13 @@ def queue_name(value: object, field_name: str = "name") -> str:
     return value
 
 
+def check_new(name: str) -> None:
+    """A name a new queue may take, through any API: not all digits, which a path (REST's, the
+    CLI's, the dashboard's) reads as a queue's id."""
+    if name.isdigit():
+        raise InvalidParameter("a queue name cannot be all digits: in paths it would read as a queue's id")
+
+
 def queue_ref(params: Mapping[str, object]) -> QueueRef:
     """``queue_id`` (an integer) or ``queue_name``; exactly one is required."""
     given = one_of(params, "queue_id", "queue_name")

@@ -34,7 +34,7 @@ from wonderq.broker.caps import InFlightCap
 from wonderq.broker.keys import KeyRing
 from wonderq.broker.metrics import CONTENT_TYPE, Metrics
 from wonderq.broker.moves import MAX_RATE, MoveTasks
-from wonderq.broker.names import path_id, path_queue, queue_name, queue_ref
+from wonderq.broker.names import check_new, path_id, path_queue, queue_name, queue_ref
 from wonderq.broker.openapi import document
 from wonderq.clock import Clock
 from wonderq.edge.params import Params, integer, known, one_of, optional_integer, present, string
@@ -178,8 +178,7 @@ class RestApi:
         p = req.params
         name = queue_name(p.get("name"))
         grant.check(ADMIN, name)
-        if name.isdigit():
-            raise InvalidParameter("a queue name cannot be all digits: in paths it would read as an id")
+        check_new(name)
         numbers = {key: integer(p, key, getattr(DEFAULTS, key), low, high) for key, low, high in QUEUE_BOUNDS}
         target = None
         if present(p, "redrive_target"):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 
 from wonderq.backends.base import Backend
-from wonderq.broker.names import QUEUE_NAME
+from wonderq.broker.names import QUEUE_NAME, check_new
 from wonderq.broker.sqs import attributes
 from wonderq.broker.sqs.calls import Call, Shape
 from wonderq.broker.sqs.faults import (
@@ -42,6 +42,7 @@ class QueueActions:
         name = call.required("QueueName")
         if not QUEUE_NAME.fullmatch(name):
             raise invalid("Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length")
+        check_new(name)
         given = call.mapping("Attributes")
         fifo = name.endswith(FIFO_SUFFIX)
         if str(given.get("FifoQueue", "false")).lower() == "true" and not fifo:
