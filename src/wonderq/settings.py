@@ -17,18 +17,20 @@ MAX_BATCH = 10  # messages per send or receive
 MAX_WAIT = 20  # seconds of long polling
 MAX_VISIBILITY = 43_200  # seconds
 MAX_DELAY = 900  # seconds
+MAX_MESSAGE_SIZE = 1_048_576  # bytes of a message (SQS: with its attributes), and of a batch's together
+MAX_RECEIVE_COUNT = 1000  # receives before a message moves to its dead-letter queue
 MAX_PEEK = 1000  # messages per peek
 MAX_ID = 2**63 - 1
 DEFAULT_VISIBILITY_TIMEOUT = 30
 DEFAULT_RETENTION = 4 * 24 * 3600
-DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024  # as on AWS since 2025
+DEFAULT_MAX_MESSAGE_SIZE = MAX_MESSAGE_SIZE  # as on AWS since 2025
 # (attribute, low, high) of each integer queue attribute
 QUEUE_BOUNDS = (
     ("visibility_timeout", 0, MAX_VISIBILITY),
     ("delay_seconds", 0, MAX_DELAY),
     ("retention_seconds", 60, 1_209_600),
-    ("max_message_size", 1024, 1_048_576),
-    ("max_receive_count", 0, 1000),
+    ("max_message_size", 1024, MAX_MESSAGE_SIZE),
+    ("max_receive_count", 0, MAX_RECEIVE_COUNT),
 )
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 MAX_PENDING_BYTES = 256 * 1024 * 1024  # request bodies held at once by one process

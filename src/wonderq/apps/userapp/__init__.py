@@ -63,7 +63,6 @@ BATCH = MAX_BATCH  # messages per POST /messages
 # pool costs more per request the more connections it juggles: sending 100,000 stubs took
 # ~13 s of CPU at 8 in flight, ~21 s at 16 and ~26 s at 32, for the same broker throughput.
 IN_FLIGHT = 8
-MAX_SIZE = MAX_BATCH
 
 
 
@@ -166,7 +165,7 @@ class UserApp:
         p = req.params
         ref = queue_ref(p)
         params = ListenParams(
-            size=integer(p, "size", 1, 1, MAX_SIZE),
+            size=integer(p, "size", 1, 1, MAX_BATCH),
             wait_time=integer(p, "wait_time", MAX_WAIT, 0, MAX_WAIT),
             visibility_timeout=optional_integer(p, "visibility_timeout", 0, MAX_VISIBILITY),
         )

@@ -18,15 +18,13 @@ from wonderq.broker.sqs.addresses import name_of_arn
 from wonderq.broker.sqs.faults import INVALID_ATTRIBUTE_NAME, INVALID_ATTRIBUTE_VALUE, SqsError
 from wonderq.edge.params import natural
 from wonderq.models import QueueAttributes, QueueStats
+from wonderq.settings import MAX_RECEIVE_COUNT, MAX_WAIT, QUEUE_BOUNDS
 
-# SQS name -> (field, low, high), for the attributes that are integers
-NUMBERS = {
-    "VisibilityTimeout": ("visibility_timeout", 0, 43_200),
-    "DelaySeconds": ("delay_seconds", 0, 900),
-    "MessageRetentionPeriod": ("retention_seconds", 60, 1_209_600),
-    "MaximumMessageSize": ("max_message_size", 1024, 1_048_576),
-    "ReceiveMessageWaitTimeSeconds": ("receive_wait_seconds", 0, 20),
-}
+# SQS name -> (field, low, high), for the attributes that are integers (the bounds are settings')
+WIRE_NAMES = {"visibility_timeout": "VisibilityTimeout", "delay_seconds": "DelaySeconds",
+              "retention_seconds": "MessageRetentionPeriod", "max_message_size": "MaximumMessageSize"}
+NUMBERS = {WIRE_NAMES[field]: (field, low, high) for field, low, high in QUEUE_BOUNDS if field in WIRE_NAMES}
+NUMBERS["ReceiveMessageWaitTimeSeconds"] = ("receive_wait_seconds", 0, MAX_WAIT)
 KEPT = {  # kept in extras: name -> allowed values (None: any string)
     "Policy": None, "KmsMasterKeyId": None, "KmsDataKeyReusePeriodSeconds": None,
     "SqsManagedSseEnabled": ("true", "false"), "RedriveAllowPolicy": None,
@@ -116,8 +114,8 @@ def redrive(value: str) -> dict[str, object]:
     policy = document("RedrivePolicy", value)
     count = policy.get("maxReceiveCount")
     n = natural(str(count)) if isinstance(count, int | str) else None
-    if n is None or not 1 <= n <= 1000:
-        raise bad_value("RedrivePolicy", "maxReceiveCount must be an integer from 1 to 1000.")
+    if n is None or not 1 <= n <= MAX_RECEIVE_COUNT:
+        raise bad_value("RedrivePolicy", f"maxReceiveCount must be an integer from 1 to {MAX_RECEIVE_COUNT}.")
     target = name_of_arn(policy.get("deadLetterTargetArn"), "deadLetterTargetArn")
     return {"redrive_target": target, "max_receive_count": n}
 

@@ -36,7 +36,6 @@ from wonderq.broker.sqs.faults import (
 )
 from wonderq.broker.sqs.outgoing import (
     GROUP_ID,
-    MAX_SIZE,
     Outgoing,
     outgoing,
     plain_batch,
@@ -47,10 +46,8 @@ from wonderq.broker.sqs.queues import QueueActions
 from wonderq.clock import Clock
 from wonderq.errors import MessageNotFound, PayloadTooLarge, StaleToken, WonderQError
 from wonderq.models import FIFO_SUFFIX, Message, NewMessage, Queue, QueueRef, QueueStats
-from wonderq.settings import MAX_BATCH, MAX_ID
+from wonderq.settings import MAX_BATCH, MAX_ID, MAX_MESSAGE_SIZE, MAX_VISIBILITY, MAX_WAIT
 
-MAX_VISIBILITY = 43_200
-MAX_WAIT = 20
 AT_CAP_WAIT = 1.0  # seconds a long poll of a queue at the in-flight cap waits before its empty answer
 HANDLE = re.compile(r"[0-9a-f]{16}-([0-9]{1,19})")
 
@@ -149,8 +146,8 @@ class MessageActions:
                 continue
             checked.append((entry_id, out))
             size += out.size
-        if size > MAX_SIZE:
-            raise SqsError(BATCH_REQUEST_TOO_LONG, f"Batch requests cannot be longer than {MAX_SIZE} bytes.")
+        if size > MAX_MESSAGE_SIZE:
+            raise SqsError(BATCH_REQUEST_TOO_LONG, f"Batch requests cannot be longer than {MAX_MESSAGE_SIZE} bytes.")
         ref = queue.id if queue else name
         sent = await self.db.send_batch(ref, [o.new for _, o in checked]) if checked else []
         digests = ma.md5_bodies([o.encoded for _, o in checked])

@@ -15,10 +15,8 @@ from wonderq.broker.sqs import message_attributes as ma
 from wonderq.broker.sqs.calls import Shape, integer_of
 from wonderq.broker.sqs.faults import INVALID_MESSAGE_CONTENTS, MISSING_PARAMETER, SqsError, invalid
 from wonderq.models import Message, NewMessage, Queue
-from wonderq.settings import MAX_BATCH
+from wonderq.settings import MAX_BATCH, MAX_DELAY, MAX_MESSAGE_SIZE
 
-MAX_SIZE = 1_048_576  # bytes of a message, and of a batch's messages together
-MAX_DELAY = 900
 ENTRY_IDS = re.compile(r"[A-Za-z0-9_-]{1,80}(\n[A-Za-z0-9_-]{1,80})*")  # a batch's entry ids, one a line
 GROUP_ID = re.compile(r"[!-~]{1,128}")  # printable ASCII, as SQS allows in group and dedup ids
 
@@ -67,7 +65,7 @@ def outgoing(entry: Mapping[str, object], queue: Queue | None, fifo: bool, valid
     if not valid_text and not ma.valid_text(body, encoded):
         raise SqsError(INVALID_MESSAGE_CONTENTS, "Invalid binary character in the message body.")
     if not fifo and entry.keys() <= PLAIN:  # the common case, a body alone: its size
-        limit = queue.attributes.max_message_size if queue else MAX_SIZE
+        limit = queue.attributes.max_message_size if queue else MAX_MESSAGE_SIZE
         if len(encoded) > limit:
             raise invalid(f"One or more parameters are invalid. Reason: Message must be shorter than {limit} bytes.")
         return Outgoing(NewMessage(body), len(encoded), encoded, None, None)
@@ -76,7 +74,7 @@ def outgoing(entry: Mapping[str, object], queue: Queue | None, fifo: bool, valid
     attributes = ma.check(raw) if raw is not None else {}
     system = ma.check(raw_system, system=True) if raw_system is not None else {}
     size = len(encoded) + (ma.size(attributes) if attributes else 0)
-    limit = queue.attributes.max_message_size if queue else MAX_SIZE
+    limit = queue.attributes.max_message_size if queue else MAX_MESSAGE_SIZE
     if size > limit:
         raise invalid(f"One or more parameters are invalid. Reason: Message must be shorter than {limit} bytes.")
     group, dedup = None, None
@@ -111,7 +109,7 @@ def plain_batch(raw: object) -> tuple[list[str], list[NewMessage], list[str]] | 
         ids.append(entry_id)
         news.append(NewMessage(body))
         encoded.append(data)
-    if size > MAX_SIZE or not valid_ids(ids) or len(set(ids)) != len(ids):
+    if size > MAX_MESSAGE_SIZE or not valid_ids(ids) or len(set(ids)) != len(ids):
         return None
     return ids, news, ma.md5_bodies(encoded)
 
