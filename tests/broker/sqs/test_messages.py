@@ -150,6 +150,41 @@ def test_bad_messages_are_refused(sqs: Any, url: str) -> None:
         assert code(e) == error, kwargs
 
 
+def test_a_trace_header_is_a_string_or_refused(sqs: Any, url: str) -> None:
+    """SQS: AWSTraceHeader's type must be String. Taken as Binary, it once failed every later
+    receive that asked for system attributes (Celery asks), with the messages already hidden."""
+    for value in ({"DataType": "Binary", "BinaryValue": b"v"}, {"DataType": "Number", "StringValue": "1"}):
+        with pytest.raises(ClientError) as e:
+            sqs.send_message(QueueUrl=url, MessageBody="x", MessageSystemAttributes={"AWSTraceHeader": value})
+        assert code(e) == "InvalidParameterValue"
+    trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"
+    sqs.send_message(QueueUrl=url, MessageBody="x", MessageSystemAttributes={
+        "AWSTraceHeader": {"DataType": "String", "StringValue": trace}})
+    (m,) = sqs.receive_message(QueueUrl=url, AttributeNames=["All"])["Messages"]
+    assert m["Attributes"]["AWSTraceHeader"] == trace
+
+
+def test_what_xml_cannot_carry_is_refused_where_it_would_be_kept(sqs: Any, url: str) -> None:
+    """A character XML 1.0 refuses, in a type label, a tag or a kept queue attribute, would make
+    every Query answer that carries it unreadable: refused on the way in, over either protocol;
+    and an error quoting one comes back readable."""
+    with pytest.raises(ClientError) as e:
+        sqs.send_message(QueueUrl=url, MessageBody="x",
+                         MessageAttributes={"a": {"DataType": "String.\x01", "StringValue": "v"}})
+    assert code(e) == "InvalidParameterValue"
+    with pytest.raises(ClientError) as e:
+        sqs.tag_queue(QueueUrl=url, Tags={"k": "v\x01"})
+    assert code(e) == "InvalidParameterValue"
+    with pytest.raises(ClientError) as e:
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"KmsMasterKeyId": "key\x01"})
+    assert code(e) == "InvalidAttributeValue"
+    with pytest.raises(ClientError) as e:
+        sqs.send_message(QueueUrl=url, MessageBody="x", MessageAttributes={"a\x01": {"DataType": "String",
+                                                                                      "StringValue": "v"}})
+    quoted = "\x01" if sqs.meta.service_model.protocol == "json" else "\ufffd"  # JSON can carry it
+    assert code(e) == "InvalidParameterValue" and quoted in e.value.response["Error"]["Message"]
+
+
 REFUSED = ["\x00", "a\x01", "\x08", "\x0b", "\x0c", "\x1f", "\ufffe", "\uffff"]  # outside XML 1.0
 ALLOWED = ["\t\n\r", "\x7f", "\\b \\u0001 \\f", "caf\u00e9 \U0001f600", "\ud7ff\ue000"]
 

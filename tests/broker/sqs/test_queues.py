@@ -153,6 +153,20 @@ def test_tags(sqs: Any) -> None:
     assert sqs.list_queue_tags(QueueUrl=url)["Tags"] == {"env": "dev"}
     sqs.untag_queue(QueueUrl=url, TagKeys=["env"])
     assert "Tags" not in sqs.list_queue_tags(QueueUrl=url)
+    sqs.tag_queue(QueueUrl=url, Tags={"empty": ""})  # a Query form sends it as Tag.1.Value=
+    assert sqs.list_queue_tags(QueueUrl=url)["Tags"] == {"empty": ""}
+
+
+def test_an_empty_redrive_policy_or_policy_removes_it(sqs: Any) -> None:
+    """Over both protocols: the Query form's blank ``Attribute.1.Value=`` is a value, not none."""
+    dlq_name = unique("dlq")
+    sqs.create_queue(QueueName=dlq_name)
+    policy = json.dumps({"deadLetterTargetArn": arn(dlq_name), "maxReceiveCount": 3})
+    url = sqs.create_queue(QueueName=unique("src"), Attributes={"RedrivePolicy": policy})["QueueUrl"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps({"Version": "2012-10-17"})})
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"RedrivePolicy": "", "Policy": ""})
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert "RedrivePolicy" not in attributes and "Policy" not in attributes
 
 
 @pytest.mark.parametrize("tags", [{"": "x"}, {f"k{i}": "v" for i in range(51)}, {"team": "v" * 257}])

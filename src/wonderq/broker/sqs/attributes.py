@@ -16,6 +16,7 @@ import orjson
 
 from wonderq.broker.sqs.addresses import name_of_arn
 from wonderq.broker.sqs.faults import INVALID_ATTRIBUTE_NAME, INVALID_ATTRIBUTE_VALUE, SqsError
+from wonderq.broker.sqs.message_attributes import valid_text
 from wonderq.edge.params import natural
 from wonderq.models import QueueAttributes, QueueStats
 from wonderq.settings import MAX_RECEIVE_COUNT, MAX_WAIT, QUEUE_BOUNDS
@@ -65,6 +66,8 @@ def apply(current: QueueAttributes, given: Mapping[str, object], fifo: bool, cre
             changes["dedup_by_group"] = choice(name, value, ("queue", "messageGroup")) == "messageGroup"
         elif name == "FifoThroughputLimit":
             extras[name] = choice(name, value, THROUGHPUT)
+        elif value == "" and KEPT[name] is None:  # as SQS: an empty Policy (or the like) removes it
+            extras.pop(name, None)
         else:
             extras[name] = kept(name, value)
     changes["extras"] = orjson.dumps(extras).decode() if extras else None
@@ -92,6 +95,8 @@ def kept(name: str, value: str) -> str:
     allowed = KEPT[name]
     if allowed is not None:
         return choice(name, value.lower(), allowed)
+    if not valid_text(value):  # a Query client could not read it back
+        raise bad_value(name, "it holds characters XML 1.0 does not allow.")
     if name in ("Policy", "RedriveAllowPolicy") and value:
         document(name, value)
     return value

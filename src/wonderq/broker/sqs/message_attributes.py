@@ -69,6 +69,8 @@ def check(raw: object, system: bool = False) -> Attributes:
     for name, value in raw.items():
         check_name(name, system)
         checked[name] = check_value(name, value)
+        if system and checked[name]["DataType"] != "String":  # as SQS: AWSTraceHeader is a String
+            raise invalid(f"The message system attribute '{name}' must be of type String.")
     return checked
 
 
@@ -90,7 +92,7 @@ def check_value(name: str, value: object) -> dict[str, str]:
     if not isinstance(data_type, str) or not data_type:
         raise invalid(f"The message attribute '{name}' must contain non-empty message attribute type.")
     base = data_type.split(".", 1)[0]
-    if base not in ("String", "Number", "Binary") or len(data_type) > 256:
+    if base not in ("String", "Number", "Binary") or len(data_type) > 256 or not valid_text(data_type):
         raise invalid(f"The type of message attribute '{name}' is invalid. You must use only the following"
                       " supported type prefixes: Binary, Number, String.")
     if value.get("StringListValues") or value.get("BinaryListValues"):

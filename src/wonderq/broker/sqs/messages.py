@@ -271,7 +271,7 @@ class Received:
             "ApproximateFirstReceiveTimestamp": str(m.first_received_at or m.created_at),
             "SequenceNumber": sequence_number(m) if fifo else None,
             "MessageDeduplicationId": m.dedup_id, "MessageGroupId": m.group_id,
-            "AWSTraceHeader": trace["StringValue"] if trace else None,
+            "AWSTraceHeader": trace.get("StringValue") if trace else None,  # older brokers took any type
             "DeadLetterQueueSourceArn": self.call.arn(m.origin) if m.origin else None,
         }
 

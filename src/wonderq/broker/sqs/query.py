@@ -15,6 +15,7 @@ from xml.sax.saxutils import escape
 from wonderq.broker.sqs.awsjson import Actions, Context, request_id
 from wonderq.broker.sqs.calls import Shape
 from wonderq.broker.sqs.faults import INVALID_ACTION, SqsError, explain, invalid
+from wonderq.broker.sqs.message_attributes import XML_INVALID
 from wonderq.edge.params import natural
 from wonderq.edge.requests import Request
 from wonderq.edge.responses import Response
@@ -48,8 +49,10 @@ ENTITIES = {"\r": "&#xD;"}  # else an XML parser reads a carriage return as a ne
 
 async def handle(request: Request, actions: Actions, context: Context) -> Response:
     # a presigned request's X-Amz-* parameters are the signature's (signatures.py), not the action's;
-    # a blank value is as good as none (an empty list is sent as ``Entries=``)
-    params = {k: v for k, v in request.params.items() if isinstance(v, str) and v and not k.startswith("X-Amz-")}
+    # a blank value is as good as none (an empty list is sent as ``Entries=``), but for a map's
+    # value: an empty RedrivePolicy or Policy removes it, and a tag's value may be empty
+    params = {k: v for k, v in request.params.items()
+              if isinstance(v, str) and (v or k.endswith(".Value")) and not k.startswith("X-Amz-")}
     name = params.pop("Action", "")
     if name not in actions:
         raise SqsError(INVALID_ACTION, f"The action {name} is not valid for this endpoint.")
@@ -137,6 +140,7 @@ def element(action: str, key: str, value: object) -> str:
 
 def render_error(exc: WonderQError) -> Response:
     fault, message = explain(exc)
+    message = XML_INVALID.sub("\ufffd", message)  # it may quote what was refused, control characters too
     rid = request_id()
     kind = "Sender" if fault.sender else "Receiver"
     body = (f'<?xml version="1.0"?><ErrorResponse xmlns="{XMLNS}"><Error><Type>{kind}</Type>'

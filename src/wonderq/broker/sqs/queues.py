@@ -9,6 +9,7 @@ import base64
 from wonderq.backends.base import Backend
 from wonderq.broker.names import QUEUE_NAME, check_new
 from wonderq.broker.sqs import attributes
+from wonderq.broker.sqs import message_attributes as ma
 from wonderq.broker.sqs.calls import Call, Shape
 from wonderq.broker.sqs.faults import (
     PURGE_QUEUE_IN_PROGRESS,
@@ -164,6 +165,8 @@ def tags_of(raw: object) -> dict[str, str]:
     for key, value in raw.items():
         if not isinstance(key, str) or not 1 <= len(key) <= 128 or not isinstance(value, str) or len(value) > 256:
             raise invalid("Tag keys are 1-128 characters and tag values at most 256.")
+        if not (ma.valid_text(key) and ma.valid_text(value)):
+            raise invalid("Tag keys and values may hold only the characters XML 1.0 allows.")
     return dict(raw)
 
 
