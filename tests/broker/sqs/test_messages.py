@@ -38,18 +38,24 @@ def test_send_receive_delete(sqs: Any, url: str) -> None:
     sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])  # again: succeeds, as on SQS
 
 
-def test_receipt_handles_are_new_on_every_receive_and_stale_ones_fail(sqs: Any, url: str) -> None:
+def test_receipt_handles_are_new_on_every_receive_and_stale_ones_delete_nothing(sqs: Any, url: str) -> None:
+    """SQS's DeleteMessage with an older handle: "the request succeeds, but the message will not
+    be deleted" (a consumer that ran past its timeout must not crash, nor delete another's)."""
     sqs.send_message(QueueUrl=url, MessageBody="x")
     first = sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"][0]["ReceiptHandle"]
-    second = sqs.receive_message(QueueUrl=url, VisibilityTimeout=30)["Messages"][0]["ReceiptHandle"]
+    second = sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"][0]["ReceiptHandle"]
     assert first != second
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=first)
+    result = sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": "old", "ReceiptHandle": first}])
+    assert [s["Id"] for s in result["Successful"]] == ["old"] and not result.get("Failed")
+    (third,) = sqs.receive_message(QueueUrl=url, VisibilityTimeout=30)["Messages"]
+    assert third["Body"] == "x"  # still there
     with pytest.raises(sqs.exceptions.ReceiptHandleIsInvalid):
-        sqs.delete_message(QueueUrl=url, ReceiptHandle=first)
-    with pytest.raises(sqs.exceptions.ReceiptHandleIsInvalid):
-        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=first, VisibilityTimeout=5)
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=second, VisibilityTimeout=5)
     with pytest.raises(sqs.exceptions.ReceiptHandleIsInvalid):
         sqs.delete_message(QueueUrl=url, ReceiptHandle="not-a-handle")
-    sqs.delete_message(QueueUrl=url, ReceiptHandle=second)
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=third["ReceiptHandle"])
+    assert "Messages" not in sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)
 
 
 def test_a_handle_is_valid_only_on_its_own_queue(sqs: Any, url: str) -> None:

@@ -53,8 +53,11 @@ HANDLE = re.compile(r"[0-9a-f]{16}-([0-9]{1,19})")
 
 
 def refused(outcome: MessageNotFound | StaleToken | None) -> StaleToken | None:
-    """A delete's outcome as SQS tells it: deleting a message that is gone already succeeds."""
-    return outcome if isinstance(outcome, StaleToken) else None
+    """A delete's outcome as SQS tells it: deleting a message that is gone already succeeds, and
+    so does a delete with an older handle, which deletes nothing (SQS's DeleteMessage: "the
+    request succeeds, but the message will not be deleted"); a handle of another queue's message
+    is invalid."""
+    return outcome if isinstance(outcome, StaleToken) and outcome.elsewhere else None
 
 
 def handle_of(value: object) -> tuple[int, str]:
