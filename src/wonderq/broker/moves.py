@@ -70,6 +70,8 @@ class MoveTasks:
                                    " RedrivePolicy) names it")
         if destination is not None:
             rules.check_kind("destination", queues[destination], source)
+        if destination == source:
+            raise InvalidParameter("a move's destination must be another queue than its source")
         if any(t.status == "RUNNING" and t.source == source for t in self.tasks):
             raise InvalidParameter(f"a move task from {source} is running already; one at a time")
         stats = await self.db.queue_stats(source)

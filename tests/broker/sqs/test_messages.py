@@ -267,6 +267,10 @@ def test_send_batch_fails_bad_entries_alone(sqs: Any, url: str) -> None:
     ([{"Id": "a", "MessageBody": "x"}, {"Id": "i" * 81, "MessageBody": "y"}],
      "AWS.SimpleQueueService.InvalidBatchEntryId"),
     ([{"Id": str(i), "MessageBody": "x" * 200_000} for i in range(6)], "AWS.SimpleQueueService.BatchRequestTooLong"),
+    ([{"Id": "a", "MessageBody": "x"}, {"Id": "b", "MessageBody": "y" * 1_048_577}],  # an entry too long itself
+     "AWS.SimpleQueueService.BatchRequestTooLong"),
+    ([{"Id": "a", "MessageBody": "x" * 600_000, "DelaySeconds": 1000}, {"Id": "b", "MessageBody": "y" * 600_000}],
+     "AWS.SimpleQueueService.BatchRequestTooLong"),  # the failing entry's bytes count too
 ])
 def test_whole_batch_errors(sqs: Any, url: str, entries: list[dict[str, str]], error: str) -> None:
     with pytest.raises(ClientError) as e:

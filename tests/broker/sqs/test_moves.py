@@ -83,3 +83,6 @@ def test_cancel_and_errors(sqs: Any) -> None:
     with pytest.raises(ClientError) as e:
         sqs.start_message_move_task(SourceArn=arn(unique("missing")))
     assert code(e) == "ResourceNotFoundException"
+    with pytest.raises(ClientError) as e:
+        sqs.start_message_move_task(SourceArn=arn(dlq_name), DestinationArn=arn(dlq_name))
+    assert code(e) == "InvalidParameterValue"  # onto itself

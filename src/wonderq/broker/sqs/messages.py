@@ -138,6 +138,9 @@ class MessageActions:
     async def send_checked(self, name: str, entries: list[tuple[str, Mapping[str, object]]],
                            queue: Queue | None, valid_text: bool) -> Shape:
         fifo = name.endswith(FIFO_SUFFIX)
+        bodies = sum(len(b.encode()) for _, e in entries if isinstance(b := e.get("MessageBody"), str))
+        if bodies > MAX_MESSAGE_SIZE:  # the request's, failing entries' too
+            raise SqsError(BATCH_REQUEST_TOO_LONG, f"Batch requests cannot be longer than {MAX_MESSAGE_SIZE} bytes.")
         checked: list[tuple[str, Outgoing]] = []
         failed: list[Shape] = []
         size = 0
