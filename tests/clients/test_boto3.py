@@ -396,7 +396,7 @@ def test_receipt_handle_is_invalid(sqs: Client, queue: str) -> None:
     with pytest.raises(sqs.exceptions.ReceiptHandleIsInvalid) as exc:
         sqs.delete_message(QueueUrl=queue, ReceiptHandle="not-a-receipt-handle")
     assert error_code(exc) == "ReceiptHandleIsInvalid"
-    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404  # the Smithy model's status
 
 
 def test_invalid_parameters(sqs: Client, queue: str) -> None:

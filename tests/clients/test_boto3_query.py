@@ -75,7 +75,7 @@ def test_errors(query_run: dict[str, Any]) -> None:
     errors = query_run["errors"]
     assert errors["missing_queue"] == {"code": "AWS.SimpleQueueService.NonExistentQueue", "status": 400,
                                        "class": "QueueDoesNotExist"}
-    assert errors["bad_receipt"] == {"code": "ReceiptHandleIsInvalid", "status": 400, "class": "ReceiptHandleIsInvalid"}
+    assert errors["bad_receipt"] == {"code": "ReceiptHandleIsInvalid", "status": 404, "class": "ReceiptHandleIsInvalid"}
     assert errors["too_many"]["code"] == "InvalidParameterValue" and errors["too_many"]["status"] == 400
     assert errors["not_distinct"] == {"code": "AWS.SimpleQueueService.BatchEntryIdsNotDistinct", "status": 400,
                                       "class": "BatchEntryIdsNotDistinct"}
