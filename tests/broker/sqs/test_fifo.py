@@ -93,6 +93,9 @@ def test_content_based_deduplication(sqs: Any) -> None:
 
 def test_dedup_scope_per_group(sqs: Any) -> None:
     url = fifo(sqs, DeduplicationScope="messageGroup", FifoThroughputLimit="perMessageGroupId")
+    with pytest.raises(ClientError) as e:  # SQS: perMessageGroupId only with messageGroup
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"DeduplicationScope": "queue"})
+    assert code(e) == "InvalidAttributeValue"
     one, two = send(sqs, url, "x", "A", "d"), send(sqs, url, "x", "B", "d")
     assert one["MessageId"] != two["MessageId"]
     assert sorted(bodies(sqs, url)) == ["x", "x"]

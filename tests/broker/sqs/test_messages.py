@@ -220,6 +220,9 @@ def test_attribute_bytes_count_toward_the_size_limit(sqs: Any) -> None:
     with pytest.raises(ClientError) as e:
         sqs.send_message(QueueUrl=url, MessageBody="x" * 1017, MessageAttributes=attribute)
     assert code(e) == "InvalidParameterValue"
+    with pytest.raises(ClientError) as e:  # a body alone: the backend finds it over the queue's limit
+        sqs.send_message(QueueUrl=url, MessageBody="x" * 1025)
+    assert code(e) == "InvalidParameterValue" and "Message must be shorter than 1024 bytes" in str(e.value)
 
 
 def test_delays_per_queue_and_per_message(sqs: Any) -> None:

@@ -106,6 +106,11 @@ def test_set_queue_attributes_takes_effect(sqs: Any) -> None:
     ({"MaximumMessageSize": "1023"}, "InvalidAttributeValue"), ({"QueueArn": "x"}, "InvalidAttributeName"),
     ({"Bogus": "1"}, "InvalidAttributeName"), ({"ContentBasedDeduplication": "true"}, "InvalidAttributeName"),
     ({"RedrivePolicy": "not json"}, "InvalidAttributeValue"), ({"FifoQueue": "true"}, "InvalidAttributeName"),
+    ({"KmsDataKeyReusePeriodSeconds": "59"}, "InvalidAttributeValue"),
+    ({"KmsDataKeyReusePeriodSeconds": "86401"}, "InvalidAttributeValue"),
+    ({"RedriveAllowPolicy": '{"redrivePermission": "bogus"}'}, "InvalidAttributeValue"),
+    ({"RedriveAllowPolicy": '{"redrivePermission": "byQueue"}'}, "InvalidAttributeValue"),
+    ({"RedriveAllowPolicy": '{"redrivePermission": "allowAll", "sourceQueueArns": []}'}, "InvalidAttributeValue"),
 ])
 def test_bad_attributes_are_refused(sqs: Any, attributes: dict[str, str], error: str) -> None:
     url = sqs.create_queue(QueueName=unique("q"))["QueueUrl"]

@@ -70,6 +70,9 @@ def apply(current: QueueAttributes, given: Mapping[str, object], fifo: bool, cre
             extras.pop(name, None)
         else:
             extras[name] = kept(name, value)
+    by_group = changes.get("dedup_by_group", current.dedup_by_group)
+    if extras.get("FifoThroughputLimit") == "perMessageGroupId" and not by_group:
+        raise bad_value("FifoThroughputLimit", "perMessageGroupId needs DeduplicationScope messageGroup.")
     changes["extras"] = orjson.dumps(extras).decode() if extras else None
     return dataclasses.replace(current, **changes)  # type: ignore[arg-type]
 
@@ -97,9 +100,28 @@ def kept(name: str, value: str) -> str:
         return choice(name, value.lower(), allowed)
     if not valid_text(value):  # a Query client could not read it back
         raise bad_value(name, "it holds characters XML 1.0 does not allow.")
-    if name in ("Policy", "RedriveAllowPolicy") and value:
+    if name == "Policy":
         document(name, value)
+    elif name == "RedriveAllowPolicy":
+        allow_policy(value)
+    elif name == "KmsDataKeyReusePeriodSeconds":
+        number(name, value, 60, 86_400)
     return value
+
+
+def allow_policy(value: str) -> None:
+    """RedriveAllowPolicy: ``redrivePermission`` allowAll, denyAll or byQueue, which names 1 to 10
+    ``sourceQueueArns`` (and only byQueue names them)."""
+    policy = document("RedriveAllowPolicy", value)
+    permission = policy.get("redrivePermission")
+    sources = policy.get("sourceQueueArns")
+    if permission not in ("allowAll", "denyAll", "byQueue"):
+        raise bad_value("RedriveAllowPolicy", "redrivePermission must be one of allowAll, denyAll, byQueue.")
+    if permission == "byQueue" and not (isinstance(sources, list) and 1 <= len(sources) <= 10
+                                        and all(isinstance(arn, str) for arn in sources)):
+        raise bad_value("RedriveAllowPolicy", "byQueue needs sourceQueueArns: a list of 1 to 10 queue ARNs.")
+    if permission != "byQueue" and sources is not None:
+        raise bad_value("RedriveAllowPolicy", "sourceQueueArns is only for redrivePermission byQueue.")
 
 
 def document(name: str, value: str) -> dict[str, object]:

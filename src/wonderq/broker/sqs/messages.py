@@ -108,7 +108,12 @@ class MessageActions:
         queue = await self.queues.find(name) if needs_queue else None
         out = outgoing(call.input, queue, fifo, call.valid_text)
         ticket = self.digests.ask(out.encoded)  # taken with other sends' while the write is under way
-        sent = await self.db.send(queue.id if queue else name, out.new)
+        try:
+            sent = await self.db.send(queue.id if queue else name, out.new)
+        except PayloadTooLarge:  # over the queue's own limit, which the backend found: in SQS's words
+            limit = (await self.queues.find(name)).attributes.max_message_size
+            raise invalid(f"One or more parameters are invalid. Reason: Message must be shorter than {limit}"
+                          " bytes.") from None
         return out.result(sent, self.digests.digest(ticket))
 
     async def send_message_batch(self, call: Call) -> Shape:
