@@ -92,7 +92,8 @@ class Settings:
 
     @classmethod
     def load(
-        cls, flags: Mapping[str, Any], env: Mapping[str, str] = os.environ, flag_names: Mapping[str, str] | None = None
+        cls, flags: Mapping[str, object], env: Mapping[str, str] = os.environ,
+        flag_names: Mapping[str, str] | None = None,
     ) -> Settings:
         """Flags (None = not given) over ``WONDERQ_<NAME>`` over defaults. A bad value is a
         ValueError naming its flag (``flag_names[field]``, else ``--field-name``) or variable."""

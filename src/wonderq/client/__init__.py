@@ -24,15 +24,12 @@ connection) the error is :class:`~wonderq.errors.BrokerUnreachable`.
 
 from __future__ import annotations
 
-import os
-import ssl
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Self, TypeVar
 
 import httpx
 
-from wonderq import __version__
 from wonderq.client.answers import (
     Deleted,
     Message,
@@ -53,6 +50,7 @@ from wonderq.client.answers import (
     timestamp,
     unreachable,
 )
+from wonderq.client.base import DEFAULT_TIMEOUT, BaseClient
 from wonderq.client.calls import (
     BatchItem,
     Call,
@@ -75,9 +73,8 @@ from wonderq.client.calls import (
     stats_call,
 )
 from wonderq.models import QueueRef
-from wonderq.settings import DEFAULT_URL, broker_url_problem
+from wonderq.settings import DEFAULT_URL
 
-DEFAULT_TIMEOUT = 10.0
 T = TypeVar("T")
 __all__ = [
     "DEFAULT_URL", "AsyncClient", "BatchItem", "Call", "Client", "DeleteItem", "Deleted", "Message", "Moving",
@@ -89,69 +86,7 @@ __all__ = [
 ]
 
 
-def trusting(ca_file: str) -> ssl.SSLContext:
-    """Verification against the CA certificates in ``ca_file`` only (as ``curl --cacert``)."""
-    try:
-        return ssl.create_default_context(cafile=ca_file)
-    except OSError as exc:  # ssl.SSLError too: no certificate in it
-        why = exc.strerror if exc.strerror and not isinstance(exc, ssl.SSLError) else "no PEM certificate in it"
-        raise ValueError(f"cannot use the CA file {ca_file} (WONDERQ_CA_FILE): {why}") from exc
-
-
-def base_url(url: str | None) -> str:
-    """``url``, else ``$WONDERQ_URL``, else the default, without a trailing slash; a ValueError
-    naming it if it is no http:// or https:// URL with a host (nothing is sent to find out)."""
-    given = url or os.environ.get("WONDERQ_URL") or DEFAULT_URL
-    problem = broker_url_problem(given)
-    if problem is None:
-        try:
-            httpx.URL(given)
-        except httpx.InvalidURL as exc:
-            problem = f"is not a valid URL: {exc}"
-    if problem is not None:
-        raise ValueError(f"{'the broker URL' if url else 'WONDERQ_URL'} {problem}")
-    return given.rstrip("/")
-
-
-class _Base:
-    """What both clients share: the URL, the timeouts and the httpx settings."""
-
-    def __init__(
-        self, url: str | None, timeout: float, max_connections: int, api_key: str | None, ca_file: str | None
-    ) -> None:
-        self.url = base_url(url)
-        self.timeout = timeout
-        self.max_connections = max_connections
-        self.api_key = api_key if api_key is not None else os.environ.get("WONDERQ_API_KEY") or None
-        self.ca_file = ca_file if ca_file is not None else os.environ.get("WONDERQ_CA_FILE") or None
-
-    def _httpx_options(self) -> dict[str, Any]:
-        headers = {"user-agent": f"wonderq-python/{__version__}"}
-        if self.api_key:
-            headers["authorization"] = f"Bearer {self.api_key}"
-        return {
-            "base_url": self.url,
-            "verify": trusting(self.ca_file) if self.ca_file else True,
-            "timeout": httpx.Timeout(self.timeout),
-            "limits": httpx.Limits(max_connections=self.max_connections, max_keepalive_connections=20),
-            "headers": headers,
-        }
-
-    def _request_options(self, call: Call[Any], api_key: str | None) -> dict[str, Any]:
-        """A long poll's read timeout is its wait plus the usual timeout; ``api_key`` is this
-        request's key instead of the client's."""
-        options: dict[str, Any] = {"params": call.params, "json": call.json}
-        if api_key:
-            options["headers"] = {"authorization": f"Bearer {api_key}"}
-        if call.wait:
-            options["timeout"] = httpx.Timeout(self.timeout, read=call.wait + self.timeout)
-        return options
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.url!r})"
-
-
-class Client(_Base):
+class Client(BaseClient):
     """A blocking client over one pooled ``httpx.Client`` (kept in :attr:`http`).
 
     ``url`` defaults to ``$WONDERQ_URL``, else ``http://127.0.0.1:3213``; one that is not an
@@ -175,7 +110,7 @@ class Client(_Base):
         """Send one request described by a :class:`Call` (with ``api_key`` instead of the
         client's, if given); its parsed answer."""
         try:
-            response = self.http.request(call.method, call.path, **self._request_options(call, api_key))
+            response = self.http.send(self._request(self.http, call, api_key))
         except httpx.TransportError as exc:
             raise unreachable(self.url, exc) from exc
         return result(call, response)
@@ -286,7 +221,7 @@ class Client(_Base):
         self.call(health_call("/readyz"))
 
 
-class AsyncClient(_Base):
+class AsyncClient(BaseClient):
     """The asyncio twin of :class:`Client`: the same methods, as coroutines, over one
     pooled ``httpx.AsyncClient`` (kept in :attr:`http`). Close it with :meth:`aclose`
     or ``async with``."""
@@ -302,7 +237,7 @@ class AsyncClient(_Base):
         """Send one request described by a :class:`Call` (with ``api_key`` instead of the
         client's, if given); its parsed answer."""
         try:
-            response = await self.http.request(call.method, call.path, **self._request_options(call, api_key))
+            response = await self.http.send(self._request(self.http, call, api_key))
         except httpx.TransportError as exc:
             raise unreachable(self.url, exc) from exc
         return result(call, response)

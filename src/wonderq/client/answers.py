@@ -7,12 +7,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TypeVar
 
 import httpx
 
 from wonderq.broker import wire
 from wonderq.errors import BY_CODE, BrokerUnreachable, WonderQError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,58 +99,105 @@ def timestamp(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-def parse_queue(data: Mapping[str, Any]) -> Queue:
+# -- the broker's JSON, checked field by field (a proxy's page or another server's answer
+# -- is a WonderQError that says so, not a KeyError deep in a caller) --
+
+
+def fields(data: object) -> Mapping[str, object]:
+    if isinstance(data, dict):
+        return data
+    raise unexpected("an object", data)
+
+
+def items(data: object, key: str | None = None) -> list[object]:
+    """``data`` as a list, or its member ``key``'s."""
+    value = fields(data).get(key) if key is not None else data
+    if isinstance(value, list):
+        return value
+    raise unexpected(f"a list {key or ''}".rstrip(), value)
+
+
+def get(data: Mapping[str, object], name: str, kind: type[T]) -> T:
+    value = data.get(name)
+    if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
+        return value
+    raise unexpected(f"{name!r} as {kind.__name__}", value)
+
+
+def get_optional(data: Mapping[str, object], name: str, kind: type[T]) -> T | None:
+    return None if data.get(name) is None else get(data, name, kind)
+
+
+def get_time(data: Mapping[str, object], name: str) -> datetime:
+    try:
+        return timestamp(get(data, name, str))
+    except ValueError:
+        raise unexpected(f"{name!r} as an ISO 8601 time", data.get(name)) from None
+
+
+def unexpected(wanted: str, got: object) -> WonderQError:
+    return WonderQError(f"the answer is not a WonderQ broker's: wanted {wanted}, got {str(got)[:100]!r}")
+
+
+def parse_queue(data: object) -> Queue:
+    d = fields(data)
+    tags = fields(d.get("tags") or {})
     return Queue(
-        id=data["id"], name=data["name"], created_at=timestamp(data["created_at"]),
-        visibility_timeout=data["visibility_timeout"], delay_seconds=data["delay_seconds"],
-        retention_seconds=data["retention_seconds"], max_message_size=data["max_message_size"],
-        redrive_target=data["redrive_target"], max_receive_count=data["max_receive_count"],
-        fifo=data.get("fifo", False), tags=data.get("tags") or {},
+        id=get(d, "id", int), name=get(d, "name", str), created_at=get_time(d, "created_at"),
+        visibility_timeout=get(d, "visibility_timeout", int), delay_seconds=get(d, "delay_seconds", int),
+        retention_seconds=get(d, "retention_seconds", int), max_message_size=get(d, "max_message_size", int),
+        redrive_target=get_optional(d, "redrive_target", str), max_receive_count=get(d, "max_receive_count", int),
+        fifo=bool(d.get("fifo", False)), tags={str(k): str(v) for k, v in tags.items()},
     )
 
 
-def parse_stats(data: Mapping[str, Any]) -> QueueStats:
-    age = data[wire.OLDEST_AGE]
+def parse_stats(data: object) -> QueueStats:
+    d = fields(data)
+    age = d.get(wire.OLDEST_AGE)
+    if age is not None and (not isinstance(age, int | float) or isinstance(age, bool)):
+        raise unexpected(f"{wire.OLDEST_AGE!r} as a number", age)
     return QueueStats(
-        queue=parse_queue(data), messages=data[wire.MESSAGES], visible=data[wire.VISIBLE],
-        in_flight=data[wire.IN_FLIGHT], delayed=data[wire.DELAYED],
+        queue=parse_queue(d), messages=get(d, wire.MESSAGES, int), visible=get(d, wire.VISIBLE, int),
+        in_flight=get(d, wire.IN_FLIGHT, int), delayed=get(d, wire.DELAYED, int),
         oldest_message_age=None if age is None else float(age),
-        sent=data.get("sent", 0), received=data.get("received", 0), deleted=data.get("deleted", 0),
-        expired=data.get("expired", 0),
+        sent=get_optional(d, "sent", int) or 0, received=get_optional(d, "received", int) or 0,
+        deleted=get_optional(d, "deleted", int) or 0, expired=get_optional(d, "expired", int) or 0,
     )
 
 
-def parse_message(data: Mapping[str, Any]) -> Message:
-    first = data.get("first_received_at")
+def parse_message(data: object) -> Message:
+    d = fields(data)
     return Message(
-        id=data["id"], message_id=data["message_id"], queue_id=data["queue_id"], body=data["body"],
-        created_at=timestamp(data["created_at"]), visible_at=timestamp(data[wire.VISIBLE_AT]),
-        token=data.get(wire.TOKEN), receive_count=data["receive_count"],
-        first_received_at=None if first is None else timestamp(first), state=data.get("state"),
+        id=get(d, "id", int), message_id=get(d, "message_id", str), queue_id=get(d, "queue_id", int),
+        body=get(d, "body", str), created_at=get_time(d, "created_at"), visible_at=get_time(d, wire.VISIBLE_AT),
+        token=get_optional(d, wire.TOKEN, str), receive_count=get(d, "receive_count", int),
+        first_received_at=get_time(d, "first_received_at") if d.get("first_received_at") is not None else None,
+        state=get_optional(d, "state", str),
     )
 
 
-def parse_sent(data: Mapping[str, Any]) -> Sent:
-    return Sent(id=data["id"], message_id=data["message_id"])
+def parse_sent(data: object) -> Sent:
+    d = fields(data)
+    return Sent(id=get(d, "id", int), message_id=get(d, "message_id", str))
 
 
-def parse_deleted(data: Mapping[str, Any]) -> Deleted:
-    envelope = data.get("error")
-    if not envelope:
-        return Deleted(id=data["id"], deleted=bool(data["deleted"]))
-    error = error_of(str(envelope["code"]), str(envelope["message"]))
-    return Deleted(id=data["id"], deleted=bool(data["deleted"]), error=error)
+def parse_deleted(data: object) -> Deleted:
+    d = fields(data)
+    envelope = d.get("error")
+    error = error_of(str(fields(envelope).get("code")), str(fields(envelope).get("message"))) if envelope else None
+    return Deleted(id=get(d, "id", int), deleted=bool(d.get("deleted")), error=error)
 
 
-def parse_moving(data: Mapping[str, Any]) -> Moving:
-    return Moving(data["task"], data["to_move"])
+def parse_moving(data: object) -> Moving:
+    d = fields(data)
+    return Moving(get(d, "task", str), get(d, "to_move", int))
 
 
-def parse_messages(data: list[dict[str, Any]]) -> list[Message]:
-    return [parse_message(m) for m in data]
+def parse_messages(data: object) -> list[Message]:
+    return [parse_message(m) for m in items(data)]
 
 
-def parse_nothing(data: Any) -> None:
+def parse_nothing(data: object) -> None:
     return None
 
 

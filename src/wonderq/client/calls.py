@@ -4,8 +4,8 @@ method, the path, the parameters and how to parse the answer (:mod:`.answers`)."
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
-from typing import Any, Generic, TypeVar
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -19,6 +19,8 @@ from wonderq.client.answers import (
     QueueStats,
     Sent,
     error,
+    fields,
+    items,
     parse_deleted,
     parse_message,
     parse_messages,
@@ -33,6 +35,7 @@ from wonderq.models import QueueRef
 from wonderq.settings import MAX_BATCH
 
 T = TypeVar("T")
+Param = str | int | float  # a query parameter's value
 
 
 
@@ -42,25 +45,28 @@ class Call(Generic[T]):
 
     method: str
     path: str
-    parse: Callable[[Any], T]
-    params: dict[str, Any] | None = None  # query string
-    json: dict[str, Any] | None = None  # JSON object body
+    parse: Callable[[object], T]  # the decoded JSON, checked as it is read (answers.fields, …)
+    params: Mapping[str, Param] | None = None  # query string
+    json: Mapping[str, object] | None = None  # JSON object body
     wait: float = 0.0  # seconds the broker may hold the request (long polling) before answering
 
-    def unparsed(self) -> Call[Any]:
+    def unparsed(self) -> Call[object]:
         """The same request, answered with the broker's JSON as it came."""
-        return replace(self, parse=_as_is)
+        return Call(self.method, self.path, _as_is, self.params, self.json, self.wait)
 
 
-def _as_is(data: Any) -> Any:
+def _as_is(data: object) -> object:
     return data
 
 
-def _present(values: Mapping[str, Any]) -> dict[str, Any]:
+P = TypeVar("P")
+
+
+def _present(values: Mapping[str, P | None]) -> dict[str, P]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _queue_param(queue: QueueRef) -> dict[str, Any]:
+def _queue_param(queue: QueueRef) -> dict[str, Param]:
     """An id is sent as ``queue_id``, a name as ``queue_name``."""
     return {"queue_id": queue} if isinstance(queue, int) else {"queue_name": queue}
 
@@ -86,11 +92,11 @@ def get_queue_call(queue: QueueRef) -> Call[Queue]:
 
 
 def stats_call() -> Call[list[QueueStats]]:
-    return Call("GET", "/queues", lambda data: [parse_stats(s) for s in data])
+    return Call("GET", "/queues", lambda data: [parse_stats(s) for s in items(data)])
 
 
 def list_queues_call() -> Call[list[Queue]]:
-    return Call("GET", "/queues", lambda data: [parse_queue(s) for s in data])
+    return Call("GET", "/queues", lambda data: [parse_queue(s) for s in items(data)])
 
 
 def delete_queue_call(queue: QueueRef) -> Call[None]:
@@ -98,7 +104,7 @@ def delete_queue_call(queue: QueueRef) -> Call[None]:
 
 
 def purge_call(queue: QueueRef) -> Call[int]:
-    return Call("POST", f"/queues/{_queue_path(queue)}/purge", lambda data: int(data["purged"]))
+    return Call("POST", f"/queues/{_queue_path(queue)}/purge", lambda data: int(str(fields(data).get("purged"))))
 
 
 def move_call(queue: QueueRef, destination: str | None) -> Call[Moving]:
@@ -111,10 +117,10 @@ def send_call(queue: QueueRef, body: str, delay_seconds: int | None) -> Call[Sen
     return Call("POST", "/messages", parse_sent, json=json)
 
 
-BatchItem = str | tuple[str, int | None] | Mapping[str, Any]
+BatchItem = str | tuple[str, int | None] | Mapping[str, str | int | None]  # a body; with its delay
 
 
-def _batch_entry(item: BatchItem) -> dict[str, Any]:
+def _batch_entry(item: BatchItem) -> dict[str, str | int]:
     if isinstance(item, str):
         return {"body": item}
     if isinstance(item, tuple):
@@ -126,7 +132,7 @@ def _batch_entry(item: BatchItem) -> dict[str, Any]:
 def send_batch_calls(queue: QueueRef, bodies: Iterable[BatchItem]) -> list[Call[list[Sent]]]:
     entries = [_batch_entry(item) for item in bodies]
     return [
-        Call("POST", "/messages", lambda data: [parse_sent(m) for m in data["messages"]],
+        Call("POST", "/messages", lambda data: [parse_sent(m) for m in items(data, "messages")],
              json=_queue_param(queue) | {"messages": entries[i:i + MAX_BATCH]})
         for i in range(0, len(entries), MAX_BATCH)
     ]
@@ -150,7 +156,7 @@ def delete_call(message: Message | int, token: str | None) -> Call[None]:
 DeleteItem = Message | int | tuple[int, str | None]
 
 
-def _delete_entry(item: DeleteItem) -> dict[str, Any]:
+def _delete_entry(item: DeleteItem) -> dict[str, str | int]:
     message_id, token = _message_ref(item, None) if not isinstance(item, tuple) else item
     return {"id": message_id} | _present({wire.TOKEN: token})
 
@@ -158,7 +164,7 @@ def _delete_entry(item: DeleteItem) -> dict[str, Any]:
 def delete_batch_calls(messages: Iterable[DeleteItem]) -> list[Call[list[Deleted]]]:
     entries = [_delete_entry(item) for item in messages]
     return [
-        Call("POST", "/messages/delete", lambda data: [parse_deleted(d) for d in data["messages"]],
+        Call("POST", "/messages/delete", lambda data: [parse_deleted(d) for d in items(data, "messages")],
              json={"messages": entries[i:i + MAX_BATCH]})
         for i in range(0, len(entries), MAX_BATCH)
     ]

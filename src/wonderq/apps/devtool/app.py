@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from importlib import resources
-from typing import Any
+from typing import TypeVar
 
 from wonderq.apps.devtool.login import KEY, PROBE, Cookie, bearer
 from wonderq.apps.devtool.sampling import Sampler, find
@@ -59,6 +59,8 @@ from wonderq.errors import InvalidParameter, NotFound, Unauthorized, Unavailable
 from wonderq.models import ATTRIBUTES
 from wonderq.settings import MAX_ID, MAX_PEEK, Settings
 
+T = TypeVar("T")
+
 # The dashboard loads only its own files, and no other site may frame it.
 SECURITY_HEADERS = (
     (b"content-security-policy",
@@ -74,9 +76,12 @@ ASSETS = {
 }
 
 
-def blank_is_none(value: Any) -> Any:
-    """A blank form field means "not given"."""
-    return None if value == "" else value
+def form_value(params: Mapping[str, object], name: str) -> int | str | None:
+    """A queue attribute or delay from the page's form, passed on for the broker to check:
+    an integer, the dead-letter queue's name; a blank field means "not given"."""
+    if name == "redrive_target":
+        return string(params, name, required=False) or None
+    return optional_integer(params, name, 0, MAX_ID)
 
 
 class DevTool:
@@ -136,7 +141,7 @@ class DevTool:
         assert self._sampler is not None, "the dev tool has not started"
         return self._sampler
 
-    async def broker(self, req: Request, call: Call[Any]) -> Any:
+    async def broker(self, req: Request, call: Call[T]) -> object:
         """The broker's JSON answer to one of the client's calls, unparsed: what the dev
         tool shows is what the broker said (a peeked message's ``state`` included)."""
         return await self.as_browser(req, call.unparsed())
@@ -145,7 +150,7 @@ class DevTool:
         """The key this caller reaches the broker with: its login's, or its own bearer key."""
         return self.cookie.key(req) or bearer(req)
 
-    async def as_browser(self, req: Request, call: Call[Any]) -> Any:
+    async def as_browser(self, req: Request, call: Call[T]) -> T:
         """A call with the browser's key (none if it has not logged in); a key the broker
         refuses is also cleared from the browser."""
         key = self.key(req)
@@ -202,7 +207,7 @@ class DevTool:
         seconds = integer(p, "window", 300, 1, 3600)
         names = await self.reach(req)
         rows = s.rows if names is None else [row for row in s.rows if row["name"] in names]
-        out: dict[str, Any] = {
+        out: dict[str, object] = {
             "broker": self.settings.url, "error": s.error, "interval": s.interval, "version": s.version,
             "queues": None if since == s.version else rows, "history": None,
             "logged_in": self.key(req) is not None,
@@ -226,14 +231,14 @@ class DevTool:
 
     async def create_queue(self, req: Request) -> Response:
         p = req.params
-        attributes = {key: blank_is_none(p.get(key)) for key in ATTRIBUTES}
+        attributes = {key: form_value(p, key) for key in ATTRIBUTES}
         return await self.act(req, create_queue_call(string(p, "name", required=False) or "", attributes))
 
     async def send(self, req: Request) -> Response:
         p = req.params
         queue = path_queue(req.args["queue"])
         body = string(p, "body", required=False) or ""
-        return await self.act(req, send_call(queue, body, blank_is_none(p.get("delay_seconds"))))
+        return await self.act(req, send_call(queue, body, optional_integer(p, "delay_seconds", 0, MAX_ID)))
 
     async def purge(self, req: Request) -> Response:
         return await self.act(req, purge_call(path_queue(req.args["queue"])))
@@ -247,7 +252,7 @@ class DevTool:
     async def delete_message(self, req: Request) -> Response:
         return await self.act(req, delete_call(path_id(req.args["message"], "message"), None))
 
-    async def act(self, req: Request, call: Call[Any]) -> Response:
+    async def act(self, req: Request, call: Call[T]) -> Response:
         """Run an action on the broker, then refresh the counts so the page sees it."""
         result = await self.broker(req, call)
         await self.sampler.refresh()
