@@ -507,3 +507,17 @@ def test_send_batch_splits_into_atomic_requests_of_10(make: Make) -> None:
     assert requests == [("POST", "/messages", 10), ("POST", "/messages", 10), ("POST", "/messages", 5)]
     assert len(sent) == 25 and [s.id for s in sent] == sorted(s.id for s in sent)
     assert [m.body for m in wq.peek(q.name, size=100)] == [f"m{i:02}" for i in range(25)]
+
+
+@pytest.mark.parametrize("answer", [{"foo": 1}, "text", [{"id": "1"}],
+                                    [{"id": 1, "message_id": "m", "queue_id": True}]])
+def test_an_answer_that_is_not_wonderqs_is_said_so(answer: object) -> None:
+    """Another server at the URL (or a proxy's page) answers 200 with other JSON: a WonderQError
+    naming what was wanted, not a KeyError or TypeError from deep in the parser."""
+    with Client("http://127.0.0.1:9") as wq:
+        wq.http = httpx.Client(base_url=wq.url, transport=httpx.MockTransport(
+            lambda request: httpx.Response(200, json=answer)))
+        for call in (lambda: wq.create_queue("q"), lambda: wq.receive("q", wait=0)):
+            with pytest.raises(WonderQError, match="not a WonderQ broker's") as e:
+                call()
+            assert type(e.value) is WonderQError
