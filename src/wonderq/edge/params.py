@@ -83,6 +83,9 @@ def present(params: Params, name: str) -> bool:
     return params.get(name) not in (None, "")
 
 
+NAMED = 5  # unknown parameters a refusal names (and guesses at)
+
+
 def known(params: Params, names: Collection[str], what: str = "this endpoint") -> None:
     """Refuse any parameter not in ``names``: a misspelt one must not be silently ignored."""
     if isinstance(names, frozenset) and params.keys() <= names:  # a route's: one comparison, in C
@@ -91,13 +94,14 @@ def known(params: Params, names: Collection[str], what: str = "this endpoint") -
     if not unknown:
         return
     guesses = []
-    for key in unknown:
+    for key in unknown[:NAMED]:  # a guess costs difflib's time: a body of a million names gets a few
         close = difflib.get_close_matches(key, names, n=1, cutoff=0.6) or sorted(
             name for name in names if name.startswith(key) or key.startswith(name))  # delay: delay_seconds
         guesses.append(f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key))
     takes = f"it takes {', '.join(sorted(names))}" if names else "it takes none"
     noun = "parameter" if len(unknown) == 1 else "parameters"
-    raise InvalidParameter(f"unknown {noun} {', '.join(guesses)} for {what}: {takes}")
+    more = f" and {len(unknown) - NAMED} more" if len(unknown) > NAMED else ""
+    raise InvalidParameter(f"unknown {noun} {', '.join(guesses)}{more} for {what}: {takes}")
 
 
 def one_of(params: Params, *names: str) -> str | None:

@@ -99,6 +99,9 @@ def first_values(headers: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
     return dict(reversed(headers))
 
 
+MAX_FIELDS = 2000  # a form's: SQS's largest request (a batch of ten, each with ten attributes) has ~500
+
+
 def form(data: bytes, where: str) -> Params:
     """``a=1&b=2``, percent-decoded as UTF-8; invalid UTF-8 is refused, not replaced,
     and so is a name given more than once (``size=1&size=2``: which one was meant?).
@@ -107,9 +110,11 @@ def form(data: bytes, where: str) -> Params:
     refused even blank. (SQS's Query protocol sends an empty list as ``Entries=``: its
     module drops blank values itself.)"""
     try:
-        pairs = parse_qsl(data.decode("utf-8"), keep_blank_values=True, errors="strict")
+        pairs = parse_qsl(data.decode("utf-8"), keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS)
     except UnicodeDecodeError:
         raise BadRequest(f"the {where} is not valid UTF-8") from None
+    except ValueError:  # more than MAX_FIELDS: refused before they are decoded, cheaply
+        raise BadRequest(f"the {where} has more than {MAX_FIELDS} fields") from None
     params: Params = dict(pairs)
     if len(params) != len(pairs):  # a repeat: rare, so found out only then
         repeated = sorted(name for name, n in Counter(name for name, _ in pairs).items() if n > 1)
