@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote_plus
 
 from wonderq.broker.access import Grant, queue_patterns
 from wonderq.broker.sqs.faults import (
@@ -55,6 +55,7 @@ SERVICE = "sqs"
 TERMINATOR = "aws4_request"
 MAX_SKEW = timedelta(minutes=15)
 MAX_EXPIRES = 7 * 24 * 3600  # seconds: a presigned URL's longest life
+MAX_SIGNED = 64  # SignedHeaders names at most (botocore signs a handful)
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 TIMESTAMP = "%Y%m%dT%H%M%SZ"
 BASIC_ISO = re.compile(r"[0-9]{8}T[0-9]{6}Z")
@@ -146,12 +147,13 @@ def text(value: bytes | None) -> str | None:
 
 
 def query_pairs(query: bytes) -> list[tuple[str, str]]:
-    """The query string's pairs, percent-decoded (``+`` stays ``+``), in order."""
+    """The query string's pairs, percent-decoded, in order; ``+`` is a space, as the parameters
+    read it (else ``a+b`` would pass for a signed ``a%2Bb`` and be read as ``a b``)."""
     pairs = []
     for part in query.decode("latin-1").split("&"):
         if part:
             key, _, value = part.partition("=")
-            pairs.append((unquote(key), unquote(value)))
+            pairs.append((unquote_plus(key), unquote_plus(value)))
     return pairs
 
 
@@ -232,7 +234,10 @@ def credential(value: str) -> tuple[str, tuple[str, str, str, str]]:
 
 
 def signed_headers(value: str) -> tuple[str, ...]:
+    """SignedHeaders, each name once (each costs a pass over the request's headers)."""
     names = tuple(value.split(";"))
+    if len(names) > MAX_SIGNED or len(set(names)) != len(names):
+        raise incomplete(f"SignedHeaders must name each header once, at most {MAX_SIGNED} of them.")
     if "host" not in names:
         raise incomplete("'Host' must be a 'SignedHeader' in the AWS Authorization.")
     return names
@@ -337,12 +342,12 @@ def canonical_query(pairs: Sequence[tuple[str, str]], presigned: bool) -> str:
 
 
 def canonical_headers(request: Request, names: Sequence[str]) -> str:
-    lines = []
-    for name in names:
-        key = name.encode("latin-1")
-        values = [" ".join(v.decode("latin-1").split()) for k, v in request.headers if k == key]
-        lines.append(f"{name}:{','.join(values)}\n")
-    return "".join(lines)
+    wanted = {name.encode("latin-1") for name in names}
+    values: dict[bytes, list[str]] = {}
+    for k, v in request.headers:  # one pass, however many are signed
+        if k in wanted:
+            values.setdefault(k, []).append(" ".join(v.decode("latin-1").split()))
+    return "".join(f"{name}:{','.join(values.get(name.encode('latin-1'), []))}\n" for name in names)
 
 
 def signature(secret: str, claim: Claim, canonical: str) -> str:
