@@ -56,6 +56,7 @@ access = logging.getLogger("wonderq.access")
 LINGER = 1.0  # seconds a refused connection stays half-open, so its answer is read
 MAX_PIPELINED = 16  # requests read ahead of their answers before reading pauses
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+SMALL_CHUNK = 1024  # body chunks under this are gathered, so the body budget counts what they hold
 
 
 class Connections:
@@ -111,7 +112,7 @@ class Connection(asyncio.Protocol):
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.first: dict[bytes, bytes] = {}  # each header's first value, made once the headers are in
-        self.body: list[bytes] = []
+        self.body: list[bytes | bytearray] = []  # small chunks gathered into a bytearray (on_body)
         self.waiting: deque[tuple[Request, bytes, bool, int]] = deque()  # parsed, not yet answered; its body bytes
         self.busy = self.closing = self.refused = self.paused = False
         self.last = False  # the request answered last closes the connection: read nothing more
@@ -248,7 +249,12 @@ class Connection(asyncio.Protocol):
         else:
             budget.held += len(chunk)
             self.body_bytes += len(chunk)
-            self.body.append(chunk)
+            if len(chunk) >= SMALL_CHUNK:
+                self.body.append(chunk)
+            elif self.body and type(self.body[-1]) is bytearray:
+                self.body[-1] += chunk  # a bytes object each would cost ~40 bytes more than a tiny chunk
+            else:
+                self.body.append(bytearray(chunk))
             return
         raise BadRequest("stop")  # stops the parser
 
@@ -282,7 +288,7 @@ class Connection(asyncio.Protocol):
         path = raw_path.decode("latin-1")
         if "%" in path:
             path = unquote(path)
-        body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
+        body = self.body[0] if len(self.body) == 1 and type(self.body[0]) is bytes else b"".join(self.body)
         return Request(self.parser.get_method().decode("ascii"), path, url.query or b"", self.headers, body,
                        self.receive, {}, None, self.first), raw_path
 
