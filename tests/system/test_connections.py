@@ -148,6 +148,23 @@ def test_the_connection_cap_refuses_clearly_and_recovers(broker: BrokerProcess) 
     assert served_again(broker)
 
 
+def test_at_the_cap_an_idle_kept_alive_connection_makes_room(broker: BrokerProcess) -> None:
+    """Clients that keep sockets alive between rare requests cannot fill the cap: the oldest
+    idle one is closed for a newcomer, as nginx reuses its idle keep-alive connections."""
+    kept = [connect(broker) for _ in range(20)]  # the cap
+    try:
+        for s in kept:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert all(s.recv(65536).startswith(b"HTTP/1.1 200") for s in kept)  # idle now, kept alive 1 s
+        with connect(broker) as extra:
+            extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            assert read_all(extra).startswith(b"HTTP/1.1 200")
+        assert kept[0].recv(65536) == b""  # the oldest was closed for it
+    finally:
+        for s in kept:
+            s.close()
+
+
 def served_again(broker: BrokerProcess, within: float = 5.0) -> bool:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:

@@ -65,6 +65,7 @@ class Connections:
     def __init__(self, app: App, limits: Limits, access_log: bool = False) -> None:
         self.app, self.limits, self.access_log = app, limits, access_log
         self.open: set[Connection] = set()
+        self.idle: dict[Connection, None] = {}  # kept alive between requests, oldest first
         self.tasks: set[asyncio.Task[None]] = set()  # each connection's answering, while it runs
         self.deadlines: Deadlines[Connection] = Deadlines(Connection.expired)
         self.refusals = Refusals()
@@ -127,7 +128,11 @@ class Connection(asyncio.Protocol):
         self.transport = transport
         self.shared.open.add(self)
         limit = self.shared.limits.max_connections
-        if len(self.shared.open) > limit:
+        if len(self.shared.open) > limit and self.shared.idle:  # the oldest idle one makes room, as nginx's
+            oldest = next(iter(self.shared.idle))
+            del self.shared.idle[oldest]
+            oldest.transport.close()
+        elif len(self.shared.open) > limit:
             self.refuse(TooManyConnections(f"the server holds its maximum of {limit} connections; try again"))
             return
         self.time(HEADERS)
@@ -135,6 +140,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.shared.open.discard(self)
+        self.shared.idle.pop(self, None)
         self.shared.deadlines.discard(self)
         self.phase, self.closing = IDLE, True
         self.drop_body()
@@ -389,6 +395,10 @@ class Connection(asyncio.Protocol):
     def time(self, phase: int) -> None:
         """Enter ``phase``, whose timeout starts now (:class:`Deadlines` asks when it ends)."""
         limits = self.shared.limits
+        if phase == KEPT:
+            self.shared.idle[self] = None
+        elif self.phase == KEPT:
+            self.shared.idle.pop(self, None)
         self.phase = phase
         seconds = limits.header_timeout if phase == HEADERS else limits.body_timeout if phase == BODY else \
             limits.keep_alive_timeout

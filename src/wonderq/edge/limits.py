@@ -11,8 +11,9 @@
 - A body over the largest request is refused (413; an SQS client gets its API's
   error) before it is read, and every body byte counts against the app's
   :class:`~wonderq.edge.requests.Budget` (503).
-- At most ``max_connections`` are open at once; one more is answered 503 and
-  closed at once, so descriptors never run out (the limit is set below the
+- At most ``max_connections`` are open at once; one more closes the oldest idle
+  kept-alive connection to make room, or with none is answered 503 and closed at
+  once, so descriptors never run out (the limit is set below the
   process's descriptor limit, which :func:`wonderq.edge.server.raise_file_limit`
   raises to the hard limit).
 
