@@ -8,6 +8,7 @@ reach it over HTTP, as they do in production."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -84,8 +85,13 @@ def dev_tool(broker: Broker | str, **settings: Any) -> Iterator[httpx.Client]:
         yield http
 
 
-def logged_in(token: str, name: str = "wonderq_key") -> dict[str, str]:
-    return {"cookie": f"{name}={token}"}
+def logged_in(http: httpx.Client, key: str, name: str = "wonderq_key") -> dict[str, str]:
+    """The cookie a login with ``key`` gives (a session id, not the key)."""
+    r = http.post("/login", json={"key": key})
+    assert r.status_code == 200, r.text
+    session = r.headers["set-cookie"].split(";")[0].split("=", 1)[1]
+    http.cookies.clear()  # each test says which cookie it sends
+    return {"cookie": f"{name}={session}"}
 
 
 def code(response: httpx.Response, status: int) -> str:
@@ -116,7 +122,8 @@ def test_without_a_key_the_dashboard_is_only_its_page_and_the_login(broker: Brok
     with broker.http(admin) as wq:
         wq.post("/queues", json={"name": "jobs"}).raise_for_status()
     with dev_tool(broker, api_key=admin) as http:  # its own key is the sampler's alone
-        eventually(lambda: http.get("/api/overview", headers=logged_in(admin)).json()["queues"])
+        cookie = logged_in(http, admin)
+        eventually(lambda: http.get("/api/overview", headers=cookie).json()["queues"])
         assert code(http.get("/api/overview"), 401) == "unauthorized"
         assert code(http.get("/queues"), 401) == "unauthorized"
         assert code(http.get("/queues/jobs"), 401) == "unauthorized"
@@ -139,12 +146,18 @@ def test_login_checks_the_key_and_keeps_it_in_a_strict_http_only_cookie(broker: 
         assert code(http.post("/login", json={}), 400) == "invalid_parameter"
         r = http.post("/login", json={"key": admin})
         assert r.status_code == 200, r.text
-        assert r.headers["set-cookie"] == f"wonderq_key={admin}; HttpOnly; SameSite=Strict; Path=/"
-        overview = eventually(lambda: (o := http.get("/api/overview", headers=logged_in(admin)).json())
-                              ["logged_in"] and o)
+        assert re.fullmatch(r"wonderq_key=[\w-]{32}; HttpOnly; SameSite=Strict; Path=/", r.headers["set-cookie"])
+        http.cookies.clear()
+        assert admin not in r.headers["set-cookie"]  # a session id: other ports on the host are sent it
+        cookie = {"cookie": r.headers["set-cookie"].split(";")[0]}
+        overview = eventually(lambda: (o := http.get("/api/overview", headers=cookie).json())["logged_in"] and o)
         assert overview["error"] is None and overview["queues"] == []
-        assert http.post("/api/queues", json={"name": "jobs"}, headers=logged_in(admin)).status_code == 200
-        assert [q["name"] for q in http.get("/queues", headers=logged_in(admin)).json()] == ["jobs"]
+        assert http.post("/api/queues", json={"name": "jobs"}, headers=cookie).status_code == 200
+        assert [q["name"] for q in http.get("/queues", headers=cookie).json()] == ["jobs"]
+        forged = {"cookie": f"wonderq_key={admin}; wonderq_key=made-up"}  # the key itself, a planted id
+        assert code(http.get("/queues", headers=forged), 401) == "unauthorized"
+        both = {"cookie": f"wonderq_key=made-up; {cookie['cookie']}"}  # a planted one beside it: no lock-out
+        assert http.get("/queues", headers=both).status_code == 200
 
 
 def test_a_caller_that_is_no_browser_may_send_its_key_as_a_bearer(broker: Broker) -> None:
@@ -167,10 +180,10 @@ def test_each_call_reaches_the_broker_with_the_browsers_key_not_the_dev_tools(br
     admin, read = broker.key("admin"), broker.key("read")
     with dev_tool(broker, api_key=admin) as http:
         assert http.post("/login", json={"key": read}).status_code == 200
-        r = http.post("/api/queues", json={"name": "jobs"}, headers=logged_in(read))
+        r = http.post("/api/queues", json={"name": "jobs"}, headers=logged_in(http, read))
         assert code(r, 403) == "forbidden" and "needs admin" in r.text
         assert "set-cookie" not in r.headers  # a key without the scope is still logged in
-        assert http.get("/queues", headers=logged_in(read)).json() == []
+        assert http.get("/queues", headers=logged_in(http, read)).json() == []
 
 
 def test_a_key_for_some_queues_sees_only_those_in_the_samples(broker: Broker) -> None:
@@ -179,21 +192,23 @@ def test_a_key_for_some_queues_sees_only_those_in_the_samples(broker: Broker) ->
         for name in ("orders-1", "billing"):
             wq.post("/queues", json={"name": name}).raise_for_status()
     with dev_tool(broker, api_key=admin) as http:
-        eventually(lambda: len(http.get("/api/overview", headers=logged_in(admin)).json()["queues"]) == 2)
-        mine = http.get("/api/overview", params={"queue": "billing"}, headers=logged_in(orders)).json()
+        as_admin, as_orders = logged_in(http, admin), logged_in(http, orders)
+        eventually(lambda: len(http.get("/api/overview", headers=as_admin).json()["queues"]) == 2)
+        mine = http.get("/api/overview", params={"queue": "billing"}, headers=as_orders).json()
         assert [q["name"] for q in mine["queues"]] == ["orders-1"] and mine["history"] is None
-        theirs = http.get("/api/overview", params={"queue": "orders-1"}, headers=logged_in(orders)).json()
+        theirs = http.get("/api/overview", params={"queue": "orders-1"}, headers=as_orders).json()
         assert theirs["history"] is not None
-        assert [q["name"] for q in http.get("/queues", headers=logged_in(orders)).json()] == ["orders-1"]
-        assert code(http.get("/queues/billing", headers=logged_in(orders)), 403) == "forbidden"
+        assert [q["name"] for q in http.get("/queues", headers=as_orders).json()] == ["orders-1"]
+        assert code(http.get("/queues/billing", headers=as_orders), 403) == "forbidden"
 
 
 def test_a_revoked_key_is_refused_and_its_cookie_cleared(broker: Broker) -> None:
     admin, read = broker.key("admin"), broker.key("read")
     with dev_tool(broker, api_key=admin) as http:
-        assert http.get("/api/overview", headers=logged_in(read)).status_code == 200
+        cookie = logged_in(http, read)
+        assert http.get("/api/overview", headers=cookie).status_code == 200
         broker.revoke(read)
-        for r in (http.get("/api/overview", headers=logged_in(read)), http.get("/queues", headers=logged_in(read))):
+        for r in (http.get("/api/overview", headers=cookie), http.get("/queues", headers=cookie)):
             assert code(r, 401) == "unauthorized"
             assert r.headers["set-cookie"] == "wonderq_key=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"
 
@@ -209,23 +224,34 @@ def test_over_tls_the_cookie_is_secure_and_host_only(broker: Broker) -> None:
     admin = broker.key("admin")
     with dev_tool(broker, api_key=admin, tls_cert="cert.pem", tls_key="key.pem") as http:
         r = http.post("/login", json={"key": admin})
-        assert r.headers["set-cookie"] == f"__Host-wonderq_key={admin}; HttpOnly; SameSite=Strict; Path=/; Secure"
-        assert code(http.get("/api/overview", headers=logged_in(admin)), 401) == "unauthorized"  # not its name
-        secure = logged_in(admin, "__Host-wonderq_key")
+        assert re.fullmatch(r"__Host-wonderq_key=[\w-]{32}; HttpOnly; SameSite=Strict; Path=/; Secure",
+                            r.headers["set-cookie"])
+        assert code(http.get("/api/overview", headers=logged_in(http, admin)), 401) == "unauthorized"  # not its name
+        secure = logged_in(http, admin, "__Host-wonderq_key")
         assert http.get("/api/overview", headers=secure).json()["logged_in"] is True
 
 
-def test_the_dev_tools_own_key_refused_is_said_in_the_overview(broker: Broker) -> None:
+@pytest.mark.parametrize("own", ["", "wq_0123456789abcdef_nope"])
+def test_without_a_key_of_its_own_the_dev_tool_samples_with_a_logins(broker: Broker, own: str) -> None:
+    """As `make run` leaves it once a key exists: the dev tool has none of its own (or one the
+    broker refuses), and a browser logs in. Its key samples, so the page shows the queues at once
+    (each browser still sees only what its own key reaches)."""
     admin = broker.key("admin")
-    with dev_tool(broker, api_key="wq_0123456789abcdef_nope") as http:
-        overview = eventually(lambda: (o := http.get("/api/overview", headers=logged_in(admin)).json())["error"] and o)
-        assert overview["error"].startswith("the broker refused the dev tool's own key (WONDERQ_API_KEY): ")
+    with broker.http(admin) as wq:
+        wq.post("/queues", json={"name": "jobs"}).raise_for_status()
+    with dev_tool(broker, api_key=own) as http:
+        time.sleep(0.2)  # a few samples, each refused
+        assert code(http.get("/api/overview"), 401) == "unauthorized"
+        cookie = logged_in(http, admin)
+        overview = http.get("/api/overview", headers=cookie).json()
+        assert [q["name"] for q in overview["queues"]] == ["jobs"] and overview["error"] is None
 
 
 def test_an_unreachable_broker_shows_a_logged_in_browser_nothing() -> None:
     with dev_tool(f"http://127.0.0.1:{free_port()}") as http:
-        assert http.get("/api/overview").json()["queues"] == []  # as before: auth was off when last seen
-        assert code(http.get("/api/overview", headers=logged_in("wq_x")), 503) == "broker_unreachable"
+        assert http.get("/api/overview").json()["queues"] == []  # open or not: not known, so none shown
+        bearer = {"authorization": "Bearer wq_x"}
+        assert code(http.get("/api/overview", headers=bearer), 503) == "broker_unreachable"
 
 
 # -- the user app --

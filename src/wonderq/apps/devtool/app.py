@@ -92,7 +92,7 @@ class DevTool:
         self.interval = interval  # seconds between samples
         self.window = window  # seconds of history kept
         self.cookie = Cookie(secure=bool(settings.tls_cert and settings.tls_key))
-        self.open = True  # the broker took a call without a key when last asked
+        self.open = False  # the broker took a call without a key when last asked (unknown: no)
         self._client: AsyncClient | None = None  # the browsers' calls, each with its own key
         self._own: AsyncClient | None = None  # the sampler's, with the dev tool's key
         self._sampler: Sampler | None = None
@@ -157,19 +157,23 @@ class DevTool:
         try:
             return await self.client.call(call, api_key=key)
         except Unauthorized as exc:
-            if self.cookie.key(req) is not None:
+            if self.cookie.sent(req):  # a revoked key's, or a session this process does not know
                 error: WonderQError = exc  # its headers as any error's
-                error.headers = (*exc.headers, self.cookie.clear())
+                error.headers = (*exc.headers, self.cookie.clear(req))
             raise
 
     async def reach(self, req: Request) -> frozenset[str] | None:
         """The queues this browser may see of the samples: all (None) while the broker takes
         calls without a key, else those its key lists; Unauthorized if it has no key the broker
-        takes. With the broker unreachable, what was true when it last answered."""
+        takes. With the broker unreachable, what was true when it last answered (a browser
+        without a key sees none before the broker was once seen to take calls without one)."""
         key = self.key(req)
         try:
             if key is not None:
-                return frozenset(q.name for q in await self.as_browser(req, list_queues_call()))
+                names = frozenset(q.name for q in await self.as_browser(req, list_queues_call()))
+                if self.sampler.lend(key):  # the dev tool's own key is refused: this one samples
+                    await self.sampler.refresh()
+                return names
             with contextlib.suppress(NotFound):
                 await self.as_browser(req, PROBE)
             self.open = True
@@ -177,8 +181,9 @@ class DevTool:
             self.open = self.open and key is not None
             raise
         except Unavailable:
-            if key is not None or not self.open:
+            if key is not None:
                 raise
+            return None if self.open else frozenset()  # not known to be open: none of the samples
         return None
 
     # -- the original's endpoints --
@@ -227,7 +232,7 @@ class DevTool:
         return json({"success": True}, headers=(self.cookie.set(key),))
 
     async def logout(self, req: Request) -> Response:
-        return json({"success": True}, headers=(self.cookie.clear(),))
+        return json({"success": True}, headers=(self.cookie.clear(req),))
 
     async def create_queue(self, req: Request) -> Response:
         p = req.params

@@ -10,7 +10,7 @@ from array import array
 from collections.abc import Sequence
 from typing import Any
 
-from wonderq.client import AsyncClient, QueueStats
+from wonderq.client import AsyncClient, QueueStats, stats_call
 from wonderq.errors import Forbidden, Unauthorized, WonderQError
 
 log = logging.getLogger("wonderq.devtool")
@@ -121,7 +121,11 @@ def find(rows: Sequence[dict[str, Any]], ref: int | str) -> int | None:
 
 class Sampler:
     """Polls the broker's stats every ``interval`` seconds into a :class:`History`
-    and keeps the latest counts as rows; ``version`` changes when the rows do."""
+    and keeps the latest counts as rows; ``version`` changes when the rows do.
+
+    It polls with the dev tool's own key (WONDERQ_API_KEY). While the broker refuses that
+    (or there is none), it borrows the key of the latest browser that logged in
+    (:meth:`lend`): each browser is still shown only the rows its own key reaches."""
 
     def __init__(self, client: AsyncClient, interval: float, window: float) -> None:
         self.client = client
@@ -130,6 +134,8 @@ class Sampler:
         self.rows: list[dict[str, Any]] = []
         self.version = 0
         self.error: str | None = None  # why the latest poll failed; None when it worked
+        self.refused = False  # the broker refused the dev tool's own key (or its lack of one)
+        self.borrowed: str | None = None  # a logged-in browser's key, polled with while refused
         self.fetches = 0
         self.published = 0  # the fetch the rows come from: an older answer never replaces them
 
@@ -161,18 +167,30 @@ class Sampler:
     async def fetch(self) -> tuple[int, list[QueueStats] | None]:
         self.fetches += 1
         ticket = self.fetches
+        borrowed = self.borrowed
         try:
-            stats = await self.client.stats()
+            stats = await (self.client.call(stats_call(), api_key=borrowed) if borrowed else self.client.stats())
         except WonderQError as exc:
             error = exc.message
             if isinstance(exc, Unauthorized | Forbidden):
-                error = f"the broker refused the dev tool's own key (WONDERQ_API_KEY): {exc.message}"
+                self.refused = True
+                if borrowed is not None and self.borrowed == borrowed:
+                    self.borrowed = None  # revoked since: the next login lends another
+                error = f"the broker refused the dev tool's own key (WONDERQ_API_KEY): {exc.message}; log in"
             if self.error is None:
                 log.warning("cannot sample the broker: %s", error)
             self.error = error
             return ticket, None
         self.error = None
         return ticket, stats
+
+    def lend(self, key: str) -> bool:
+        """A logged-in browser's key, to poll with while the dev tool's own is refused; whether
+        it is taken (then the caller may :meth:`refresh` at once)."""
+        if not self.refused or self.borrowed == key:
+            return False
+        self.borrowed = key
+        return True
 
     def publish(self, ticket: int, stats: list[QueueStats]) -> None:
         if ticket < self.published:
