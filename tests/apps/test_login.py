@@ -302,3 +302,42 @@ def test_a_listener_whose_key_is_revoked_stops_with_that_error(broker: Broker) -
     assert queue["name"] == "jobs"
     assert listener.state == "failed", listener.to_json()
     assert listener.error is not None and "the broker refused the user app's API key" in listener.error
+
+
+# -- beyond this machine (wonderq.edge.exposure) --
+
+PROXY = {"x-forwarded-for": "203.0.113.9"}
+
+
+def test_the_user_app_refuses_what_a_proxy_forwarded(broker: Broker) -> None:
+    """It has no login and acts with its own key for whoever reaches it: a proxy in front of it
+    would hand that key to the world."""
+    admin = broker.key("admin")
+    with user_app(broker, admin) as http:
+        for r in (http.post("/dispatch", params={"queue_name": "jobs"}, headers=PROXY),
+                  http.get("/listen", params={"queue_name": "jobs"}, headers=PROXY),
+                  http.get("/listeners", headers={"via": "1.1 nginx"})):
+            assert code(r, 403) == "forbidden" and "--insecure-no-auth" in r.text
+        assert http.post("/dispatch", params={"queue_name": "jobs"}).json()["created"] == 1
+    app = userapp.create_app(Settings(url=broker.url, api_key=admin, insecure_no_auth=True))
+    with serving(app) as running, running.client() as http:
+        assert http.post("/dispatch", params={"queue_name": "jobs"}, headers=PROXY).json()["created"] == 1
+
+
+def test_beyond_this_machine_the_dev_tool_asks_everyone_to_log_in(broker: Broker) -> None:
+    """Served on another address, or through a proxy, every caller needs a key the broker takes,
+    even while the broker takes calls without one; and a login needs the broker to have keys."""
+    with dev_tool(broker, host="0.0.0.0") as http:
+        assert code(http.get("/api/overview"), 401) == "unauthorized"
+        assert code(http.post("/api/queues", json={"name": "jobs"}), 401) == "unauthorized"
+        r = http.post("/login", json={"key": "wq_0123456789abcdef_anything"})
+        assert code(r, 400) == "invalid_parameter" and "no API key" in r.text  # any string would pass
+        assert http.get("/").status_code == 200  # the page, with its login form
+    with dev_tool(broker) as http:
+        assert code(http.get("/queues", headers=PROXY), 401) == "unauthorized"
+        assert http.get("/queues").status_code == 200  # its own machine: the broker takes anyone
+    admin = broker.key("admin")
+    with dev_tool(broker, host="0.0.0.0") as http:
+        assert http.get("/queues", headers=logged_in(http, admin)).status_code == 200
+    with dev_tool(broker, host="0.0.0.0", insecure_no_auth=True) as http:
+        assert code(http.get("/queues"), 401) == "unauthorized"  # the broker's own answer now

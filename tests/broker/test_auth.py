@@ -17,8 +17,9 @@ from wonderq.backends import backend_for
 from wonderq.backends.base import Backend
 from wonderq.broker import keys
 from wonderq.broker.app import create_app
-from wonderq.broker.keys import KeyRing, Unprotected, check_exposure, loopback
+from wonderq.broker.keys import KeyRing, check_exposure
 from wonderq.broker.openapi import document
+from wonderq.edge.exposure import Unprotected, loopback
 from wonderq.errors import Unauthorized
 from wonderq.settings import Settings
 

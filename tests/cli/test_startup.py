@@ -180,6 +180,15 @@ def test_an_exposed_bind_without_keys_refuses_to_start(tmp_path: Path, cluster: 
     assert "wonderq keys create" in r.stderr and "--insecure-no-auth" in r.stderr
 
 
+@pytest.mark.parametrize("verb", [["user"], ["up", "--dev-port", str(free_port()), "--user-port", str(free_port())]])
+def test_the_user_app_on_an_exposed_bind_refuses_to_start(tmp_path: Path, verb: list[str]) -> None:
+    """It has no login and acts with its own key for whoever reaches it. `up` says so before it
+    prints an address or starts anything."""
+    r = wonderq(*verb, "--host", "0.0.0.0", "--port", str(free_port()), WONDERQ_DB=str(tmp_path / "w.db"))
+    assert_cannot_start(r, "user app", "it would serve 0.0.0.0 with no login")
+    assert "--insecure-no-auth" in r.stderr and r.stdout == ""
+
+
 def test_an_exposed_bind_serves_with_a_key_or_when_told_insecure(tmp_path: Path) -> None:
     from tests.conftest import BrokerProcess
 

@@ -30,13 +30,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import ipaddress
 import logging
 import secrets
 from collections.abc import Sequence
 
 from wonderq.backends.base import Backend
 from wonderq.broker.access import OPEN, Grant
+from wonderq.edge.exposure import Unprotected, loopback, proxied
 from wonderq.edge.requests import Request
 from wonderq.errors import Unauthorized
 from wonderq.models import ApiKey
@@ -48,7 +48,6 @@ ID_HEX = 8  # bytes: 16 hex digits
 RELOAD_SECONDS = 1.0
 BEARER = "Bearer "
 SHOWN_ONCE = "this token is shown once and will not be shown again: keep it now"
-PROXIED = frozenset({b"x-forwarded-for", b"forwarded", b"x-real-ip", b"via"})  # what proxies add
 
 
 def digest(secret: str) -> str:
@@ -109,7 +108,7 @@ class KeyRing:
     def check_local(self, request: Request) -> None:
         """With auth off, refuse a request that a proxy forwarded: behind nginx every request
         comes from loopback, and the loopback bind alone would open the broker to the world."""
-        if self.insecure or not request.has_any(PROXIED):  # every REST request with auth off asks
+        if self.insecure or not proxied(request):  # every REST request with auth off asks
             return
         raise Unauthorized("this broker has no API key, so it serves only its own machine, and this request"
                            " came through a proxy (it carries a proxy's header): create a key (`wonderq keys"
@@ -126,25 +125,6 @@ class KeyRing:
         if text[:len(BEARER)].lower() != BEARER.lower():
             raise Unauthorized("the REST API takes Authorization: Bearer wq_…")
         return self.grant(text[len(BEARER):].strip())
-
-
-def loopback(host: str) -> bool:
-    """The address serves this machine only (``localhost``, 127.0.0.0/8, ``::1``)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a wildcard (""), or a name that may resolve anywhere
-
-
-class Unprotected(Exception):
-    """The broker would serve a non-loopback address with authentication off."""
-
-    def __init__(self, host: str) -> None:
-        super().__init__(f"it would serve {host or 'every address'} with no API key, open to anyone who reaches it")
-        self.hint = ("create a key first (wonderq keys create --scope admin), bind 127.0.0.1 (--host),"
-                     " or accept the risk with --insecure-no-auth (WONDERQ_INSECURE_NO_AUTH=1)")
 
 
 def check_exposure(ring: KeyRing, settings: Settings) -> None:

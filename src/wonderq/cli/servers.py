@@ -79,6 +79,9 @@ SERVICES = (
     Service("dev", "serve", "dev tool", "wonderq.apps.devtool", "dev_port", DEV_PORT),
     Service("user", "serve", "user app", "wonderq.apps.userapp", "user_port", USER_PORT),
 )
+INSECURE_APP = ("serve a non-loopback --host, or requests a proxy forwarded, to callers with no key"
+                " (WONDERQ_INSECURE_NO_AUTH=1): without it the user app, which has no login, refuses to"
+                " start or serve such a request, and the dev tool asks every such caller to log in")
 UNDER_UP = "--under-up"  # how `up` starts each service: its messages name `up`'s flags
 STOP_TIMEOUT = 15.0  # seconds a child gets to stop before SIGKILL
 
@@ -90,6 +93,8 @@ def register(verbs: Verbs) -> None:
         p.add_argument("--port", dest=service.port_field, type=int,
                        help=f"port ({variable(service.port_field)}, default {service.default_port})")
         p.add_argument(UNDER_UP, action="store_true", help=argparse.SUPPRESS)
+        if service.verb != "broker":
+            p.add_argument("--insecure-no-auth", action="store_const", const=True, help=INSECURE_APP)
     p = verbs.choices["broker"]
     database_flags(p)
     broker_flags(p)
@@ -212,13 +217,14 @@ def why_not(exc: CannotStart, settings: Settings, service: Service, under_up: bo
         if exc.in_use:
             return str(exc), f"another process listens there (`wonderq up` already?); choose another port ({flag})"
         return str(exc), f"check the address (--host or WONDERQ_HOST) and the port ({flag})"
-    if service.verb != "broker":
-        return str(exc), "run it with --log-level debug for the whole story"
-    from wonderq.broker.keys import Unprotected
-    from wonderq.broker.sqs.signatures import CredentialsError
+    from wonderq.edge.exposure import Unprotected
 
     if isinstance(exc.__cause__, Unprotected):
         return str(exc.__cause__), exc.__cause__.hint
+    if service.verb != "broker":
+        return str(exc), "run it with --log-level debug for the whole story"
+    from wonderq.broker.sqs.signatures import CredentialsError
+
     if isinstance(exc.__cause__, CredentialsError):
         return str(exc.__cause__), ("--sqs-credentials (WONDERQ_SQS_CREDENTIALS) names a file readable by this"
                                     " user only (chmod 600), a line per key: <access key id> <secret> <scope>"
@@ -252,6 +258,12 @@ def up(args: argparse.Namespace, settings: Settings) -> int:
     from wonderq.edge.server import CannotStart, check_tls, listen
 
     check_ports(settings)
+    from wonderq.apps.userapp import USER_APP_EXPOSED
+    from wonderq.edge.exposure import Unprotected, loopback
+
+    if not loopback(settings.host) and not settings.insecure_no_auth:  # the user app would refuse, after
+        refused = Unprotected(settings.host, "no login", USER_APP_EXPOSED)  # the broker and dev tool started
+        return complain(f"cannot start the user app: {refused}\n  hint: {refused.hint}", CANNOT_START)
     try:  # checked once here, not once by each child
         scheme = "https" if check_tls(settings) else "http"
     except CannotStart as exc:

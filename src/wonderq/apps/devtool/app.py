@@ -50,6 +50,7 @@ from wonderq.client import (
     stats_call,
 )
 from wonderq.edge.app import App
+from wonderq.edge.exposure import loopback, proxied
 from wonderq.edge.guard import BrowserGuard
 from wonderq.edge.params import integer, optional_integer, string
 from wonderq.edge.requests import Request
@@ -93,6 +94,7 @@ class DevTool:
         self.window = window  # seconds of history kept
         self.cookie = Cookie(secure=bool(settings.tls_cert and settings.tls_key))
         self.open = False  # the broker took a call without a key when last asked (unknown: no)
+        self.exposed = not loopback(settings.host)
         self._client: AsyncClient | None = None  # the browsers' calls, each with its own key
         self._own: AsyncClient | None = None  # the sampler's, with the dev tool's key
         self._sampler: Sampler | None = None
@@ -147,8 +149,14 @@ class DevTool:
         return await self.as_browser(req, call.unparsed())
 
     def key(self, req: Request) -> str | None:
-        """The key this caller reaches the broker with: its login's, or its own bearer key."""
-        return self.cookie.key(req) or bearer(req)
+        """The key this caller reaches the broker with: its login's, or its own bearer key.
+        Served beyond loopback, or reached through a proxy, a caller must have one, whether or
+        not the broker asks for one (:mod:`wonderq.edge.exposure`), unless --insecure-no-auth."""
+        key = self.cookie.key(req) or bearer(req)
+        if key is None and not self.settings.insecure_no_auth and (self.exposed or proxied(req)):
+            raise Unauthorized("this dev tool is reached from beyond its own machine: log in with an API key"
+                               " (POST /login, or Authorization: Bearer wq_…)")
+        return key
 
     async def as_browser(self, req: Request, call: Call[T]) -> T:
         """A call with the browser's key (none if it has not logged in); a key the broker
@@ -229,7 +237,20 @@ class DevTool:
             raise InvalidParameter("key must be an API key, as `wonderq keys create` prints it (wq_…)")
         with contextlib.suppress(NotFound):
             await self.client.call(PROBE, api_key=key)
+        if await self.takes_anyone():  # then any string would pass for a key
+            raise InvalidParameter("the broker has no API key, so there is nothing to log in with: create one"
+                                   " (`wonderq keys create`)")
         return json({"success": True}, headers=(self.cookie.set(key),))
+
+    async def takes_anyone(self) -> bool:
+        """Whether the broker answers a call with no key."""
+        try:
+            await self.client.call(PROBE, api_key="")
+        except NotFound:
+            return True
+        except Unauthorized:
+            return False
+        return True
 
     async def logout(self, req: Request) -> Response:
         return json({"success": True}, headers=(self.cookie.clear(req),))

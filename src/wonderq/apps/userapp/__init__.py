@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 
 import orjson
 
@@ -36,6 +36,7 @@ from wonderq.apps.userapp.listeners import ENDED, Listener, ListenParams, follow
 from wonderq.broker.names import path_id, queue_ref
 from wonderq.client import AsyncClient, Queue
 from wonderq.edge.app import App
+from wonderq.edge.exposure import Unprotected, loopback, proxied
 from wonderq.edge.guard import BrowserGuard
 from wonderq.edge.params import Params, integer, optional_integer
 from wonderq.edge.requests import Request
@@ -43,6 +44,7 @@ from wonderq.edge.responses import Response, Stream, error_envelope, json
 from wonderq.edge.routing import Api, Route
 from wonderq.errors import (
     BadRequest,
+    Forbidden,
     InvalidParameter,
     NotFound,
     PayloadTooLarge,
@@ -66,6 +68,11 @@ IN_FLIGHT = 8
 
 
 
+Handler = Callable[[Request], Awaitable[Response | Stream]]
+USER_APP_EXPOSED = ("the user app has no login: it acts with its WONDERQ_API_KEY for whoever reaches it;"
+                    " bind 127.0.0.1 (--host), or accept the risk with --insecure-no-auth")
+
+
 class UserApp:
     """The user app's handlers; the client and the listeners live in its lifespan."""
 
@@ -75,16 +82,34 @@ class UserApp:
         self._listen_client: AsyncClient | None = None  # the listeners' own pool: they never starve /dispatch
         self.listeners: dict[int, Listener] = {}
         self._ids = itertools.count(1)
+        local = self.local
         self.routes: list[Route] = [
-            Route("POST", "/dispatch", self.dispatch, params=("queue_id", "queue_name", "body", "stub")),
-            Route("GET", "/listen", self.listen, changes_state=True,  # it consumes and deletes
+            Route("POST", "/dispatch", local(self.dispatch), params=("queue_id", "queue_name", "body", "stub")),
+            Route("GET", "/listen", local(self.listen), changes_state=True,  # it consumes and deletes
                   params=("queue_id", "queue_name", "size", "wait_time", "visibility_timeout")),
-            Route("GET", "/listeners", self.list_listeners, params=()),
-            Route("DELETE", "/listeners/{listener}", self.delete_listener, params=()),
+            Route("GET", "/listeners", local(self.list_listeners), params=()),
+            Route("DELETE", "/listeners/{listener}", local(self.delete_listener), params=()),
         ]
+
+    def local(self, handler: Handler) -> Handler:
+        """``handler``, refusing a request a proxy forwarded: the user app has no login, and acts
+        with its own key for whoever reaches it (:mod:`wonderq.edge.exposure`)."""
+        if self.settings.insecure_no_auth:
+            return handler
+
+        async def checked(req: Request) -> Response | Stream:
+            if proxied(req):
+                raise Forbidden("the user app has no login and acts with its own API key, so it serves only its"
+                                " own machine, and this request came through a proxy (it carries a proxy's"
+                                " header); start it with --insecure-no-auth to serve it anyway")
+            return await handler(req)
+
+        return checked
 
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
+        if not loopback(self.settings.host) and not self.settings.insecure_no_auth:
+            raise Unprotected(self.settings.host, "no login", USER_APP_EXPOSED)
         key, ca_file = self.settings.api_key or None, self.settings.ca_file or None
         self._client = AsyncClient(self.settings.url, api_key=key, ca_file=ca_file)
         self._listen_client = AsyncClient(self.settings.url, max_connections=MAX_LISTENERS, api_key=key,
