@@ -9,7 +9,7 @@
 # (exec), so it is PID 1 and receives SIGTERM itself.
 set -eu
 
-VERBS=" broker up dev user migrate backup keys queues stats create send receive tail purge delete-queue "
+VERBS=" broker up dev user ready migrate backup keys queues stats create send receive tail purge delete-queue "
 if [ $# -eq 0 ]; then
     set -- broker
 fi

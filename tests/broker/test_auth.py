@@ -272,3 +272,34 @@ def test_insecure_no_auth_serves_proxied_requests(tmp_path: Path) -> None:
     settings = Settings(db=f"sqlite:///{tmp_path / 'w.db'}", retention_interval=3600, insecure_no_auth=True)
     with InProcess(create_app(settings)) as app, app.client() as client:
         assert client.get("/queues", headers={"X-Forwarded-For": "203.0.113.7"}).status_code == 200
+
+
+async def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A reload a second, each failed, logged a traceback a second: 28 in a 12-second PostgreSQL
+    outage. The database's refusal is one line, once."""
+    import asyncio
+
+    from wonderq.errors import Unavailable
+
+    settings = Settings(db=f"sqlite:///{tmp_path / 'w.db'}", retention_interval=3600)
+    ring = KeyRing(backend_for(settings), settings)
+    outcomes = [Unavailable("the database cannot be reached"), Unavailable("still down"), None, None]
+    reloaded = asyncio.Event()
+
+    async def reload() -> None:
+        outcome = outcomes.pop(0)
+        if not outcomes:
+            reloaded.set()
+        if outcome is not None:
+            raise outcome
+
+    caplog.set_level("INFO", "wonderq.keys")
+    monkeypatch.setattr(keys, "RELOAD_SECONDS", 0.001)
+    monkeypatch.setattr(ring, "reload", reload)
+    watching = asyncio.create_task(ring.watch())
+    await asyncio.wait_for(reloaded.wait(), 5)
+    watching.cancel()
+    said = [(r.levelname, r.getMessage(), bool(r.exc_info)) for r in caplog.records if r.name == "wonderq.keys"]
+    assert said == [("WARNING", "could not reload the API keys (the database cannot be reached); keeping the"
+                     " ones loaded", False), ("INFO", "the API keys reload again", False)]

@@ -72,3 +72,22 @@ def test_a_broker_logs_start_stop_and_requests_only_if_asked(tmp_path: Path, acc
     access = [line for line in lines if '"GET /queues HTTP/1.1" 200' in line]
     assert len(access) == (20 if access_log else 0), lines
     assert len(lines) == len(access) + 2, lines
+
+
+def test_asyncpg_retries_are_one_line_each_unless_debugging() -> None:
+    """A PostgreSQL outage: asyncpg's pool logs a traceback a retry; outside debug, a line each."""
+    import io
+    import logging
+
+    from wonderq.edge.logs import configure_logging
+
+    configure_logging("broker", "info")
+    out = io.StringIO()
+    logging.getLogger().handlers[0].setStream(out)  # type: ignore[attr-defined]
+    try:
+        raise ConnectionRefusedError(111, "Connect call failed")
+    except ConnectionRefusedError:
+        logging.getLogger("asyncpg.pool").warning("Failed to restore the pool connection floor; %s", "retrying",
+                                                  exc_info=True)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and "retrying: ConnectionRefusedError(111, 'Connect call failed')" in lines[0], lines

@@ -101,6 +101,18 @@ def test_verbs_flags_and_other_commands() -> None:
     assert echo.stdout == "hi\n"
 
 
+def test_the_entry_point_knows_every_verb() -> None:
+    """A verb left out of its list ran as a shell command: `ready` did (exec: ready: not found)."""
+    import argparse
+
+    from wonderq.cli import parser
+
+    actions = [a for a in parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    verbs = set(actions[0].choices)
+    listed = re.search(r'VERBS=" ([^"]*) "', ENTRYPOINT.read_text())
+    assert listed is not None and set(listed[1].split()) == verbs
+
+
 def unit() -> dict[str, list[str]]:
     keys: dict[str, list[str]] = {}
     for line in (DEPLOY / "wonderq.service").read_text().splitlines():

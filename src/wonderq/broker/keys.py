@@ -38,7 +38,7 @@ from wonderq.backends.base import Backend
 from wonderq.broker.access import OPEN, Grant
 from wonderq.edge.exposure import Unprotected, loopback, proxied
 from wonderq.edge.requests import Request
-from wonderq.errors import Unauthorized
+from wonderq.errors import Unauthorized, WonderQError
 from wonderq.models import ApiKey
 from wonderq.settings import Settings
 
@@ -89,13 +89,23 @@ class KeyRing:
         self.required = bool(self._keys) or self.floor
 
     async def watch(self) -> None:
-        """Reload every RELOAD_SECONDS until cancelled; a failed reload keeps the keys it had."""
+        """Reload every RELOAD_SECONDS until cancelled; a failed reload keeps the keys it had. An
+        outage is logged once, when it starts (a database's in one line), and once when it ends."""
+        failing = False
         while True:
             await asyncio.sleep(RELOAD_SECONDS)
             try:
                 await self.reload()
-            except Exception:
-                log.warning("could not reload the API keys; keeping the ones loaded", exc_info=True)
+            except Exception as exc:
+                if not failing:
+                    why = exc.message if isinstance(exc, WonderQError) else repr(exc)
+                    log.warning("could not reload the API keys (%s); keeping the ones loaded", why,
+                                exc_info=not isinstance(exc, WonderQError))
+                failing = True
+                continue
+            if failing:
+                log.info("the API keys reload again")
+            failing = False
 
     def grant(self, token: str) -> Grant:
         """The grant of a token, or Unauthorized (unknown, revoked or malformed)."""

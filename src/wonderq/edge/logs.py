@@ -46,6 +46,15 @@ def configure_logging(service: str, level: str) -> None:
     root.setLevel(level.upper())
     if level != "debug":
         logging.getLogger("httpx").setLevel(logging.WARNING)
+        handler.addFilter(one_line)  # asyncpg's pool retries in an outage: a traceback each
+
+
+def one_line(record: logging.LogRecord) -> bool:
+    """asyncpg's records without their tracebacks: the exception's own words, on the same line."""
+    if record.name.startswith("asyncpg") and record.exc_info and record.exc_info[1] is not None:
+        record.msg = f"{record.getMessage()}: {record.exc_info[1]!r}"
+        record.args, record.exc_info, record.exc_text = None, None, None
+    return True
 
 
 class Activity:
