@@ -114,6 +114,22 @@ async def test_peek_pages_without_consuming(db: Backend) -> None:
     assert len((await db.claim("q", 10, 30)).messages) == 7
 
 
+async def test_a_peek_stops_once_its_bodies_pass_the_byte_budget(db: Backend) -> None:
+    """A thousand 1 MiB messages in one answer held a gigabyte: a page ends once its bodies pass
+    PEEK_BYTES, counted in UTF-8 bytes; the next page picks up after it."""
+    from wonderq.backends import rules
+
+    await db.create_queue("q", QueueAttributes())
+    mib = "é" * (512 * 1024)  # 1 MiB in UTF-8, 512 Ki characters
+    for _ in range(2):
+        await db.send_batch("q", [NewMessage(mib)] * 5)
+    fit = rules.PEEK_BYTES // (1024 * 1024)  # the last one starts under the budget
+    page = await db.peek("q", 20)
+    assert len(page) == fit
+    rest = await db.peek("q", 20, page[-1].id)
+    assert len(rest) == 10 - fit and rest[0].id > page[-1].id
+
+
 async def test_purge(db: Backend) -> None:
     await db.create_queue("q", QueueAttributes())
     await db.send_batch("q", [NewMessage("x")] * 3)

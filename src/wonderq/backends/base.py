@@ -190,7 +190,9 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def peek(self, ref: QueueRef, size: int, after_id: int = 0) -> list[Message]:
-        """Up to ``size`` messages with id > ``after_id`` in id order, unchanged."""
+        """Up to ``size`` messages with id > ``after_id`` in id order, unchanged; fewer once
+        their bodies pass :data:`rules.PEEK_BYTES` (always the first), so that one answer holds
+        no more than about that (the next page starts after the last one returned)."""
 
     @abc.abstractmethod
     async def stats(self) -> list[QueueStats]:

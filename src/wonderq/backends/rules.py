@@ -27,6 +27,7 @@ Woken = list[tuple[int, int]]  # (queue_id, messages made visible)
 REDRIVE_PASSES = 10  # bounded, so a flood of poison messages cannot stall a batch
 EXPIRE_CHUNK = 5000  # messages removed per retention transaction
 DEDUP_WINDOW = 300  # seconds a FIFO queue remembers a dedup id (SQS: 5 minutes)
+PEEK_BYTES = 8 * 1024 * 1024  # bodies a peek returns at most (past the first): 1,000 of 1 MiB held 1 GB
 
 
 # The queue's columns holding its attributes, named as QueueAttributes' fields, in their order.

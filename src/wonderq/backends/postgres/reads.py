@@ -22,12 +22,17 @@ async def queues_of(conn: asyncpg.Connection, message_ids: Sequence[int]) -> dic
     return {row["id"]: row["name"] for row in await conn.fetch(QUEUES_OF, list(set(message_ids)))}
 
 
-PEEK = f"SELECT {MESSAGE_COLUMNS} FROM wonderq.messages WHERE queue_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+PEEK = f"""
+SELECT * FROM (
+    SELECT {MESSAGE_COLUMNS}, octet_length(body) AS bytes, sum(octet_length(body)) OVER (ORDER BY id) AS running
+    FROM wonderq.messages WHERE queue_id = $1 AND id > $2 ORDER BY id LIMIT $3
+) page WHERE running - bytes < $4 ORDER BY id
+"""
 
 
 async def peek(conn: asyncpg.Connection, ref: QueueRef, size: int, after_id: int) -> list[Message]:
     queue = await resolve(conn, ref)
-    return [Message.from_row(row) for row in await conn.fetch(PEEK, queue.id, after_id, size)]
+    return [Message.from_row(row) for row in await conn.fetch(PEEK, queue.id, after_id, size, rules.PEEK_BYTES)]
 
 
 STATS = f"""

@@ -19,12 +19,18 @@ def queues_of(conn: sqlite3.Connection, message_ids: Sequence[int]) -> dict[int,
     return {row[0]: row[1] for row in conn.execute(QUEUES_OF.format(", ".join("?" * len(ids))), ids)}
 
 
-PEEK = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE queue_id = ? AND id > ? ORDER BY id LIMIT ?"
+PEEK = f"""
+SELECT {", ".join(Message.FIELDS)} FROM (
+    SELECT {MESSAGE_COLUMNS}, length(CAST(body AS BLOB)) AS bytes,
+           sum(length(CAST(body AS BLOB))) OVER (ORDER BY id) AS running
+    FROM messages WHERE queue_id = ? AND id > ? ORDER BY id LIMIT ?
+) WHERE running - bytes < ? ORDER BY id
+"""
 
 
 def peek(conn: sqlite3.Connection, ref: QueueRef, size: int, after_id: int) -> list[Message]:
     queue = resolve(conn, ref)
-    return messages(conn.execute(PEEK, (queue.id, after_id, size)))
+    return messages(conn.execute(PEEK, (queue.id, after_id, size, rules.PEEK_BYTES)))
 
 
 STATS = f"""
