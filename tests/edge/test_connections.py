@@ -250,3 +250,19 @@ async def test_small_chunks_are_gathered_and_the_body_arrives_whole() -> None:
     body = b"".join(b"%x\r\n%b\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
     reply = await answer(b"POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
     assert reply.endswith(b'"body":"' + b"".join(chunks) + b'"}')
+
+
+async def test_pipelined_requests_each_under_the_header_limit_are_not_refused() -> None:
+    """Three requests of 60 KB headers each in one read (the limit is 64 KB): the bytes of the
+    ones that ended in the read were counted against the one still arriving, which got a 431."""
+    conn, transport = connect()
+    big = b"X-Big: " + b"a" * 60_000 + b"\r\n"
+    data = post(b"one", big) + post(b"two", big) + post(b"three", big)
+    conn.data_received(data[:-100])  # the third's end comes in the next read
+    conn.data_received(data[-100:])
+    await asyncio.sleep(0.1)
+    assert transport.out.count(b"HTTP/1.1 200 OK") == 3, transport.out[:300]
+    conn.data_received(post(b"four", b"X-Big: " + b"a" * 70_000 + b"\r\n"))  # over it: still refused
+    await asyncio.sleep(0.1)
+    assert b"431" in transport.out.split(b"HTTP/1.1 200 OK")[-1]
+    transport.close()

@@ -91,3 +91,22 @@ def test_asyncpg_retries_are_one_line_each_unless_debugging() -> None:
                                                   exc_info=True)
     lines = out.getvalue().splitlines()
     assert len(lines) == 1 and "retrying: ConnectionRefusedError(111, 'Connect call failed')" in lines[0], lines
+
+
+def test_the_access_log_leaves_secrets_out_of_query_strings(caplog: pytest.LogCaptureFixture) -> None:
+    """A presigned URL's signature is a credential for up to 7 days; a login's key, a token or a
+    body has no place in a log either."""
+    from wonderq.edge.logs import log_request
+    from wonderq.edge.requests import Request
+
+    async def never() -> dict[str, object]:
+        raise AssertionError
+
+    query = (b"Action=SendMessage&MessageBody=secret&X-Amz-Credential=AKID%2F20261207&X-Amz-Signature=abc"
+             b"&size=3&Entry.1.ReceiptHandle=h&key=wq_1&reservation_token=t&queue_name=jobs")
+    caplog.set_level("INFO", "wonderq.access")
+    log_request(("127.0.0.1", 5555), Request("GET", "/", query, [], b"", never, {}), "1.1", 200)
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line == ('127.0.0.1:5555 - "GET /?Action=SendMessage&MessageBody=…&X-Amz-Credential=…'
+                    '&X-Amz-Signature=…&size=3&Entry.1.ReceiptHandle=…&key=…&reservation_token=…&queue_name=jobs'
+                    ' HTTP/1.1" 200')

@@ -36,6 +36,7 @@ import httptools
 from wonderq.edge import framing
 from wonderq.edge.deadlines import Deadlines
 from wonderq.edge.limits import Limits, Refusals
+from wonderq.edge.logs import log_request
 from wonderq.edge.requests import Message, Request, first_values
 from wonderq.edge.responses import Response, Stream, error_envelope
 from wonderq.errors import (
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
     from wonderq.edge.app import App
 
 log = logging.getLogger("wonderq.edge")
-access = logging.getLogger("wonderq.access")
 LINGER = 1.0  # seconds a refused connection stays half-open, so its answer is read
 MAX_PIPELINED = 16  # requests read ahead of their answers before reading pauses
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -118,6 +118,7 @@ class Connection(asyncio.Protocol):
         self.busy = self.closing = self.refused = self.paused = False
         self.last = False  # the request answered last closes the connection: read nothing more
         self.exact = False  # this read ended a request: one whose headers end in it too is counted exactly
+        self.begun = False  # this request began in a read that ended another: counted exactly too
         self.error: Response | None = None  # the refusal sent after the requests before it are answered
         self.gone: asyncio.Future[None] | None = None  # made when a handler waits for a hang-up
         self.writable: asyncio.Future[None] | None = None  # made while the transport's buffer is full
@@ -161,9 +162,9 @@ class Connection(asyncio.Protocol):
             if not self.refused and not self.last:
                 self.refuse(BadRequest(f"malformed HTTP request: {exc}"))
             return
-        if self.exact:  # this read ended a request: one still arriving counts all of it (never less)
+        if self.exact:  # this read ended a request: the one begun in it is counted exactly at its end
             self.exact = False
-            self.header_bytes = len(data) if self.phase == HEADERS else 0
+            self.header_bytes, self.begun = 0, self.phase == HEADERS  # its share of the read is unknown
         if self.phase == HEADERS and self.header_bytes > self.shared.limits.max_header_bytes:
             limit = self.shared.limits.max_header_bytes
             self.refuse(HeaderTooLarge(f"request line and headers are over {limit} bytes"))
@@ -232,11 +233,11 @@ class Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         limit = self.shared.limits.max_header_bytes
-        if (self.header_bytes > limit or self.exact) and \
+        if (self.header_bytes > limit or self.exact or self.begun) and \
                 len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers) > limit:
             self.refuse(HeaderTooLarge(f"request line and headers are over {limit} bytes"))
             raise HeaderTooLarge("headers too large")  # stops the parser
-        self.exact = False
+        self.exact = self.begun = False
         self.time(BODY)
         first = self.first = first_values(self.headers)  # the Request's own lookups use it too
         if (error := framing.refusal(self.headers, first, self.parser)) is not None:
@@ -342,7 +343,8 @@ class Connection(asyncio.Protocol):
             self.transport.write(response.encode(request.method == "HEAD", keep_alive))
         self.app.finished(endpoint, response.status, changes, started)
         if self.shared.access_log:
-            self.log(request, response.status)
+            log_request(self.transport.get_extra_info("peername"), request, self.parser.get_http_version(),
+                        response.status)
         if self.writable is not None:  # a client that does not read: nothing more until it does
             await self.drained()
         return keep_alive
@@ -382,13 +384,6 @@ class Connection(asyncio.Protocol):
                 self.gone.set_result(None)
         await asyncio.shield(self.gone)
         return {"type": "http.disconnect"}
-
-    def log(self, request: Request, status: int) -> None:
-        peer = self.transport.get_extra_info("peername")
-        client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "-"
-        query = f"?{request.query.decode('latin-1')}" if request.query else ""
-        version = self.parser.get_http_version()
-        access.info('%s - "%s %s%s HTTP/%s" %d', client, request.method, request.path, query, version, status)
 
     # -- limits ---------------------------------------------------------------------
 

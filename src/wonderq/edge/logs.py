@@ -13,11 +13,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections import Counter
 
+from wonderq.edge.requests import Request
+
 SUMMARY_INTERVAL = 60.0  # seconds between activity summaries
+access = logging.getLogger("wonderq.access")
+# What the access log leaves out of a query string: signatures and keys, tokens and bodies
+SECRETS = re.compile(r"(?i)((?:^|&)(?:[^&=]*\.)?(?:x-amz-signature|x-amz-credential|x-amz-security-token|key"
+                     r"|reservation_token|receipthandle|messagebody|body|stringvalue|binaryvalue))=[^&]*")
+HIDDEN = r"\1=…"
 FORMAT = "%(asctime)s %(service)s[%(process)d] %(levelname)s %(message)s"
+
+
+def log_request(peer: object, request: Request, version: str, status: int) -> None:
+    """The access log's line for an answered request, its query's secrets left out."""
+    client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "-"
+    query = "?" + SECRETS.sub(HIDDEN, request.query.decode("latin-1")) if request.query else ""
+    access.info('%s - "%s %s%s HTTP/%s" %d', client, request.method, request.path, query, version, status)
 
 
 class ServiceName(logging.Filter):
