@@ -104,8 +104,11 @@ def test_a_queue_limited_key_reaches_only_its_queues(broker: Broker) -> None:
     assert c.post("/messages", json={"queue_id": ids["audit"], "body": "x"}, headers=orders).status_code == 200
     for ref in ({"queue_name": "payroll"}, {"queue_id": ids["payroll"]}):
         said = assert_error(c.post("/messages", json={**ref, "body": "x"}, headers=orders), 403, "forbidden")
-        assert "'payroll'" in said
+        assert ("'payroll'" in said) is ("queue_name" in ref)  # by id, the name is not told
         assert_error(c.get("/messages/consume", params={**ref, "wait_time": 0}, headers=orders), 403, "forbidden")
+    missing = assert_error(c.get("/messages/consume", params={"queue_id": 9999, "wait_time": 0}, headers=orders),
+                           403, "forbidden")  # nor whether an id exists: a missing one is answered alike
+    assert missing == "this key does not reach queue 9999" and "payroll" not in said
     assert_error(c.get("/queues/find?name=payroll", headers=orders), 403, "forbidden")
     assert_error(c.get(f"/queues/{ids['payroll']}/messages", headers=orders), 403, "forbidden")
     c.post("/messages", json={"queue_name": "payroll", "body": "salary"}, headers=admin)

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from wonderq.broker.rest import iso
+from wonderq.broker.wire import iso
 
 
 @pytest.mark.parametrize("ms", [0, 999, 1000, 1_764_547_200_123, 1_767_225_599_999, 4_102_444_800_000])

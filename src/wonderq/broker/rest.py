@@ -1,10 +1,9 @@
 """The original WonderQ's REST API, made real: the seed's endpoints and JSON.
 
-Each handler validates its input completely, calls one backend verb and
-shapes the JSON. The seed's wire names are mapped here and only here: a
-message's ``token`` is sent as ``reservation_token``, its ``visible_at`` as
-``retrievable_at``, counts as ``queue_size``, ``retrievable_size``, … Errors
-are the envelope ``{"error": {"code": ..., "message": ...}}``.
+Each handler validates its input completely, calls the backend and answers
+in the seed's JSON, shaped by :mod:`wonderq.broker.wire` (where a message's
+``token`` is sent as ``reservation_token``, counts as ``queue_size``, …).
+Errors are the envelope ``{"error": {"code": ..., "message": ...}}``.
 
 Each route names the scope it needs (:meth:`RestApi.needs`): read for lists,
 finds, peeks and metrics; write for sends, receives, deletes and visibility;
@@ -22,8 +21,6 @@ checks and the OpenAPI document need no key.
 from __future__ import annotations
 
 import asyncio
-import functools
-import time
 from collections.abc import Awaitable, Callable
 
 from wonderq.backends.base import Backend
@@ -36,70 +33,19 @@ from wonderq.broker.metrics import CONTENT_TYPE, Metrics
 from wonderq.broker.moves import MAX_RATE, MoveTasks
 from wonderq.broker.names import check_new, path_id, path_queue, queue_name, queue_ref
 from wonderq.broker.openapi import document
+from wonderq.broker.wire import JsonObject, message_json, peeked_json, queue_json, stats_json
 from wonderq.clock import Clock
 from wonderq.edge.params import Params, integer, known, one_of, optional_integer, present, string
 from wonderq.edge.requests import Request
 from wonderq.edge.responses import Response, json, raw
 from wonderq.edge.routing import Handler, Route
-from wonderq.errors import Forbidden, InvalidParameter, StaleToken, Unavailable
-from wonderq.models import Message, NewMessage, Queue, QueueAttributes, QueueRef, QueueStats
+from wonderq.errors import Forbidden, InvalidParameter, QueueNotFound, StaleToken, Unavailable
+from wonderq.models import ATTRIBUTES, NewMessage, QueueAttributes, QueueRef
 from wonderq.settings import MAX_BATCH, MAX_DELAY, MAX_ID, MAX_PEEK, MAX_VISIBILITY, MAX_WAIT, QUEUE_BOUNDS
 
 DEFAULTS = QueueAttributes()
-QUEUE_ATTRIBUTES = (*(name for name, _, _ in QUEUE_BOUNDS), "redrive_target")
-JsonObject = dict[str, object]
 Authed = Callable[[Request, Grant], Awaitable[Response]]  # a handler, told the caller's grant
 NEEDS_TOKEN = f"this key is limited to some queues: give the message's {wire.TOKEN}"
-
-
-def iso(ms: int | None) -> str | None:
-    """``1764547200123`` -> ``"2025-12-01T00:00:00.123Z"``. Three per message consumed, so
-    each second's text is formatted once (datetime's isoformat cost 6 % of a consume)."""
-    if ms is None:
-        return None
-    second, milli = divmod(ms, 1000)
-    return f"{utc_second(second)}.{milli:03d}Z"
-
-
-@functools.lru_cache(maxsize=4096)
-def utc_second(second: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-
-
-def queue_json(queue: Queue) -> JsonObject:
-    a = queue.attributes
-    return {
-        "id": queue.id, "name": queue.name, "created_at": iso(queue.created_at),
-        "visibility_timeout": a.visibility_timeout, "delay_seconds": a.delay_seconds,
-        "retention_seconds": a.retention_seconds, "max_message_size": a.max_message_size,
-        "redrive_target": a.redrive_target, "max_receive_count": a.max_receive_count,
-        "receive_wait_seconds": a.receive_wait_seconds, "fifo": queue.fifo, "tags": dict(queue.tags),
-    }
-
-
-def stats_json(s: QueueStats, now: int) -> JsonObject:
-    oldest = None if s.oldest_created_at is None else max(0, now - s.oldest_created_at) / 1000
-    return queue_json(s.queue) | {
-        wire.MESSAGES: s.messages, wire.VISIBLE: s.visible,
-        wire.IN_FLIGHT: s.in_flight, wire.DELAYED: s.delayed, wire.OLDEST_AGE: oldest,
-        "sent": s.sent, "received": s.received, "deleted": s.deleted, "expired": s.expired,
-    }
-
-
-def message_json(m: Message) -> JsonObject:
-    return {
-        "id": m.id, "message_id": m.message_id, "queue_id": m.queue_id, "body": m.body,
-        "created_at": iso(m.created_at), wire.VISIBLE_AT: iso(m.visible_at),
-        wire.TOKEN: m.token, "receive_count": m.receive_count,
-        "first_received_at": iso(m.first_received_at),
-    }
-
-
-def peeked_json(m: Message, now: int) -> JsonObject:
-    """A message seen without receiving it: its state instead of its token,
-    which only the consumer holding it may use."""
-    state = "visible" if m.visible_at <= now else ("in_flight" if m.token else "delayed")
-    return message_json(m) | {wire.TOKEN: None, "state": state}
 
 
 class RestApi:
@@ -121,7 +67,7 @@ class RestApi:
         read, write, admin = self.needs(READ), self.needs(WRITE), self.needs(ADMIN)
         return [
             Route("GET", "/queues", read(self.list_queues), params=()),
-            Route("POST", "/queues", admin(self.create_queue), params=("name", *QUEUE_ATTRIBUTES)),
+            Route("POST", "/queues", admin(self.create_queue), params=("name", *ATTRIBUTES)),
             Route("GET", "/queues/find", read(self.find_queue), params=("name", "id")),
             Route("DELETE", "/queues/{queue}", admin(self.delete_queue), params=()),
             Route("POST", "/queues/{queue}/purge", admin(self.purge), params=()),
@@ -160,9 +106,19 @@ class RestApi:
         return wrap
 
     async def reach(self, grant: Grant, scope: str, ref: QueueRef) -> None:
-        """Forbidden unless a queue-limited grant reaches the queue (by id: looked up)."""
-        name = ref if isinstance(ref, str) else (await self.db.get_queue(ref)).name
-        grant.check(scope, name)
+        """Forbidden unless a queue-limited grant reaches the queue. By id it is looked up, and a
+        queue out of reach or missing is refused alike, naming the id: which ids exist, and
+        their queues' names, are not told to a key that does not reach them."""
+        if isinstance(ref, str):
+            grant.check(scope, ref)
+            return
+        grant.check(scope)
+        try:
+            name = (await self.db.get_queue(ref)).name
+        except QueueNotFound:
+            name = None
+        if name is None or not grant.covers(name):
+            raise Forbidden(f"this key does not reach queue {ref}")
 
     async def out_of_reach(self, grant: Grant, message_ids: list[int]) -> dict[int, StaleToken]:
         """For a queue-limited grant, the messages in a queue it does not reach: REST names a
