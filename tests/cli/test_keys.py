@@ -107,3 +107,21 @@ def test_a_running_broker_takes_a_key_and_drops_it_when_revoked(db_url: str, tmp
         assert httpx.get(broker.url + "/queues", headers=auth).status_code == 401
     finally:
         broker.stop()
+
+
+def test_a_reader_that_leaves_early_is_no_database_error(tmp_path: Path) -> None:
+    """`keys list --json | head -1`: the closed pipe was told as "cannot use the database"."""
+    import os
+    import subprocess
+    import sys
+
+    db = str(tmp_path / "w.db")
+    create(db, "--scope", "read")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has left before anything is written
+    try:
+        done = subprocess.run([sys.executable, "-m", "wonderq", "keys", "list", "--json", "--db", db],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60, check=False)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 0 and done.stderr == "", done.stderr

@@ -189,6 +189,14 @@ def test_the_user_app_on_an_exposed_bind_refuses_to_start(tmp_path: Path, verb: 
     assert "--insecure-no-auth" in r.stderr and r.stdout == ""
 
 
+def test_a_database_path_that_is_a_directory_or_no_database_gets_its_own_hint(tmp_path: Path) -> None:
+    (tmp_path / "junk.db").write_text("not sqlite")
+    for db, hint in ((str(tmp_path), "that is a directory"), (str(tmp_path / "junk.db"), "not a SQLite database")):
+        r = wonderq("broker", "--port", str(free_port()), "--db", db)
+        assert_cannot_start(r, f"cannot open the database {db}")
+        assert hint in r.stderr.splitlines()[1], r.stderr
+
+
 def test_an_exposed_bind_serves_with_a_key_or_when_told_insecure(tmp_path: Path) -> None:
     from tests.conftest import BrokerProcess
 

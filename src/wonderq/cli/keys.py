@@ -75,6 +75,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(on_database(db, action))
     except WonderQError as exc:
         return complain(exc.message, REFUSED)
+    except BrokenPipeError:  # stdout's reader left (`keys list | head -1`): main() says nothing
+        raise
     except database_errors() as exc:  # the database could not be opened or reached
         return complain(f"cannot use the database {redact(settings.db)}: {exc}", failure_status(exc, settings.db))
 

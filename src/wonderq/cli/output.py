@@ -19,15 +19,18 @@ Run = Callable[[argparse.Namespace, Settings], int]  # a verb: exit status
 OK, REFUSED, USAGE, UNREACHABLE, EMPTY, CANNOT_START, INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
 FAILED = REFUSED  # a server's status when it failed while running
 EXIT_CODES = (  # one table for every verb
-    (OK, "ok (a server: stopped by Ctrl-C or SIGTERM)"),
+    (OK, "ok (a server stopped by Ctrl-C; one stopped by SIGTERM shuts down cleanly, then ends by that"
+         " signal, as a service manager expects: 143 in a shell; up exits 0)"),
     (REFUSED, "the broker said no (its error code and message on stderr), or the database did"
               " (keys, migrate, backup); a server failed while running"),
     (USAGE, "bad usage: a flag, an argument, a WONDERQ_* variable, a malformed URL, a database"
             " or directory named that does not exist"),
-    (UNREACHABLE, "broker unreachable (client verbs); PostgreSQL unreachable (keys, migrate)"),
+    (UNREACHABLE, "broker unreachable (client verbs), or not ready (ready); PostgreSQL unreachable (keys,"
+                  " migrate)"),
     (EMPTY, "receive found no message"),
     (CANNOT_START, "a server could not start: its port is in use, its database cannot be opened"),
-    (INTERRUPTED, "interrupted by Ctrl-C (but tail, and a server, stop with 0)"),
+    (INTERRUPTED, "interrupted by Ctrl-C (but tail, and a server, stop with 0; a server still starting"
+                  " exits 130)"),
 )
 WIDTH = 92  # of the epilogs' lines
 EXIT_STATUS = "exit status:\n" + "\n".join(

@@ -231,10 +231,22 @@ def why_not(exc: CannotStart, settings: Settings, service: Service, under_up: bo
                                     " [queues]")
     where = redact(settings.db)
     if settings.db.startswith("sqlite:"):
-        hint = f"its directory must exist and be writable by this user; choose another with {DB_FLAG}"
+        hint = sqlite_hint(settings.db, str(exc))
     else:
         hint = f"PostgreSQL must run at that host and port and accept that user, password and database ({DB_FLAG})"
     return f"cannot open the database {where}: {exc}", hint
+
+
+def sqlite_hint(url: str, why: str) -> str:
+    """What to do about a SQLite database that would not open, by what is at its path."""
+    from wonderq.backends import sqlite_path
+
+    path = sqlite_path(url)
+    if os.path.isdir(path) or not os.path.basename(path):
+        return f"that is a directory: name a file in it (its database), with {DB_FLAG}"
+    if "not a database" in why:
+        return f"that file is not a SQLite database: name another with {DB_FLAG} (a new name makes one)"
+    return f"its directory must exist and be writable by this user; choose another with {DB_FLAG}"
 
 
 def local(host: str) -> str:
