@@ -1,4 +1,4 @@
-"""Time, injectable: every layer that needs "now" asks a :class:`Clock`.
+"""Time, injectable: what a message's life depends on asks a :class:`Clock`.
 
 The broker runs on :class:`Clock` (the system's wall clock); tests pass a
 clock they move by hand, so nothing that depends on time has to sleep.

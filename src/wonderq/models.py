@@ -1,8 +1,9 @@
 """What the broker stores and hands out, in one vocabulary for every layer.
 
-Backends build these from database rows *by column name* (the SQL selects
-columns named as the fields), so the order of columns in a statement never
-matters. The edge maps them to each wire protocol's names (the REST API's
+Backends build these from database rows by column name (the SQL selects
+columns named as the fields), so the order of columns in a statement does not
+matter; SQLite's message statements, the hottest, select the fields in order.
+The edge maps them to each wire protocol's names (the REST API's
 ``reservation_token`` is :attr:`Message.token`, its ``retrievable_at`` is
 :attr:`Message.visible_at`). All times are integer milliseconds since the Unix
 epoch.

@@ -3,7 +3,7 @@
 ``queues``, ``stats [QUEUE]``, ``create QUEUE``, ``send QUEUE [BODY...]``,
 ``receive QUEUE``, ``tail QUEUE``, ``purge QUEUE`` and ``delete-queue QUEUE``
 (``wonderq VERB --help`` tells their flags); the servers ``dev``, ``user`` and
-``up`` are in :mod:`wonderq.services`. Each client verb takes ``--broker-url``
+``up`` are in :mod:`wonderq.cli.servers`. Each client verb takes ``--broker-url``
 (default ``$WONDERQ_URL``, else ``http://127.0.0.1:3213``) and ``--json``.
 
 QUEUE is a queue's name, or its id when all digits (names never are). Output is

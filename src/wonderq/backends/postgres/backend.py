@@ -1,6 +1,6 @@
 """The PostgreSQL backend: any number of stateless brokers on one database.
 
-Writes go through :class:`~wonderq.batching.GroupCommit` with several batches
+Writes go through :class:`~wonderq.backends.batching.GroupCommit` with several batches
 in flight, each one transaction on a pooled asyncpg connection; claims are
 ``WITH picked AS MATERIALIZED (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)
 UPDATE … FROM picked RETURNING``, so concurrent batches and brokers never

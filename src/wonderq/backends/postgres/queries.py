@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from wonderq.backends import rules
 from wonderq.backends.postgres import fifo
@@ -27,9 +26,6 @@ from wonderq.backends.postgres.queues import (
 from wonderq.backends.rules import Deleted, Redrive, check_sizes, delays, missing, uuid4s
 from wonderq.errors import PayloadTooLarge, StaleToken, Unavailable
 from wonderq.models import Claim, Message, NewMessage, QueueRef
-
-if TYPE_CHECKING:
-    pass
 
 PURGE = "DELETE FROM wonderq.messages WHERE queue_id = $1"
 

@@ -9,8 +9,9 @@ one fsync. Reads (peeks, stats) run on a second connection and thread and never
 wait for the writer (WAL mode).
 
 Several processes may share the file (``--cluster``): SQLite's write lock
-serialises their transactions, each claim is a single ``UPDATE … RETURNING``
-inside one, and :class:`~wonderq.backends.sqlite.wakeups.Wakeups` carries wake-ups between them.
+serialises their transactions, each claim (a ``SELECT … LIMIT n``, then an
+``UPDATE`` by id per message) is inside one, and
+:class:`~wonderq.backends.sqlite.wakeups.Wakeups` carries wake-ups between them.
 """
 
 from __future__ import annotations

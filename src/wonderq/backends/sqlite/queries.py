@@ -4,7 +4,9 @@ Write functions take a :class:`Txn` and run inside the writer's open
 transaction; they check everything that can fail before writing, so a raised
 WonderQError never leaves half a write behind. Read functions take the reader
 connection (those that serve the dashboard and the metrics are in :mod:`.reads`).
-Rows are ``sqlite3.Row``: models are built by column name.
+Messages are built from rows of :data:`MESSAGE_COLUMNS`, made from the model's
+fields in order (``sqlite3.Row``'s look-up by name compares it with every column
+before it); the other models by column name.
 """
 
 from __future__ import annotations
