@@ -32,5 +32,5 @@ def test_statements_that_return_messages_name_its_fields_in_order(conn: sqlite3.
 def test_a_row_by_position_is_the_row_by_name(conn: sqlite3.Connection) -> None:
     conn.execute("INSERT INTO messages (queue_id, uuid, body, created_at, visible_at, group_id)"
                  " VALUES (1, 'u', 'b', 1, 2, 'g')")
-    row = conn.execute(reads.PEEK, (1, 0, 1)).fetchone()
-    assert queries.messages(conn.execute(reads.PEEK, (1, 0, 1))) == [Message.from_row(row)]
+    row = conn.execute(reads.PEEK, (1, 0, 1, 1024)).fetchone()
+    assert queries.messages(conn.execute(reads.PEEK, (1, 0, 1, 1024))) == [Message.from_row(row)]

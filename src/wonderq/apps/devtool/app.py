@@ -56,7 +56,7 @@ from wonderq.edge.params import integer, optional_integer, string
 from wonderq.edge.requests import Request
 from wonderq.edge.responses import Response, json
 from wonderq.edge.routing import Api, Route
-from wonderq.errors import InvalidParameter, NotFound, Unauthorized, Unavailable, WonderQError
+from wonderq.errors import Forbidden, InvalidParameter, NotFound, Unauthorized, Unavailable, WonderQError
 from wonderq.models import ATTRIBUTES
 from wonderq.settings import MAX_ID, MAX_PEEK, Settings
 
@@ -235,7 +235,7 @@ class DevTool:
         key = string(req.params, "key") or ""
         if not KEY.fullmatch(key):
             raise InvalidParameter("key must be an API key, as `wonderq keys create` prints it (wq_…)")
-        with contextlib.suppress(NotFound):
+        with contextlib.suppress(NotFound, Forbidden):  # a key limited to some queues: 403, not 404
             await self.client.call(PROBE, api_key=key)
         if await self.takes_anyone():  # then any string would pass for a key
             raise InvalidParameter("the broker has no API key, so there is nothing to log in with: create one"

@@ -31,7 +31,8 @@ ATTRIBUTES = b"; HttpOnly; SameSite=Strict; Path=/"
 # What a key may be made of: the characters of an Authorization token (RFC 7235's token68),
 # none of which needs quoting in a cookie. The broker judges the rest.
 KEY = re.compile(r"[A-Za-z0-9._~+/=-]{1,512}")
-PROBE = get_queue_call(MAX_ID)  # no queue has this id: 404 with a key the broker takes, 401 without
+# No queue has this id: 404 with a key the broker takes (403 if it is limited to some queues), 401 without
+PROBE = get_queue_call(MAX_ID)
 MAX_SESSIONS = 1000  # logins kept at once; the oldest is forgotten first
 
 
