@@ -245,6 +245,9 @@ def test_without_a_key_of_its_own_the_dev_tool_samples_with_a_logins(broker: Bro
         cookie = logged_in(http, admin)
         overview = http.get("/api/overview", headers=cookie).json()
         assert [q["name"] for q in overview["queues"]] == ["jobs"] and overview["error"] is None
+        http.post("/logout", headers=cookie)  # its key samples no more
+        bearer = {"authorization": f"Bearer {admin}"}
+        assert eventually(lambda: http.get("/api/overview", headers=bearer).json()["error"])
 
 
 def test_an_unreachable_broker_shows_a_logged_in_browser_nothing() -> None:
@@ -330,6 +333,10 @@ def test_beyond_this_machine_the_dev_tool_asks_everyone_to_log_in(broker: Broker
     with dev_tool(broker, host="0.0.0.0") as http:
         assert code(http.get("/api/overview"), 401) == "unauthorized"
         assert code(http.post("/api/queues", json={"name": "jobs"}), 401) == "unauthorized"
+        any_string = {"authorization": "Bearer x"}  # a broker without keys would take it
+        r = http.post("/api/queues", json={"name": "jobs"}, headers=any_string)
+        assert code(r, 401) == "unauthorized" and "takes calls without a key" in r.text
+        assert code(http.get("/queues", headers=any_string | PROXY), 401) == "unauthorized"
         r = http.post("/login", json={"key": "wq_0123456789abcdef_anything"})
         assert code(r, 400) == "invalid_parameter" and "no API key" in r.text  # any string would pass
         assert http.get("/").status_code == 200  # the page, with its login form

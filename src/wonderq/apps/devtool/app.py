@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Mapping
 from importlib import resources
 from typing import TypeVar
@@ -95,6 +96,7 @@ class DevTool:
         self.cookie = Cookie(secure=bool(settings.tls_cert and settings.tls_key))
         self.open = False  # the broker took a call without a key when last asked (unknown: no)
         self.exposed = not loopback(settings.host)
+        self._asked = (False, -1e9)  # whether the broker took a call without a key, and when that was asked
         self._client: AsyncClient | None = None  # the browsers' calls, each with its own key
         self._own: AsyncClient | None = None  # the sampler's, with the dev tool's key
         self._sampler: Sampler | None = None
@@ -148,20 +150,30 @@ class DevTool:
         tool shows is what the broker said (a peeked message's ``state`` included)."""
         return await self.as_browser(req, call.unparsed())
 
-    def key(self, req: Request) -> str | None:
-        """The key this caller reaches the broker with: its login's, or its own bearer key.
-        Served beyond loopback, or reached through a proxy, a caller must have one, whether or
-        not the broker asks for one (:mod:`wonderq.edge.exposure`), unless --insecure-no-auth."""
-        key = self.cookie.key(req) or bearer(req)
-        if key is None and not self.settings.insecure_no_auth and (self.exposed or proxied(req)):
+    def given_key(self, req: Request) -> str | None:
+        """The key this caller gives: its login's, or its own bearer key."""
+        return self.cookie.key(req) or bearer(req)
+
+    async def key(self, req: Request) -> str | None:
+        """The key this caller reaches the broker with. Served beyond loopback, or reached
+        through a proxy (:mod:`wonderq.edge.exposure`), a caller must give one, and one the
+        broker checks: a broker that takes calls without a key would take any string.
+        Unless --insecure-no-auth."""
+        key = self.given_key(req)
+        if self.settings.insecure_no_auth or not (self.exposed or proxied(req)):
+            return key
+        if key is None:
             raise Unauthorized("this dev tool is reached from beyond its own machine: log in with an API key"
                                " (POST /login, or Authorization: Bearer wq_…)")
+        if await self.takes_anyone():
+            raise Unauthorized("this dev tool is reached from beyond its own machine, and the broker takes calls"
+                               " without a key: create one (`wonderq keys create`) and log in with it")
         return key
 
     async def as_browser(self, req: Request, call: Call[T]) -> T:
         """A call with the browser's key (none if it has not logged in); a key the broker
         refuses is also cleared from the browser."""
-        key = self.key(req)
+        key = await self.key(req)
         try:
             return await self.client.call(call, api_key=key)
         except Unauthorized as exc:
@@ -175,13 +187,10 @@ class DevTool:
         calls without a key, else those its key lists; Unauthorized if it has no key the broker
         takes. With the broker unreachable, what was true when it last answered (a browser
         without a key sees none before the broker was once seen to take calls without one)."""
-        key = self.key(req)
+        key = await self.key(req)
         try:
             if key is not None:
-                names = frozenset(q.name for q in await self.as_browser(req, list_queues_call()))
-                if self.sampler.lend(key):  # the dev tool's own key is refused: this one samples
-                    await self.sampler.refresh()
-                return names
+                return frozenset(q.name for q in await self.as_browser(req, list_queues_call()))
             with contextlib.suppress(NotFound):
                 await self.as_browser(req, PROBE)
             self.open = True
@@ -223,7 +232,7 @@ class DevTool:
         out: dict[str, object] = {
             "broker": self.settings.url, "error": s.error, "interval": s.interval, "version": s.version,
             "queues": None if since == s.version else rows, "history": None,
-            "logged_in": self.key(req) is not None,
+            "logged_in": self.given_key(req) is not None,
         }
         if p.get("queue") not in (None, ""):
             qid = find(rows, path_queue(str(p["queue"])))
@@ -237,22 +246,30 @@ class DevTool:
             raise InvalidParameter("key must be an API key, as `wonderq keys create` prints it (wq_…)")
         with contextlib.suppress(NotFound, Forbidden):  # a key limited to some queues: 403, not 404
             await self.client.call(PROBE, api_key=key)
-        if await self.takes_anyone():  # then any string would pass for a key
+        if await self.takes_anyone(fresh=True):  # then any string would pass for a key
             raise InvalidParameter("the broker has no API key, so there is nothing to log in with: create one"
                                    " (`wonderq keys create`)")
+        if self.sampler.lend(key):  # the dev tool's own key is refused: this login's samples now
+            await self.sampler.refresh()
         return json({"success": True}, headers=(self.cookie.set(key),))
 
-    async def takes_anyone(self) -> bool:
-        """Whether the broker answers a call with no key."""
-        try:
-            await self.client.call(PROBE, api_key="")
-        except NotFound:
-            return True
-        except Unauthorized:
-            return False
-        return True
+    async def takes_anyone(self, fresh: bool = False) -> bool:
+        """Whether the broker answers a call with no key (asked at most once a second)."""
+        now = time.monotonic()
+        if fresh or now - self._asked[1] >= 1.0:
+            try:
+                await self.client.call(PROBE, api_key="")
+                anyone = True
+            except NotFound:
+                anyone = True
+            except Unauthorized:
+                anyone = False
+            self._asked = (anyone, now)
+        return self._asked[0]
 
     async def logout(self, req: Request) -> Response:
+        if (key := self.cookie.key(req)) is not None:
+            self.sampler.give_back(key)
         return json({"success": True}, headers=(self.cookie.clear(req),))
 
     async def create_queue(self, req: Request) -> Response:

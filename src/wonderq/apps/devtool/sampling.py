@@ -124,8 +124,9 @@ class Sampler:
     and keeps the latest counts as rows; ``version`` changes when the rows do.
 
     It polls with the dev tool's own key (WONDERQ_API_KEY). While the broker refuses that
-    (or there is none), it borrows the key of the latest browser that logged in
-    (:meth:`lend`): each browser is still shown only the rows its own key reaches."""
+    (or there is none), it borrows the key of the latest login (:meth:`lend`), until that
+    browser logs out or the key is revoked: each browser is still shown only the rows its
+    own key reaches."""
 
     def __init__(self, client: AsyncClient, interval: float, window: float) -> None:
         self.client = client
@@ -167,30 +168,45 @@ class Sampler:
     async def fetch(self) -> tuple[int, list[QueueStats] | None]:
         self.fetches += 1
         ticket = self.fetches
-        borrowed = self.borrowed
+        borrowed = self.borrowed if self.refused else None
         try:
             stats = await (self.client.call(stats_call(), api_key=borrowed) if borrowed else self.client.stats())
         except WonderQError as exc:
-            error = exc.message
-            if isinstance(exc, Unauthorized | Forbidden):
-                self.refused = True
-                if borrowed is not None and self.borrowed == borrowed:
-                    self.borrowed = None  # revoked since: the next login lends another
-                error = f"the broker refused the dev tool's own key (WONDERQ_API_KEY): {exc.message}; log in"
-            if self.error is None:
-                log.warning("cannot sample the broker: %s", error)
-            self.error = error
+            refused = isinstance(exc, Unauthorized | Forbidden)
+            if refused and borrowed is None and self.borrowed is not None and not self.refused:
+                self.refused = True  # the dev tool's own key, refused: the latest login's now
+                return await self.fetch()
+            self.error = self.failed(exc, refused, borrowed)
             return ticket, None
+        self.refused = self.refused and borrowed is not None
         self.error = None
         return ticket, stats
 
+    def failed(self, exc: WonderQError, refused: bool, borrowed: str | None) -> str:
+        """Why a poll failed, logged when the polls start failing."""
+        error = exc.message
+        if refused and borrowed is not None:
+            if self.borrowed == borrowed:
+                self.borrowed = None  # revoked since: the next login lends another
+            error = f"the broker refused the key of the latest login: {exc.message}; log in again"
+        elif refused:
+            self.refused = True
+            error = f"the broker refused the dev tool's own key (WONDERQ_API_KEY): {exc.message}; log in"
+        if self.error is None:
+            log.warning("cannot sample the broker: %s", error)
+        return error
+
+    def give_back(self, key: str) -> None:
+        """A browser logged out: its key samples no more (the dev tool's own is tried again)."""
+        if self.borrowed == key:
+            self.borrowed = None
+            self.refused = False
+
     def lend(self, key: str) -> bool:
-        """A logged-in browser's key, to poll with while the dev tool's own is refused; whether
-        it is taken (then the caller may :meth:`refresh` at once)."""
-        if not self.refused or self.borrowed == key:
-            return False
+        """The latest login's key, polled with while the dev tool's own is refused; whether it is
+        used now (then the caller may :meth:`refresh` at once)."""
         self.borrowed = key
-        return True
+        return self.refused
 
     def publish(self, ticket: int, stats: list[QueueStats]) -> None:
         if ticket < self.published:
