@@ -289,3 +289,15 @@ def test_history_keeps_the_last_samples_and_forgets_deleted_queues() -> None:
     h.record(7.0, 7.0, [stats(1, 7), stats(3, 0)])
     late = h.window(3, 600)  # a new queue's history starts when it was first seen
     assert late is not None and late["t"] == [7000]
+
+
+def test_the_dashboard_knows_the_peek_budget() -> None:
+    """A page that ends early at the broker's byte budget keeps its "Next" button."""
+    import re
+    from importlib import resources
+
+    from wonderq.backends.rules import PEEK_BYTES
+
+    script = (resources.files("wonderq.apps.devtool") / "static" / "app.js").read_text()
+    found = re.search(r"const PEEK_BYTES = (\d+) \* (\d+) \* (\d+);", script)
+    assert found is not None and int(found[1]) * int(found[2]) * int(found[3]) == PEEK_BYTES

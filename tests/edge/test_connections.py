@@ -266,3 +266,21 @@ async def test_pipelined_requests_each_under_the_header_limit_are_not_refused() 
     await asyncio.sleep(0.1)
     assert b"431" in transport.out.split(b"HTTP/1.1 200 OK")[-1]
     transport.close()
+
+
+async def test_a_header_begun_after_a_pipelined_request_is_still_bounded_as_it_comes() -> None:
+    """The bytes a read holds past the requests it ended are the next one's: a header that never
+    ends is refused once they pass the limit, not held until the header timeout."""
+    conn, transport = connect()
+    conn.data_received(post(b"one") + b"POST /echo HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 70_000)
+    await asyncio.sleep(0.05)
+    assert b"431" in transport.out.split(b"HTTP/1.1 200 OK")[-1]
+    transport.close()
+    conn, transport = connect()  # three of 60 KB in one read, the fourth begun: none refused
+    big = b"X-Big: " + b"a" * 60_000 + b"\r\n"
+    data = post(b"1", big) + post(b"2", big) + post(b"3", big) + post(b"4", big)
+    conn.data_received(data[:-100])
+    conn.data_received(data[-100:])
+    await asyncio.sleep(0.1)
+    assert transport.out.count(b"HTTP/1.1 200 OK") == 4, transport.out[-300:]
+    transport.close()

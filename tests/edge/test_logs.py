@@ -103,10 +103,11 @@ def test_the_access_log_leaves_secrets_out_of_query_strings(caplog: pytest.LogCa
         raise AssertionError
 
     query = (b"Action=SendMessage&MessageBody=secret&X-Amz-Credential=AKID%2F20261207&X-Amz-Signature=abc"
-             b"&size=3&Entry.1.ReceiptHandle=h&key=wq_1&reservation_token=t&queue_name=jobs")
+             b"&size=3&Entry.1.ReceiptHandle=h&key=wq_1&reservation_token=t&queue_name=jobs&Message%42ody=x")
     caplog.set_level("INFO", "wonderq.access")
     log_request(("127.0.0.1", 5555), Request("GET", "/", query, [], b"", never, {}), "1.1", 200)
     (line,) = [r.getMessage() for r in caplog.records]
     assert line == ('127.0.0.1:5555 - "GET /?Action=SendMessage&MessageBody=…&X-Amz-Credential=…'
                     '&X-Amz-Signature=…&size=3&Entry.1.ReceiptHandle=…&key=…&reservation_token=…&queue_name=jobs'
+                    '&Message%42ody=…'
                     ' HTTP/1.1" 200')

@@ -159,7 +159,10 @@ def test_at_the_cap_an_idle_kept_alive_connection_makes_room(broker: BrokerProce
         with connect(broker) as extra:
             extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
             assert read_all(extra).startswith(b"HTTP/1.1 200")
+        kept[0].settimeout(0.3)  # well inside the 1 s keep-alive: a close now is the eviction's
         assert kept[0].recv(65536) == b""  # the oldest was closed for it
+        kept[-1].sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")  # the newest was not
+        assert kept[-1].recv(65536).startswith(b"HTTP/1.1 200")
     finally:
         for s in kept:
             s.close()

@@ -307,7 +307,8 @@ def _paths() -> dict[str, dict[str, Schema]]:
         },
         "/queues/{queue}/messages": {
             "get": operation("peek", "A queue's messages, without receiving them", ok(
-                "up to size messages with id > after, in id order", {"type": "array", "items": ref("PeekedMessage")},
+                "up to size messages with id > after, in id order; fewer once their bodies pass 8 MiB",
+                {"type": "array", "items": ref("PeekedMessage")},
                 404), parameters=[QUEUE_PATH, query("size", integer(1, MAX_PEEK, 10)),
                                   query("after", integer(0, MAX_ID, 0))]),
         },

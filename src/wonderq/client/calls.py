@@ -20,6 +20,7 @@ from wonderq.client.answers import (
     Sent,
     error,
     fields,
+    get,
     items,
     parse_deleted,
     parse_message,
@@ -104,7 +105,7 @@ def delete_queue_call(queue: QueueRef) -> Call[None]:
 
 
 def purge_call(queue: QueueRef) -> Call[int]:
-    return Call("POST", f"/queues/{_queue_path(queue)}/purge", lambda data: int(str(fields(data).get("purged"))))
+    return Call("POST", f"/queues/{_queue_path(queue)}/purge", lambda data: get(fields(data), "purged", int))
 
 
 def move_call(queue: QueueRef, destination: str | None) -> Call[Moving]:

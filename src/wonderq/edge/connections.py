@@ -25,6 +25,7 @@ connection cap, the memory budget), and:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections import deque
@@ -57,6 +58,13 @@ LINGER = 1.0  # seconds a refused connection stays half-open, so its answer is r
 MAX_PIPELINED = 16  # requests read ahead of their answers before reading pauses
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 SMALL_CHUNK = 1024  # body chunks under this are gathered, so the body budget counts what they hold
+
+
+def sent_size(request: Request, raw_path: bytes) -> int:
+    """About the bytes a request took on the wire (a chunked body's framing aside)."""
+    target = len(raw_path) + (len(request.query) + 1 if request.query else 0)
+    head = len(request.method) + target + 12 + sum(len(n) + len(v) + 4 for n, v in request.headers) + 2
+    return head + len(request.body)
 
 
 class Connections:
@@ -118,6 +126,7 @@ class Connection(asyncio.Protocol):
         self.busy = self.closing = self.refused = self.paused = False
         self.last = False  # the request answered last closes the connection: read nothing more
         self.exact = False  # this read ended a request: one whose headers end in it too is counted exactly
+        self.ended = 0  # requests this read ended (their bytes are not the next one's)
         self.begun = False  # this request began in a read that ended another: counted exactly too
         self.error: Response | None = None  # the refusal sent after the requests before it are answered
         self.gone: asyncio.Future[None] | None = None  # made when a handler waits for a hang-up
@@ -162,9 +171,12 @@ class Connection(asyncio.Protocol):
             if not self.refused and not self.last:
                 self.refuse(BadRequest(f"malformed HTTP request: {exc}"))
             return
-        if self.exact:  # this read ended a request: the one begun in it is counted exactly at its end
-            self.exact = False
-            self.header_bytes, self.begun = 0, self.phase == HEADERS  # its share of the read is unknown
+        if self.ended:  # this read ended requests: the one begun after them holds the rest of it
+            ended, self.ended, self.exact = self.ended, 0, False
+            self.begun = self.phase == HEADERS  # and it is counted exactly once its headers are in
+            done = itertools.islice(reversed(self.waiting), ended)
+            self.header_bytes = max(0, len(data) - sum(sent_size(r, path) for r, path, _, _ in done)) \
+                if self.begun else 0
         if self.phase == HEADERS and self.header_bytes > self.shared.limits.max_header_bytes:
             limit = self.shared.limits.max_header_bytes
             self.refuse(HeaderTooLarge(f"request line and headers are over {limit} bytes"))
@@ -256,12 +268,12 @@ class Connection(asyncio.Protocol):
         else:
             budget.held += len(chunk)
             self.body_bytes += len(chunk)
-            if len(chunk) >= SMALL_CHUNK:
+            if len(chunk) >= SMALL_CHUNK or not self.body:  # a body in one read: kept as it came
                 self.body.append(chunk)
-            elif self.body and type(self.body[-1]) is bytearray:
-                self.body[-1] += chunk  # a bytes object each would cost ~40 bytes more than a tiny chunk
+            elif type(last := self.body[-1]) is bytearray:
+                last += chunk  # a bytes object each would cost ~40 bytes more than a tiny chunk
             else:
-                self.body.append(bytearray(chunk))
+                self.body[-1] = bytearray(last) + chunk
             return
         raise BadRequest("stop")  # stops the parser
 
@@ -284,7 +296,7 @@ class Connection(asyncio.Protocol):
             self.shared.tasks.add(task)
             task.add_done_callback(self.shared.tasks.discard)
         self.body_bytes = self.header_bytes = 0
-        self.exact = True
+        self.exact, self.ended = True, self.ended + 1
 
     def request(self) -> tuple[Request, bytes]:
         """The request read, and its raw path (HttpParserInvalidURLError if its URL is none)."""

@@ -16,23 +16,31 @@ import logging
 import re
 import time
 from collections import Counter
+from urllib.parse import unquote_plus
 
 from wonderq.edge.requests import Request
 
 SUMMARY_INTERVAL = 60.0  # seconds between activity summaries
 access = logging.getLogger("wonderq.access")
-# What the access log leaves out of a query string: signatures and keys, tokens and bodies
-SECRETS = re.compile(r"(?i)((?:^|&)(?:[^&=]*\.)?(?:x-amz-signature|x-amz-credential|x-amz-security-token|key"
-                     r"|reservation_token|receipthandle|messagebody|body|stringvalue|binaryvalue))=[^&]*")
-HIDDEN = r"\1=…"
+# What the access log leaves out of a query string (by a name's decoded last part): signatures
+# and keys, tokens and bodies
+SECRETS = re.compile(r"(?i)(?:.*\.)?(?:x-amz-signature|x-amz-credential|x-amz-security-token|key|reservation_token"
+                     r"|receipthandle|messagebody|body|stringvalue|binaryvalue)")
 FORMAT = "%(asctime)s %(service)s[%(process)d] %(levelname)s %(message)s"
 
 
 def log_request(peer: object, request: Request, version: str, status: int) -> None:
     """The access log's line for an answered request, its query's secrets left out."""
     client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "-"
-    query = "?" + SECRETS.sub(HIDDEN, request.query.decode("latin-1")) if request.query else ""
+    query = "?" + hidden(request.query.decode("latin-1")) if request.query else ""
     access.info('%s - "%s %s%s HTTP/%s" %d', client, request.method, request.path, query, version, status)
+
+
+def hidden(query: str) -> str:
+    """``query`` with the values of :data:`SECRETS` left out (``name=…``)."""
+    pairs = (part.partition("=") for part in query.split("&"))
+    return "&".join(f"{name}=…" if SECRETS.fullmatch(unquote_plus(name)) else name + eq + value
+                    for name, eq, value in pairs)
 
 
 class ServiceName(logging.Filter):

@@ -71,7 +71,8 @@ def apply(current: QueueAttributes, given: Mapping[str, object], fifo: bool, cre
         else:
             extras[name] = kept(name, value)
     by_group = changes.get("dedup_by_group", current.dedup_by_group)
-    if extras.get("FifoThroughputLimit") == "perMessageGroupId" and not by_group:
+    asked = "FifoThroughputLimit" in given or "DeduplicationScope" in given  # a queue made before stays settable
+    if asked and extras.get("FifoThroughputLimit") == "perMessageGroupId" and not by_group:
         raise bad_value("FifoThroughputLimit", "perMessageGroupId needs DeduplicationScope messageGroup.")
     changes["extras"] = orjson.dumps(extras).decode() if extras else None
     return dataclasses.replace(current, **changes)  # type: ignore[arg-type]

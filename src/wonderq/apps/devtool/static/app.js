@@ -8,6 +8,7 @@
 const POLL_MS = 1000;
 const HIDDEN_POLL_MS = 5000;
 const PREVIEW_CHARS = 160;
+const PEEK_BYTES = 8 * 1024 * 1024;  // backends/rules.py: the bodies a peek returns at most
 const DEPTH_SERIES = [
   ["messages", "Messages", "#4f6bed"],
   ["visible", "Visible", "#2a9d5c"],
@@ -453,7 +454,9 @@ function renderMessages(messages) {
   }
   $("messages").tBodies[0].replaceChildren(...rows);
   state.lastIds = messages.map((m) => m.id);
-  $("next-page").disabled = messages.length < state.pageSize;
+  // a page ends early once its bodies pass the broker's PEEK_BYTES: then there may be more
+  const bytes = messages.reduce((n, m) => n + new TextEncoder().encode(m.body).length, 0);
+  $("next-page").disabled = messages.length === 0 || (messages.length < state.pageSize && bytes < PEEK_BYTES);
   $("prev-page").disabled = state.pages.length === 0;
   $("first-page").disabled = state.pages.length === 0;
   const range = messages.length ? `ids ${fmt(messages[0].id)}–${fmt(messages[messages.length - 1].id)}` : "";
