@@ -174,14 +174,17 @@ class Connection(asyncio.Protocol):
         if self.ended:  # this read ended requests: the one begun after them holds the rest of it
             ended, self.ended, self.exact = self.ended, 0, False
             self.begun = self.phase == HEADERS  # and it is counted exactly once its headers are in
-            done = itertools.islice(reversed(self.waiting), ended)
-            self.header_bytes = max(0, len(data) - sum(sent_size(r, path) for r, path, _, _ in done)) \
-                if self.begun else 0
+            self.header_bytes = self.rest_of(data, ended) if self.begun else 0
         if self.phase == HEADERS and self.header_bytes > self.shared.limits.max_header_bytes:
             limit = self.shared.limits.max_header_bytes
             self.refuse(HeaderTooLarge(f"request line and headers are over {limit} bytes"))
         elif self.phase == HEADERS or self.phase == BODY:  # a request still arriving
             self.shared.deadlines.arm(self, self.due)
+
+    def rest_of(self, data: bytes, ended: int) -> int:
+        """About the bytes of ``data`` past the ``ended`` requests it ended (the newest waiting)."""
+        done = itertools.islice(reversed(self.waiting), ended)
+        return max(0, len(data) - sum(sent_size(request, path) for request, path, _, _ in done))
 
     def feed(self, data: bytes) -> None:
         """Parse ``data``. llhttp ends a request that asks to upgrade the protocol at its
