@@ -56,7 +56,7 @@ def sqs_headers(action: str) -> list[tuple[bytes, bytes]]:
 
 class Wire:
     """One client's kept-alive connection into the edge, with no socket: it is the
-    :class:`~wonderq.edge.connections.Connection`'s transport, and each response the
+    :class:`~wonderq.edge.connection.Connection`'s transport, and each response the
     connection writes (one ``write`` a response) answers the request in flight."""
 
     def __init__(self, connections: Any) -> None:

@@ -60,7 +60,7 @@ class Settings:
     url: str = DEFAULT_URL  # where the dev tool, user app and CLI find the broker
     dev_port: int = DEV_PORT
     user_port: int = USER_PORT
-    # the door: browser safety (edge/guard.py) and connection limits (edge/connections.py)
+    # the door: browser safety (edge/guard.py) and connection limits (edge/connection.py)
     allowed_hosts: str = ""  # comma-separated Host names besides loopback and the bound address; * any
     allowed_origins: str = ""  # comma-separated origins that may change state (e.g. https://app.example)
     header_timeout: float = 10.0  # seconds for a request's line and headers to arrive

@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import BrokerProcess, unique
 from tests.edge.test_connections import APP, connect, post
-from wonderq.edge.connections import MAX_PIPELINED
+from wonderq.edge.connection import MAX_PIPELINED
 
 READ_WITHIN = 5.0  # seconds a test waits for the server to finish answering and close
 

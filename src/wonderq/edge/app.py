@@ -1,6 +1,6 @@
 """The app: mounted APIs, a lifespan, and one request path for all
 (:meth:`App.respond`), which the edge's own HTTP connections call
-(:mod:`~wonderq.edge.connections`); the app is an ASGI app too, for the tests
+(:mod:`~wonderq.edge.connection`); the app is an ASGI app too, for the tests
 that drive it in this process.
 
 Why not Starlette: on one core its per-request overhead alone caps a trivial
@@ -102,7 +102,7 @@ class App:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI, for tests in this process and any ASGI server (``wonderq`` serves the
-        app itself: :mod:`wonderq.edge.connections`)."""
+        app itself: :mod:`wonderq.edge.connection`)."""
         if scope["type"] == "http":
             await self.handle(scope, receive, send)
         elif scope["type"] == "lifespan":

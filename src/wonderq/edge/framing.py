@@ -1,5 +1,5 @@
 """What a request's headers may not say here, checked as they arrive, before its body
-(:meth:`Connection.on_headers_complete <wonderq.edge.connections.Connection.on_headers_complete>`):
+(:meth:`Connection.on_headers_complete <wonderq.edge.connection.Connection.on_headers_complete>`):
 RFC 9112's framing rules that llhttp leaves to the server, and this server's own size limit.
 """
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from wonderq.edge.requests import Request
 from wonderq.errors import BadRequest, PayloadTooLarge, WonderQError
 from wonderq.settings import MAX_REQUEST_BYTES
 
@@ -62,3 +63,11 @@ def authority(host: bytes, port: int | None) -> bytes:
     """The ``Host`` an absolute-form target (``http://host:port/path``) names (RFC 9112 3.2.2)."""
     host = b"[%b]" % host if b":" in host else host
     return host if port is None else b"%b:%d" % (host, port)
+
+
+def sent_size(request: Request, raw_path: bytes) -> int:
+    """About the bytes a request took on the wire (a chunked body's framing aside): what a read
+    that ended it held of it, so that the rest is the next request's."""
+    target = len(raw_path) + (len(request.query) + 1 if request.query else 0)
+    head = len(request.method) + target + 12 + sum(len(n) + len(v) + 4 for n, v in request.headers) + 2
+    return head + len(request.body)

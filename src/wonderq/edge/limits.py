@@ -17,7 +17,7 @@
   process's descriptor limit, which :func:`wonderq.edge.server.raise_file_limit`
   raises to the hard limit).
 
-:mod:`wonderq.edge.connections` enforces them. Each refusal is counted here, and a
+:mod:`wonderq.edge.connection` enforces them. Each refusal is counted here, and a
 summary is logged at most once a minute.
 """
 

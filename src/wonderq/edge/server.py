@@ -8,7 +8,7 @@ that cannot be opened fails once, not once per worker), then the workers (each i
 own event loop, backend connection and writer) are forked and any that dies is
 replaced until this process is told to stop.
 
-Each process serves its connections itself (:mod:`wonderq.edge.connections`, on
+Each process serves its connections itself (:mod:`wonderq.edge.connection`, on
 uvloop), runs the app's lifespan around them, and stops on SIGTERM or SIGINT:
 idle connections close at once, a request in progress gets :data:`GRACE` seconds.
 With ``tls_cert`` and ``tls_key`` it serves HTTPS (in every worker too); the pair
