@@ -109,6 +109,21 @@ async def test_only_fifo_queues_and_dedup_ids_deduplicate(db: Backend) -> None:
     assert await bodies(db, "q.fifo") == ["no dedup id"] * 2
 
 
+async def test_content_based_deduplication_is_the_backends_whichever_api_sends(db: Backend) -> None:
+    """A message with no dedup id, sent to a FIFO queue with content-based deduplication (REST's
+    sends carry none), takes its body's SHA-256, as SQS's sends did at the SQS edge alone."""
+    import hashlib
+
+    await db.create_queue("c.fifo", QueueAttributes(content_dedup=True))
+    first = await db.send("c.fifo", NewMessage("same body"))
+    again = await db.send_batch("c.fifo", [NewMessage("same body"), NewMessage("other")])
+    assert same(again[0], first) and await bodies(db, "c.fifo") == ["same body", "other"]
+    (m,) = (await db.claim("c.fifo", 1, 30)).messages
+    assert m.dedup_id == hashlib.sha256(b"same body").hexdigest()
+    given = await db.send("c.fifo", NewMessage("same body", dedup_id="mine"))  # a given id wins
+    assert given.id != first.id
+
+
 async def test_expiry_and_queue_deletion_forget_dedup_ids(timed: tuple[Backend, Advance], db_url: str) -> None:
     db, advance = timed
     await db.create_queue("q.fifo", QueueAttributes())

@@ -5,6 +5,7 @@ transaction plumbing, and calls these."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -42,6 +43,15 @@ def settings(attributes: QueueAttributes) -> list[int | str | None]:
 def tags_json(tags: Mapping[str, str]) -> str | None:
     """The ``tags`` column: a JSON object, or NULL for none."""
     return json.dumps(dict(sorted(tags.items())), separators=(",", ":")) if tags else None
+
+
+def content_deduped(queue: Queue, messages: Sequence[NewMessage]) -> Sequence[NewMessage]:
+    """A FIFO queue with content-based deduplication gives each message that has no dedup id its
+    body's SHA-256 (SQS's ``ContentBasedDeduplication``), whichever API sent it."""
+    if not (queue.fifo and queue.attributes.content_dedup):
+        return messages
+    return [replace(m, dedup_id=hashlib.sha256(m.body.encode()).hexdigest()) if m.dedup_id is None else m
+            for m in messages]
 
 
 def dedup_key(queue: Queue, message: NewMessage) -> str | None:

@@ -73,6 +73,7 @@ async def _send(txn: Txn, cached: Cached, messages: Sequence[NewMessage]) -> lis
         if await txn.conn.fetchval(VERSION, queue.id) != cached.version:
             return None  # the limit may have changed
         raise
+    messages = rules.content_deduped(queue, messages)
     seconds = delays(queue, messages)
     keys = [rules.dedup_key(queue, m) for m in messages] if queue.fifo else []
     if any(keys):

@@ -127,6 +127,7 @@ INSERT_PLAIN = "INSERT INTO messages (id, uuid, queue_id, body, created_at, visi
 def send_batch(txn: Txn, ref: QueueRef, messages: Sequence[NewMessage]) -> list[Message]:
     queue = txn.queue(ref)
     check_sizes(queue, messages)
+    messages = rules.content_deduped(queue, messages)
     now = txn.now
     sent = staged(txn, [(queue, m) for m in messages])
     keys = [rules.dedup_key(queue, m) for m in messages] if queue.fifo else []

@@ -4,7 +4,6 @@ batch of bodies alone in one loop (:func:`plain_batch`), and what its answer car
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -131,13 +130,11 @@ def fifo_ids(
     if delay:  # 0 is taken, as SQS takes it (some clients always send it): the queue's delay applies
         raise invalid("Value for parameter DelaySeconds is invalid. Reason: The request include parameter that is"
                       " not valid for this queue type.")
-    if dedup is None:
-        if queue is None or not queue.attributes.content_dedup:
-            raise invalid("The queue should either have ContentBasedDeduplication enabled or"
-                          " MessageDeduplicationId provided explicitly")
-        dedup = hashlib.sha256(body.encode()).hexdigest()
-    assert isinstance(group, str) and isinstance(dedup, str)
-    return group, dedup
+    if dedup is None and (queue is None or not queue.attributes.content_dedup):
+        raise invalid("The queue should either have ContentBasedDeduplication enabled or"
+                      " MessageDeduplicationId provided explicitly")
+    assert isinstance(group, str) and (dedup is None or isinstance(dedup, str))
+    return group, dedup  # no dedup id: the backend takes the body's digest (rules.content_deduped)
 
 
 def valid_ids(ids: list[str]) -> bool:
