@@ -234,20 +234,28 @@ def test_over_tls_the_cookie_is_secure_and_host_only(broker: Broker) -> None:
 @pytest.mark.parametrize("own", ["", "wq_0123456789abcdef_nope"])
 def test_without_a_key_of_its_own_the_dev_tool_samples_with_a_logins(broker: Broker, own: str) -> None:
     """As `make run` leaves it once a key exists: the dev tool has none of its own (or one the
-    broker refuses), and a browser logs in. Its key samples, so the page shows the queues at once
-    (each browser still sees only what its own key reaches)."""
-    admin = broker.key("admin")
+    broker refuses). Each logged-in browser's rows come from its own key, fresh each poll, so two
+    browsers on different keys each see what theirs reaches, and one logging out leaves the
+    other's counts running."""
+    admin, orders = broker.key("admin"), broker.key("read", "orders-*")
     with broker.http(admin) as wq:
-        wq.post("/queues", json={"name": "jobs"}).raise_for_status()
+        for name in ("jobs", "orders-1"):
+            wq.post("/queues", json={"name": name}).raise_for_status()
     with dev_tool(broker, api_key=own) as http:
         time.sleep(0.2)  # a few samples, each refused
         assert code(http.get("/api/overview"), 401) == "unauthorized"
-        cookie = logged_in(http, admin)
-        overview = http.get("/api/overview", headers=cookie).json()
-        assert [q["name"] for q in overview["queues"]] == ["jobs"] and overview["error"] is None
-        http.post("/logout", headers=cookie)  # its key samples no more
-        bearer = {"authorization": f"Bearer {admin}"}
-        assert eventually(lambda: http.get("/api/overview", headers=bearer).json()["error"])
+        as_admin, as_orders = logged_in(http, admin), logged_in(http, orders)
+
+        def seen(cookie: dict[str, str]) -> dict[str, int]:
+            overview = http.get("/api/overview", headers=cookie).json()
+            assert overview["error"] is None, overview
+            return {q["name"]: q["messages"] for q in overview["queues"]}
+
+        assert seen(as_admin) == {"jobs": 0, "orders-1": 0} and seen(as_orders) == {"orders-1": 0}
+        http.post("/logout", headers=as_admin)  # the first login's key sampled: no more
+        with broker.http(admin) as wq:
+            wq.post("/messages", json={"queue_name": "orders-1", "body": "x"}).raise_for_status()
+        assert seen(as_orders) == {"orders-1": 1}  # still counting, with its own key
 
 
 def test_an_unreachable_broker_shows_a_logged_in_browser_nothing() -> None:
@@ -312,7 +320,7 @@ def test_a_listener_whose_key_is_revoked_stops_with_that_error(broker: Broker) -
 PROXY = {"x-forwarded-for": "203.0.113.9"}
 
 
-def test_the_user_app_refuses_what_a_proxy_forwarded(broker: Broker) -> None:
+def test_the_user_app_refuses_what_a_proxy_forwarded(broker: Broker, caplog: pytest.LogCaptureFixture) -> None:
     """It has no login and acts with its own key for whoever reaches it: a proxy in front of it
     would hand that key to the world."""
     admin = broker.key("admin")
@@ -325,6 +333,7 @@ def test_the_user_app_refuses_what_a_proxy_forwarded(broker: Broker) -> None:
     app = userapp.create_app(Settings(url=broker.url, api_key=admin, insecure_no_auth=True))
     with serving(app) as running, running.client() as http:
         assert http.post("/dispatch", params={"queue_name": "jobs"}, headers=PROXY).json()["created"] == 1
+    assert "WITHOUT A LOGIN (--insecure-no-auth)" in caplog.text  # said, as the broker says it
 
 
 def test_beyond_this_machine_the_dev_tool_asks_everyone_to_log_in(broker: Broker) -> None:

@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from importlib import resources
 from typing import TypeVar
 
 from wonderq.apps.devtool.login import KEY, PROBE, Cookie, bearer
-from wonderq.apps.devtool.sampling import Sampler, find
+from wonderq.apps.devtool.sampling import NO_RATES, Sampler, find, queue_row
 from wonderq.broker.names import path_id, path_queue
 from wonderq.client import (
     AsyncClient,
@@ -62,6 +63,7 @@ from wonderq.models import ATTRIBUTES
 from wonderq.settings import MAX_ID, MAX_PEEK, Settings
 
 T = TypeVar("T")
+log = logging.getLogger("wonderq.devtool")
 
 # The dashboard loads only its own files, and no other site may frame it.
 SECURITY_HEADERS = (
@@ -121,6 +123,10 @@ class DevTool:
 
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
+        if self.settings.insecure_no_auth:
+            log.warning("serving %s and proxied requests to callers with no key (--insecure-no-auth): while the"
+                        " broker takes calls without one, anyone who reaches the dev tool may change it",
+                        self.settings.host or "every address")
         ca_file = self.settings.ca_file or None
         self._client = AsyncClient(self.settings.url, api_key="", ca_file=ca_file)
         self._own = AsyncClient(self.settings.url, api_key=self.settings.api_key, ca_file=ca_file)
@@ -227,17 +233,31 @@ class DevTool:
         p, s = req.params, self.sampler
         since = optional_integer(p, "since", 0, MAX_ID)
         seconds = integer(p, "window", 300, 1, 3600)
-        names = await self.reach(req)
-        rows = s.rows if names is None else [row for row in s.rows if row["name"] in names]
+        own = s.refused and self.given_key(req) is not None  # the samples are another key's, or none
+        rows = await self.own_rows(req) if own else await self.sampled_rows(req)
         out: dict[str, object] = {
-            "broker": self.settings.url, "error": s.error, "interval": s.interval, "version": s.version,
-            "queues": None if since == s.version else rows, "history": None,
+            "broker": self.settings.url, "error": None if own else s.error, "interval": s.interval,
+            "version": s.version, "queues": None if since == s.version and not own else rows, "history": None,
             "logged_in": self.given_key(req) is not None,
         }
         if p.get("queue") not in (None, ""):
             qid = find(rows, path_queue(str(p["queue"])))
             out["history"] = None if qid is None else s.history.window(qid, seconds)
         return json(out)
+
+    async def sampled_rows(self, req: Request) -> list[dict[str, object]]:
+        names = await self.reach(req)
+        return self.sampler.rows if names is None else [row for row in self.sampler.rows if row["name"] in names]
+
+    async def own_rows(self, req: Request) -> list[dict[str, object]]:
+        """While the dev tool's own key is refused, a logged-in browser's rows come from its own
+        key, each poll: every queue it reaches, fresh, whatever key the sampler borrowed (whose
+        history gives the rates and charts of the queues both reach)."""
+        stats = await self.as_browser(req, stats_call())
+        if (key := self.given_key(req)) is not None and self.sampler.lend(key):
+            await self.sampler.refresh()  # nobody's key sampled: this one does from now on
+        rates = self.sampler.history.rates
+        return [queue_row(st, rates.get(st.queue.id, NO_RATES)) for st in stats]
 
     async def login(self, req: Request) -> Response:
         """Check a key with the broker; keep it in this browser's cookie."""

@@ -124,9 +124,8 @@ class Sampler:
     and keeps the latest counts as rows; ``version`` changes when the rows do.
 
     It polls with the dev tool's own key (WONDERQ_API_KEY). While the broker refuses that
-    (or there is none), it borrows the key of the latest login (:meth:`lend`), until that
-    browser logs out or the key is revoked: each browser is still shown only the rows its
-    own key reaches."""
+    (or there is none), it borrows a logged-in browser's key for the history (:meth:`lend`),
+    until that browser logs out or the key is revoked, then the next one's."""
 
     def __init__(self, client: AsyncClient, interval: float, window: float) -> None:
         self.client = client
@@ -197,14 +196,17 @@ class Sampler:
         return error
 
     def give_back(self, key: str) -> None:
-        """A browser logged out: its key samples no more (the dev tool's own is tried again)."""
+        """A browser logged out: its key samples no more (the dev tool's own is tried again, and
+        the next logged-in browser's is borrowed if that is still refused)."""
         if self.borrowed == key:
             self.borrowed = None
-            self.refused = False
 
     def lend(self, key: str) -> bool:
-        """The latest login's key, polled with while the dev tool's own is refused; whether it is
-        used now (then the caller may :meth:`refresh` at once)."""
+        """A logged-in browser's key, polled with while the dev tool's own is refused, unless
+        another's is already (each browser's rows come from its own key: :meth:`DevTool.own_rows`);
+        whether it is used now (then the caller may :meth:`refresh` at once)."""
+        if self.borrowed is not None:
+            return False
         self.borrowed = key
         return self.refused
 

@@ -110,6 +110,9 @@ class UserApp:
     async def lifespan(self) -> AsyncIterator[None]:
         if not loopback(self.settings.host) and not self.settings.insecure_no_auth:
             raise Unprotected(self.settings.host, "no login", USER_APP_EXPOSED)
+        if self.settings.insecure_no_auth:
+            log.warning("serving %s and proxied requests WITHOUT A LOGIN (--insecure-no-auth): anyone who reaches"
+                        " it acts with the user app's API key", self.settings.host or "every address")
         key, ca_file = self.settings.api_key or None, self.settings.ca_file or None
         self._client = AsyncClient(self.settings.url, api_key=key, ca_file=ca_file)
         self._listen_client = AsyncClient(self.settings.url, max_connections=MAX_LISTENERS, api_key=key,
