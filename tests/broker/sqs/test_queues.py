@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -212,3 +213,69 @@ def test_actions_on_a_missing_queue(sqs: Any) -> None:
                  lambda: sqs.tag_queue(QueueUrl=url, Tags={"a": "b"}), lambda: sqs.list_queue_tags(QueueUrl=url)):
         with pytest.raises(sqs.exceptions.QueueDoesNotExist):
             call()
+
+
+def test_queues_an_older_version_stored_still_answer_a_repeated_create(tmp_path: Path) -> None:
+    """Apps call CreateQueue at every start: a queue named all digits, or one stored with
+    ``Policy=""``, both taken before this version, must still get their URL back."""
+    import asyncio
+
+    from tests.broker.sqs.conftest import sqs_client
+    from tests.inprocess import serving
+    from wonderq.backends import backend_for
+    from wonderq.broker.app import create_app
+    from wonderq.models import QueueAttributes
+    from wonderq.settings import Settings
+
+    settings = Settings(db=f"sqlite:///{tmp_path / 'old.db'}", retention_interval=3600)
+
+    async def stored_by_an_older_version() -> None:
+        db = backend_for(settings)
+        await db.open()
+        await db.create_queue("12345", QueueAttributes())
+        await db.create_queue("with-policy", QueueAttributes(extras='{"Policy":""}'))
+        await db.close()
+
+    asyncio.run(stored_by_an_older_version())
+    with serving(create_app(settings)) as app:
+        sqs = sqs_client(app, "json")
+        assert sqs.create_queue(QueueName="12345")["QueueUrl"].endswith("/12345")
+        assert sqs.create_queue(QueueName="with-policy", Attributes={"Policy": ""})["QueueUrl"]
+        attributes = sqs.get_queue_attributes(QueueUrl=sqs.get_queue_url(QueueName="with-policy")["QueueUrl"],
+                                              AttributeNames=["All"])["Attributes"]
+        assert "Policy" not in attributes
+        with pytest.raises(ClientError) as e:
+            sqs.create_queue(QueueName="67890")  # a new one is still refused
+        assert code(e) == "InvalidParameterValue"
+
+
+def test_text_xml_cannot_carry_stored_by_an_older_version_is_readable_over_query(tmp_path: Path) -> None:
+    """Such characters are refused now, but a database may hold some from before: a Query answer
+    carrying them replaces each, rather than being unreadable (and its messages hidden)."""
+    import asyncio
+
+    from tests.broker.sqs.conftest import sqs_client
+    from tests.inprocess import serving
+    from wonderq.backends import backend_for
+    from wonderq.broker.app import create_app
+    from wonderq.models import NewMessage, QueueAttributes
+    from wonderq.settings import Settings
+
+    settings = Settings(db=f"sqlite:///{tmp_path / 'old.db'}", retention_interval=3600)
+
+    async def stored_by_an_older_version() -> None:
+        db = backend_for(settings)
+        await db.open()
+        queue = await db.create_queue("old", QueueAttributes())
+        attributes = json.dumps({"a": {"DataType": "String.\x01", "StringValue": "v"}})
+        await db.send("old", NewMessage("body", attributes=attributes))
+        await db.set_tags(queue.id, {"bad": "a\x02b"})
+        await db.close()
+
+    asyncio.run(stored_by_an_older_version())
+    with serving(create_app(settings)) as app:
+        sqs = sqs_client(app, "query")
+        url = sqs.get_queue_url(QueueName="old")["QueueUrl"]
+        (m,) = sqs.receive_message(QueueUrl=url, MessageAttributeNames=["All"])["Messages"]
+        assert m["MessageAttributes"]["a"]["DataType"] == "String.\ufffd"
+        assert sqs.list_queue_tags(QueueUrl=url)["Tags"] == {"bad": "a\ufffdb"}

@@ -44,7 +44,7 @@ def bad_value(name: str, reason: str) -> SqsError:
 def apply(current: QueueAttributes, given: Mapping[str, object], fifo: bool, creating: bool) -> QueueAttributes:
     """``current`` with the ``given`` SQS attributes applied, each checked."""
     changes: dict[str, object] = {}
-    extras = orjson.loads(current.extras) if current.extras else {}
+    stored = extras(current)
     for name, value in given.items():
         if name not in NAMES or name in READ_ONLY or (name == "FifoQueue" and not creating):
             raise SqsError(INVALID_ATTRIBUTE_NAME, f"Unknown or read-only attribute {name}.")
@@ -65,16 +65,16 @@ def apply(current: QueueAttributes, given: Mapping[str, object], fifo: bool, cre
         elif name == "DeduplicationScope":
             changes["dedup_by_group"] = choice(name, value, ("queue", "messageGroup")) == "messageGroup"
         elif name == "FifoThroughputLimit":
-            extras[name] = choice(name, value, THROUGHPUT)
+            stored[name] = choice(name, value, THROUGHPUT)
         elif value == "" and KEPT[name] is None:  # as SQS: an empty Policy (or the like) removes it
-            extras.pop(name, None)
+            stored.pop(name, None)
         else:
-            extras[name] = kept(name, value)
+            stored[name] = kept(name, value)
     by_group = changes.get("dedup_by_group", current.dedup_by_group)
     asked = "FifoThroughputLimit" in given or "DeduplicationScope" in given  # a queue made before stays settable
-    if asked and extras.get("FifoThroughputLimit") == "perMessageGroupId" and not by_group:
+    if asked and stored.get("FifoThroughputLimit") == "perMessageGroupId" and not by_group:
         raise bad_value("FifoThroughputLimit", "perMessageGroupId needs DeduplicationScope messageGroup.")
-    changes["extras"] = orjson.dumps(extras).decode() if extras else None
+    changes["extras"] = orjson.dumps(stored).decode() if stored else None
     return dataclasses.replace(current, **changes)  # type: ignore[arg-type]
 
 
@@ -149,7 +149,9 @@ def redrive(value: str) -> dict[str, object]:
 
 
 def extras(attributes: QueueAttributes) -> dict[str, str]:
-    return orjson.loads(attributes.extras) if attributes.extras else {}
+    """The kept attributes; an empty one (stored by versions that kept ``Policy=""``) is none."""
+    kept: dict[str, str] = orjson.loads(attributes.extras) if attributes.extras else {}
+    return {name: value for name, value in kept.items() if value != ""}
 
 
 def render(stats: QueueStats, arn: str, dlq_arn: str | None, names: Iterable[str]) -> dict[str, str]:

@@ -135,6 +135,8 @@ def element(action: str, key: str, value: object) -> str:
     if isinstance(value, Mapping):
         return f"<{key}>{element_items(action, value)}</{key}>"
     text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    if not text.isprintable() and XML_INVALID.search(text):  # stored before such text was refused
+        text = XML_INVALID.sub("\ufffd", text)
     return f"<{key}>{escape(text, ENTITIES)}</{key}>"
 
 
