@@ -270,11 +270,12 @@ def up(args: argparse.Namespace, settings: Settings) -> int:
     from wonderq.edge.server import CannotStart, check_tls, listen
 
     check_ports(settings)
-    from wonderq.apps.userapp import USER_APP_EXPOSED
-    from wonderq.edge.exposure import Unprotected, loopback
+    from wonderq.apps.userapp import check_exposure
+    from wonderq.edge.exposure import Unprotected
 
-    if not loopback(settings.host) and not settings.insecure_no_auth:  # the user app would refuse, after
-        refused = Unprotected(settings.host, "no login", USER_APP_EXPOSED)  # the broker and dev tool started
+    try:  # the user app would refuse, after the broker and dev tool started
+        check_exposure(settings)
+    except Unprotected as refused:
         return complain(f"cannot start the user app: {refused}\n  hint: {refused.hint}", CANNOT_START)
     try:  # checked once here, not once by each child
         scheme = "https" if check_tls(settings) else "http"

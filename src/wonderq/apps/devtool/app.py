@@ -97,8 +97,8 @@ class DevTool:
         self.window = window  # seconds of history kept
         self.cookie = Cookie(secure=bool(settings.tls_cert and settings.tls_key))
         self.open = False  # the broker took a call without a key when last asked (unknown: no)
+        self._asked_at = -1e9  # time.monotonic() when takes_anyone last asked it
         self.exposed = not loopback(settings.host)
-        self._asked = (False, -1e9)  # whether the broker took a call without a key, and when that was asked
         self._client: AsyncClient | None = None  # the browsers' calls, each with its own key
         self._own: AsyncClient | None = None  # the sampler's, with the dev tool's key
         self._sampler: Sampler | None = None
@@ -233,12 +233,13 @@ class DevTool:
         p, s = req.params, self.sampler
         since = optional_integer(p, "since", 0, MAX_ID)
         seconds = integer(p, "window", 300, 1, 3600)
-        own = s.refused and self.given_key(req) is not None  # the samples are another key's, or none
+        logged_in = self.given_key(req) is not None
+        own = s.refused and logged_in  # the samples are another key's, or none
         rows = await self.own_rows(req) if own else await self.sampled_rows(req)
         out: dict[str, object] = {
             "broker": self.settings.url, "error": None if own else s.error, "interval": s.interval,
             "version": s.version, "queues": None if since == s.version and not own else rows, "history": None,
-            "logged_in": self.given_key(req) is not None,
+            "logged_in": logged_in,
         }
         if p.get("queue") not in (None, ""):
             qid = find(rows, path_queue(str(p["queue"])))
@@ -274,18 +275,17 @@ class DevTool:
         return json({"success": True}, headers=(self.cookie.set(key),))
 
     async def takes_anyone(self, fresh: bool = False) -> bool:
-        """Whether the broker answers a call with no key (asked at most once a second)."""
+        """Whether the broker answers a call with no key (:attr:`open`, asked at most once a second)."""
         now = time.monotonic()
-        if fresh or now - self._asked[1] >= 1.0:
+        if fresh or now - self._asked_at >= 1.0:
             try:
-                await self.client.call(PROBE, api_key="")
-                anyone = True
-            except NotFound:
-                anyone = True
+                with contextlib.suppress(NotFound):
+                    await self.client.call(PROBE, api_key="")
+                self.open = True
             except Unauthorized:
-                anyone = False
-            self._asked = (anyone, now)
-        return self._asked[0]
+                self.open = False
+            self._asked_at = now
+        return self.open
 
     async def logout(self, req: Request) -> Response:
         if (key := self.cookie.key(req)) is not None:

@@ -73,6 +73,12 @@ USER_APP_EXPOSED = ("the user app has no login: it acts with its WONDERQ_API_KEY
                     " bind 127.0.0.1 (--host), or accept the risk with --insecure-no-auth")
 
 
+def check_exposure(settings: Settings) -> None:
+    """Unprotected for a non-loopback bind without --insecure-no-auth (:mod:`wonderq.edge.exposure`)."""
+    if not loopback(settings.host) and not settings.insecure_no_auth:
+        raise Unprotected(settings.host, "no login", USER_APP_EXPOSED)
+
+
 class UserApp:
     """The user app's handlers; the client and the listeners live in its lifespan."""
 
@@ -108,8 +114,7 @@ class UserApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
-        if not loopback(self.settings.host) and not self.settings.insecure_no_auth:
-            raise Unprotected(self.settings.host, "no login", USER_APP_EXPOSED)
+        check_exposure(self.settings)
         if self.settings.insecure_no_auth:
             log.warning("serving %s and proxied requests WITHOUT A LOGIN (--insecure-no-auth): anyone who reaches"
                         " it acts with the user app's API key", self.settings.host or "every address")

@@ -24,7 +24,6 @@ from wonderq.broker.sqs import message_attributes as ma
 from wonderq.broker.sqs.calls import Call, Shape, integer_of
 from wonderq.broker.sqs.faults import (
     BATCH_IDS_NOT_DISTINCT,
-    BATCH_REQUEST_TOO_LONG,
     EMPTY_BATCH_REQUEST,
     INVALID_BATCH_ENTRY_ID,
     MISSING_PARAMETER,
@@ -37,9 +36,12 @@ from wonderq.broker.sqs.faults import (
 from wonderq.broker.sqs.outgoing import (
     GROUP_ID,
     Outgoing,
+    batch_too_long,
+    bodies_too_long,
     outgoing,
     plain_batch,
     sequence_number,
+    too_long,
     valid_ids,
 )
 from wonderq.broker.sqs.queues import QueueActions
@@ -112,8 +114,7 @@ class MessageActions:
             sent = await self.db.send(queue.id if queue else name, out.new)
         except PayloadTooLarge:  # over the queue's own limit, which the backend found: in SQS's words
             limit = (await self.queues.find(name)).attributes.max_message_size
-            raise invalid(f"One or more parameters are invalid. Reason: Message must be shorter than {limit}"
-                          " bytes.") from None
+            raise too_long(limit) from None
         return out.result(sent, self.digests.digest(ticket))
 
     async def send_message_batch(self, call: Call) -> Shape:
@@ -143,9 +144,8 @@ class MessageActions:
     async def send_checked(self, name: str, entries: list[tuple[str, Mapping[str, object]]],
                            queue: Queue | None, valid_text: bool) -> Shape:
         fifo = name.endswith(FIFO_SUFFIX)
-        bodies = sum(len(b.encode()) for _, e in entries if isinstance(b := e.get("MessageBody"), str))
-        if bodies > MAX_MESSAGE_SIZE:  # the request's, failing entries' too
-            raise SqsError(BATCH_REQUEST_TOO_LONG, f"Batch requests cannot be longer than {MAX_MESSAGE_SIZE} bytes.")
+        if bodies_too_long(entries):
+            raise batch_too_long()
         checked: list[tuple[str, Outgoing]] = []
         failed: list[Shape] = []
         size = 0
@@ -158,7 +158,7 @@ class MessageActions:
             checked.append((entry_id, out))
             size += out.size
         if size > MAX_MESSAGE_SIZE:
-            raise SqsError(BATCH_REQUEST_TOO_LONG, f"Batch requests cannot be longer than {MAX_MESSAGE_SIZE} bytes.")
+            raise batch_too_long()
         ref = queue.id if queue else name
         sent = await self.db.send_batch(ref, [o.new for _, o in checked]) if checked else []
         digests = ma.md5_bodies([o.encoded for _, o in checked])

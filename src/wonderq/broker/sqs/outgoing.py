@@ -12,7 +12,13 @@ import orjson
 
 from wonderq.broker.sqs import message_attributes as ma
 from wonderq.broker.sqs.calls import Shape, integer_of
-from wonderq.broker.sqs.faults import INVALID_MESSAGE_CONTENTS, MISSING_PARAMETER, SqsError, invalid
+from wonderq.broker.sqs.faults import (
+    BATCH_REQUEST_TOO_LONG,
+    INVALID_MESSAGE_CONTENTS,
+    MISSING_PARAMETER,
+    SqsError,
+    invalid,
+)
 from wonderq.models import Message, NewMessage, Queue
 from wonderq.settings import MAX_BATCH, MAX_DELAY, MAX_MESSAGE_SIZE
 
@@ -66,7 +72,7 @@ def outgoing(entry: Mapping[str, object], queue: Queue | None, fifo: bool, valid
     if not fifo and entry.keys() <= PLAIN:  # the common case, a body alone: its size
         limit = queue.attributes.max_message_size if queue else MAX_MESSAGE_SIZE
         if len(encoded) > limit:
-            raise invalid(f"One or more parameters are invalid. Reason: Message must be shorter than {limit} bytes.")
+            raise too_long(limit)
         return Outgoing(NewMessage(body), len(encoded), encoded, None, None)
     delay = integer_of(entry, "DelaySeconds", 0, MAX_DELAY) if "DelaySeconds" in entry else None
     raw, raw_system = entry.get("MessageAttributes"), entry.get("MessageSystemAttributes")
@@ -75,7 +81,7 @@ def outgoing(entry: Mapping[str, object], queue: Queue | None, fifo: bool, valid
     size = len(encoded) + (ma.size(attributes) if attributes else 0)
     limit = queue.attributes.max_message_size if queue else MAX_MESSAGE_SIZE
     if size > limit:
-        raise invalid(f"One or more parameters are invalid. Reason: Message must be shorter than {limit} bytes.")
+        raise too_long(limit)
     group, dedup = None, None
     if fifo or "MessageGroupId" in entry or "MessageDeduplicationId" in entry:
         group, dedup = fifo_ids(entry, body, queue, fifo, delay)
@@ -135,6 +141,22 @@ def fifo_ids(
                       " MessageDeduplicationId provided explicitly")
     assert isinstance(group, str) and (dedup is None or isinstance(dedup, str))
     return group, dedup  # no dedup id: the backend takes the body's digest (rules.content_deduped)
+
+
+def too_long(limit: int) -> SqsError:
+    """A message over ``limit`` bytes (its queue's, or SQS's), in SQS's words."""
+    return invalid(f"One or more parameters are invalid. Reason: Message must be shorter than {limit} bytes.")
+
+
+def batch_too_long() -> SqsError:
+    return SqsError(BATCH_REQUEST_TOO_LONG, f"Batch requests cannot be longer than {MAX_MESSAGE_SIZE} bytes.")
+
+
+def bodies_too_long(entries: list[tuple[str, Mapping[str, object]]]) -> bool:
+    """Whether a batch's bodies, failing entries' too, are over SQS's limit together (encoded
+    only when four bytes a character could pass it)."""
+    bodies = [b for _, e in entries if isinstance(b := e.get("MessageBody"), str)]
+    return 4 * sum(map(len, bodies)) > MAX_MESSAGE_SIZE and sum(len(b.encode()) for b in bodies) > MAX_MESSAGE_SIZE
 
 
 def valid_ids(ids: list[str]) -> bool:
